@@ -1,1 +1,4 @@
-export {};
+export * from './client/index.js';
+export * as signing from './signing/index.js';
+export { createGateway, type Gateway } from './server/gateway.js';
+export { defaultConfig, loadConfigFile, configFromObject, type Config } from './config/config.js';

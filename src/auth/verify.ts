@@ -1,0 +1,122 @@
+import { ApiError, authFailed, invalidAuth } from '../problems/api-error.js';
+import { bodyHash, emptyBodyHash, type HashAlgorithm } from '../signing/algorithms.js';
+import { parseAuthorization, type AuthorizationParams } from '../signing/authorization.js';
+import { stringToSign, trimHeaderValue } from '../signing/canonical.js';
+import type { SigningDateCache } from '../signing/dates.js';
+import { expectedSignature, signatureMatches } from '../signing/signature.js';
+import type { SigningKeyCache } from '../signing/signing-key.js';
+import { isUsable, type Keypair } from '../keypairs/keypair.js';
+
+/** What the verifier needs of a request; built by the middleware, or by tests directly. */
+export interface RequestToVerify {
+  method: string;
+  /** Path and query exactly as received. */
+  target: string;
+  /** Header lookup by lower-case name. */
+  header(name: string): string | undefined;
+  /** Host as the client addressed it (X-Forwarded-Host only from trusted proxies). */
+  host: string;
+  body: Buffer;
+}
+
+export interface VerifyPolicy {
+  algorithms: ReadonlySet<HashAlgorithm>;
+  skewMs: number;
+  bodyHashMode: 'strict' | 'backendai';
+  apiVersions: ReadonlySet<string>;
+}
+
+export interface VerifyContext {
+  lookup(accessKey: string): Keypair | undefined;
+  keys: SigningKeyCache;
+  dates: SigningDateCache;
+  now: number;
+}
+
+export interface Verified {
+  keypair: Keypair;
+  auth: AuthorizationParams;
+  apiVersion: string;
+}
+
+/**
+ * The same secret stands in for unknown, inactive and expired keys, so that
+ * every refused credential costs the same cached-key lookup and one HMAC as
+ * a real one and timing tells nothing about which keys exist.
+ */
+const DECOY_ID = '\u0000decoy';
+const DECOY_SECRET = 'kernelgate-decoy-secret-never-matches-anything';
+
+/** The API version header, Backend.AI's name first, then the legacy Sorna name. */
+export function apiVersionOf(req: Pick<RequestToVerify, 'header'>): string | undefined {
+  const raw = req.header('x-backendai-version') ?? req.header('x-sorna-version');
+  return raw === undefined ? undefined : trimHeaderValue(raw);
+}
+
+/** Checks the version header alone; routing has run, the signature has not. */
+export function checkApiVersion(req: Pick<RequestToVerify, 'header'>, policy: VerifyPolicy): string | undefined {
+  const version = apiVersionOf(req);
+  if (version !== undefined && !policy.apiVersions.has(version)) {
+    throw new ApiError(400, 'generic-bad-request', 'Unsupported API version.');
+  }
+  return version;
+}
+
+/**
+ * Verifies a Backend.AI signed request. Format checks come before any crypto;
+ * failures throw ApiError (400 for malformed parameters, 401 for credentials).
+ */
+export function verifyRequest(req: RequestToVerify, policy: VerifyPolicy, ctx: VerifyContext): Verified {
+  const apiVersion = checkApiVersion(req, policy);
+  const header = req.header('authorization');
+  if (header === undefined || header === '') throw authFailed('No credentials were given.');
+  const parsed = parseAuthorization(trimHeaderValue(header));
+  if (!parsed.ok) throw invalidAuth(parsed.reason);
+  const auth = parsed.value;
+  if (!policy.algorithms.has(auth.algorithm)) throw invalidAuth('Unsupported signMethod');
+  if (apiVersion === undefined || apiVersion === '') throw invalidAuth('Missing X-BackendAI-Version header');
+
+  const rawDate = req.header('date') ?? req.header('x-backendai-date') ?? req.header('x-sorna-date');
+  if (rawDate === undefined) throw invalidAuth('Missing Date or X-BackendAI-Date header');
+  const dateValue = trimHeaderValue(rawDate);
+  const date = ctx.dates.parse(dateValue);
+  if (date === undefined) throw invalidAuth('Unparseable date');
+  if (!(Math.abs(ctx.now - date.epochMs) < policy.skewMs)) {
+    throw invalidAuth('Date is too far from the server time');
+  }
+
+  const found = ctx.lookup(auth.accessKey);
+  const usable = found !== undefined && isUsable(found, ctx.now);
+  const key = usable
+    ? ctx.keys.get(found.accessKey, auth.algorithm, found.secretKey, date.keyDate, req.host)
+    : ctx.keys.get(DECOY_ID, auth.algorithm, DECOY_SECRET, date.keyDate, req.host);
+
+  const canonical = (hash: string) =>
+    stringToSign({
+      method: req.method,
+      target: req.target,
+      date: dateValue,
+      host: req.host,
+      contentType: req.header('content-type'),
+      apiVersion,
+      bodyHash: hash,
+    });
+  let matches = signatureMatches(
+    auth.algorithm,
+    expectedSignature(auth.algorithm, key, canonical(bodyHash(auth.algorithm, req.body))),
+    auth.signature,
+  );
+  if (!matches && policy.bodyHashMode === 'backendai' && req.body.length > 0) {
+    // The official SDKs sign the empty-body hash for API versions >= v4.20181215.
+    matches = signatureMatches(
+      auth.algorithm,
+      expectedSignature(auth.algorithm, key, canonical(emptyBodyHash(auth.algorithm))),
+      auth.signature,
+    );
+  }
+  if (!usable || !matches) {
+    // One message for all three: which keys exist is nobody's business.
+    throw authFailed('Access key not found, inactive, expired, or signature mismatch.');
+  }
+  return { keypair: found, auth, apiVersion };
+}

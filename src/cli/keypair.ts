@@ -1,0 +1,136 @@
+import { randomBytes, randomInt } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadConfigFile } from '../config/config.js';
+import { formatKeypair, parseKeypair, type Keypair, type Role } from '../keypairs/keypair.js';
+
+const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
+const SECRET_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+
+/** `AKIA` + 16 upper-case alphanumerics, uniformly from a CSPRNG. */
+export function newAccessKey(): string {
+  let key = 'AKIA';
+  for (let i = 0; i < 16; i++) key += ALNUM[randomInt(ALNUM.length)];
+  return key;
+}
+
+/** 40 characters from a CSPRNG (64-symbol alphabet, so each byte maps without bias). */
+export function newSecretKey(): string {
+  return [...randomBytes(40)].map((b) => SECRET_ALPHABET[b & 63]).join('');
+}
+
+function keypairDir(values: { dir?: string; config?: string }): string {
+  if (values.dir) return resolve(values.dir);
+  if (values.config) return loadConfigFile(values.config).keypairs.dir;
+  return resolve('keypairs');
+}
+
+const common = {
+  dir: { type: 'string' as const },
+  config: { type: 'string' as const, short: 'c' },
+  json: { type: 'boolean' as const },
+};
+
+export function keypairCommand(argv: string[], out: (line: string) => void): number {
+  const [action, ...rest] = argv;
+  if (action === 'create') {
+    const { values } = parseArgs({
+      args: rest,
+      options: {
+        ...common,
+        role: { type: 'string', default: 'user' },
+        domain: { type: 'string', default: 'default' },
+        user: { type: 'string', default: '' },
+        'rate-limit': { type: 'string' },
+        'max-sessions': { type: 'string' },
+        'expires-at': { type: 'string' },
+      },
+    });
+    if (!['user', 'admin', 'superadmin'].includes(values.role!)) throw new Error('--role must be user, admin or superadmin');
+    const dir = keypairDir(values);
+    mkdirSync(dir, { recursive: true });
+    const integer = (name: string, v: string | undefined) => {
+      if (v === undefined) return undefined;
+      if (!/^\d+$/.test(v)) throw new Error(`--${name} must be a whole number`);
+      return Number(v);
+    };
+    let expiresAt: number | undefined;
+    if (values['expires-at'] !== undefined) {
+      expiresAt = Date.parse(values['expires-at']);
+      if (!Number.isFinite(expiresAt)) throw new Error('--expires-at must be an ISO 8601 date');
+    }
+    let accessKey = newAccessKey();
+    while (existsSync(join(dir, `${accessKey}.toml`))) accessKey = newAccessKey();
+    const keypair: Keypair = {
+      accessKey,
+      secretKey: newSecretKey(),
+      role: values.role as Role,
+      domain: values.domain!,
+      user: values.user!,
+      rateLimit: integer('rate-limit', values['rate-limit']),
+      maxSessions: integer('max-sessions', values['max-sessions']),
+      isActive: true,
+      expiresAt,
+    };
+    const file = join(dir, `${accessKey}.toml`);
+    writeFileSync(file, formatKeypair(keypair), { mode: 0o600, flag: 'wx' });
+    chmodSync(file, 0o600);
+    if (values.json) {
+      out(JSON.stringify({ access_key: accessKey, secret_key: keypair.secretKey, file }));
+    } else {
+      out(`access_key = ${accessKey}`);
+      out(`secret_key = ${keypair.secretKey}`);
+      out(`file       = ${file}`);
+      out('The secret key is shown only this once.');
+    }
+    return 0;
+  }
+  if (action === 'list') {
+    const { values } = parseArgs({ args: rest, options: common });
+    const dir = keypairDir(values);
+    const rows: Array<Record<string, unknown>> = [];
+    for (const name of existsSync(dir) ? readdirSync(dir).sort() : []) {
+      if (!name.endsWith('.toml')) continue;
+      try {
+        const k = parseKeypair(readFileSync(join(dir, name), 'utf8'));
+        rows.push({
+          access_key: k.accessKey,
+          role: k.role,
+          domain: k.domain,
+          user: k.user,
+          is_active: k.isActive,
+          expires_at: k.expiresAt === undefined ? null : new Date(k.expiresAt).toISOString(),
+          rate_limit: k.rateLimit ?? null,
+          max_sessions: k.maxSessions ?? null,
+        });
+      } catch (error) {
+        rows.push({ access_key: name.slice(0, -5), error: (error as Error).message });
+      }
+    }
+    if (values.json) out(JSON.stringify(rows));
+    else for (const r of rows) out(Object.entries(r).map(([k, v]) => `${k}=${v}`).join('  '));
+    return 0;
+  }
+  if (action === 'revoke') {
+    const { values, positionals } = parseArgs({
+      args: rest,
+      options: { ...common, delete: { type: 'boolean' } },
+      allowPositionals: true,
+    });
+    const accessKey = positionals[0];
+    if (!accessKey || !/^[A-Za-z0-9]{4,128}$/.test(accessKey)) throw new Error('usage: kernelgate keypair revoke ACCESS_KEY [--delete]');
+    const file = join(keypairDir(values), `${accessKey}.toml`);
+    if (!existsSync(file)) throw new Error(`no keypair ${accessKey}`);
+    if (values.delete) {
+      unlinkSync(file);
+      out(`deleted ${accessKey}`);
+    } else {
+      const k = parseKeypair(readFileSync(file, 'utf8'));
+      writeFileSync(file, formatKeypair({ ...k, isActive: false }), { mode: 0o600 });
+      out(`revoked ${accessKey}`);
+    }
+    return 0;
+  }
+  throw new Error(`usage: kernelgate keypair create|list|revoke (not ${action ?? 'nothing'})`);
+}

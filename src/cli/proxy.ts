@@ -1,0 +1,3 @@
+export async function proxyCommand(_argv: string[]): Promise<void> {
+  throw new Error('the signing proxy is not built yet');
+}

@@ -1,0 +1,108 @@
+import { readFileSync } from 'node:fs';
+import { extname } from 'node:path';
+import { parseArgs } from 'node:util';
+import { KernelgateClient } from '../client/client.js';
+import { parseKeypair } from '../keypairs/keypair.js';
+import { algorithmOfSignMethod } from '../signing/algorithms.js';
+
+const IMAGE_TYPES: Record<string, string> = {
+  '.png': 'image/png',
+  '.jpg': 'image/jpeg',
+  '.jpeg': 'image/jpeg',
+  '.webp': 'image/webp',
+  '.gif': 'image/gif',
+  '.tif': 'image/tiff',
+  '.tiff': 'image/tiff',
+};
+
+export interface Io {
+  out(chunk: string | Uint8Array): void;
+  err(line: string): void;
+  env: NodeJS.ProcessEnv;
+}
+
+function credentials(keypairFile: string | undefined, env: NodeJS.ProcessEnv): { accessKey: string; secretKey: string } {
+  if (keypairFile) {
+    const k = parseKeypair(readFileSync(keypairFile, 'utf8'));
+    return { accessKey: k.accessKey, secretKey: k.secretKey };
+  }
+  const accessKey = env.KERNELGATE_ACCESS_KEY ?? env.BACKEND_ACCESS_KEY;
+  const secretKey = env.KERNELGATE_SECRET_KEY ?? env.BACKEND_SECRET_KEY;
+  if (!accessKey || !secretKey) {
+    throw new Error('no keypair: pass --keypair FILE or set KERNELGATE_ACCESS_KEY and KERNELGATE_SECRET_KEY');
+  }
+  return { accessKey, secretKey };
+}
+
+/** `kernelgate sign METHOD PATH [...]`: a curl for this API. */
+export async function signCommand(argv: string[], io: Io): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      data: { type: 'string', short: 'd' },
+      'data-binary': { type: 'string' },
+      'content-type': { type: 'string' },
+      header: { type: 'string', short: 'H', multiple: true },
+      endpoint: { type: 'string' },
+      keypair: { type: 'string', short: 'k' },
+      include: { type: 'boolean', short: 'i' },
+      'headers-only': { type: 'boolean' },
+      'sign-method': { type: 'string', default: 'HMAC-SHA256' },
+      'api-version': { type: 'string' },
+      'body-hash': { type: 'string', default: 'strict' },
+      fail: { type: 'boolean', short: 'f' },
+    },
+  });
+  const [method, path] = positionals;
+  if (!method || !path || !path.startsWith('/')) {
+    throw new Error('usage: kernelgate sign METHOD /PATH [--data JSON|@file] [--data-binary @file] [--endpoint URL] [-i] [--headers-only]');
+  }
+  const algorithm = algorithmOfSignMethod(values['sign-method']!);
+  if (!algorithm) throw new Error(`unsupported --sign-method ${values['sign-method']}`);
+  if (values['body-hash'] !== 'strict' && values['body-hash'] !== 'backendai') throw new Error('--body-hash must be strict or backendai');
+
+  let body: Uint8Array | string | undefined;
+  let contentType = values['content-type'];
+  const source = values['data-binary'] ?? values.data;
+  if (source !== undefined) {
+    if (source.startsWith('@')) {
+      const file = source.slice(1);
+      body = readFileSync(file);
+      contentType ??= IMAGE_TYPES[extname(file).toLowerCase()] ?? (values.data !== undefined ? 'application/json' : 'application/octet-stream');
+    } else {
+      body = source;
+      contentType ??= 'application/json';
+    }
+  }
+  const endpoint = values.endpoint ?? io.env.KERNELGATE_ENDPOINT ?? io.env.BACKEND_ENDPOINT ?? 'http://127.0.0.1:8080';
+  const client = new KernelgateClient({
+    endpoint,
+    ...credentials(values.keypair, io.env),
+    algorithm,
+    apiVersion: values['api-version'],
+    bodyHashMode: values['body-hash'],
+  });
+  const extra: Record<string, string> = {};
+  for (const h of values.header ?? []) {
+    const colon = h.indexOf(':');
+    if (colon <= 0) throw new Error(`-H expects "Name: value", got ${h}`);
+    extra[h.slice(0, colon).trim()] = h.slice(colon + 1).trim();
+  }
+  if (values['headers-only']) {
+    const url = new URL(endpoint);
+    const target = (url.pathname.replace(/\/$/, '') + path);
+    for (const [k, v] of Object.entries(client.sign(method.toUpperCase(), target, body, contentType))) io.out(`${k}: ${v}\n`);
+    return 0;
+  }
+  const response = await client.request(method, path, { body, contentType, headers: extra });
+  if (values.include) {
+    io.out(`HTTP/1.1 ${response.status} ${response.statusText}\n`);
+    response.headers.forEach((v, k) => io.out(`${k}: ${v}\n`));
+    io.out('\n');
+  }
+  const bytes = new Uint8Array(await response.arrayBuffer());
+  io.out(bytes);
+  if (bytes.length > 0 && bytes[bytes.length - 1] !== 0x0a) io.out('\n');
+  return values.fail && response.status >= 400 ? 22 : 0;
+}

@@ -1,0 +1,94 @@
+import { signRequest, type SignRequestInput } from '../signing/sign-request.js';
+import type { HashAlgorithm } from '../signing/algorithms.js';
+
+export interface ClientOptions {
+  /** Base URL of the gateway, e.g. `http://127.0.0.1:8080`. */
+  endpoint: string;
+  accessKey: string;
+  secretKey: string;
+  apiVersion?: string;
+  algorithm?: HashAlgorithm;
+  bodyHashMode?: 'strict' | 'backendai';
+  fetch?: typeof fetch;
+}
+
+export interface RequestOptions {
+  /** Query parameters, appended percent-encoded (the signature covers them as sent). */
+  query?: Record<string, string | number | boolean | undefined>;
+  /** A JSON body (sets Content-Type: application/json). */
+  json?: unknown;
+  /** Raw bytes or text; give `contentType` too. */
+  body?: Uint8Array | string;
+  contentType?: string;
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
+}
+
+/** Builds `path?query` the way it will go on the wire: what is signed is what is sent. */
+export function requestTarget(path: string, query?: RequestOptions['query']): string {
+  if (!query) return path;
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(query)) if (v !== undefined) params.append(k, String(v));
+  const qs = params.toString().replace(/\+/g, '%20');
+  return qs ? `${path}${path.includes('?') ? '&' : '?'}${qs}` : path;
+}
+
+/** A fetch wrapper that signs every request with the Backend.AI scheme. */
+export class KernelgateClient {
+  private readonly base: URL;
+  private readonly doFetch: typeof fetch;
+
+  constructor(private readonly opts: ClientOptions) {
+    this.base = new URL(opts.endpoint);
+    this.doFetch = opts.fetch ?? fetch;
+  }
+
+  /** The signed headers for a request, without sending it. */
+  sign(method: string, target: string, body?: Uint8Array | string, contentType?: string): Record<string, string> {
+    const input: SignRequestInput = {
+      method,
+      target,
+      host: this.base.host,
+      accessKey: this.opts.accessKey,
+      secretKey: this.opts.secretKey,
+      body,
+      contentType,
+      apiVersion: this.opts.apiVersion,
+      algorithm: this.opts.algorithm,
+      bodyHashMode: this.opts.bodyHashMode,
+    };
+    return signRequest(input).headers;
+  }
+
+  async request(method: string, path: string, options: RequestOptions = {}): Promise<Response> {
+    const target = requestTarget(path, options.query);
+    let body = options.body;
+    let contentType = options.contentType;
+    if (options.json !== undefined) {
+      body = JSON.stringify(options.json);
+      contentType ??= 'application/json';
+    }
+    const headers = { ...options.headers, ...this.sign(method.toUpperCase(), target, body, contentType) };
+    const basePath = this.base.pathname.replace(/\/$/, '');
+    return this.doFetch(new URL(basePath + target, this.base.origin), {
+      method: method.toUpperCase(),
+      headers,
+      body: body === undefined || body.length === 0 ? undefined : (body as BodyInit),
+      signal: options.signal,
+    });
+  }
+
+  /** request() then JSON, throwing the problem document's detail on errors. */
+  async json<T = unknown>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
+    const response = await this.request(method, path, options);
+    const text = await response.text();
+    const value = text ? JSON.parse(text) : undefined;
+    if (!response.ok) {
+      const error = new Error(value?.detail ?? `HTTP ${response.status}`) as Error & { status: number; problem: unknown };
+      error.status = response.status;
+      error.problem = value;
+      throw error;
+    }
+    return value as T;
+  }
+}

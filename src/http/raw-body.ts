@@ -1,0 +1,30 @@
+import getRawBody from 'raw-body';
+import type { IncomingMessage } from 'node:http';
+import { ApiError } from '../problems/api-error.js';
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Reads the request body once, as bytes, within `limit`. The signature covers
+ * these exact bytes whatever the content type; parsers work from this buffer.
+ */
+export async function readRawBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const length = req.headers['content-length'];
+  if (req.headers['transfer-encoding'] === undefined && (length === undefined || length === '0')) return EMPTY;
+  if (length !== undefined && Number(length) > limit) {
+    // Refuse before reading a byte; Node closes the connection after the reply.
+    throw tooLarge(limit);
+  }
+  try {
+    return await getRawBody(req, { limit, length });
+  } catch (error) {
+    const type = (error as { type?: string }).type;
+    if (type === 'entity.too.large') throw tooLarge(limit);
+    if (type === 'request.size.invalid') throw new ApiError(400, 'generic-bad-request', 'Request body length does not match Content-Length.');
+    throw new ApiError(400, 'generic-bad-request', 'The request body could not be read.');
+  }
+}
+
+function tooLarge(limit: number): ApiError {
+  return new ApiError(413, 'request-too-large', `Request body is larger than ${limit} bytes.`);
+}

@@ -1,0 +1,93 @@
+import { Ajv } from 'ajv';
+import { parse as parseToml } from 'smol-toml';
+
+export type Role = 'user' | 'admin' | 'superadmin';
+
+export interface Keypair {
+  accessKey: string;
+  secretKey: string;
+  role: Role;
+  domain: string;
+  user: string;
+  rateLimit?: number;
+  maxSessions?: number;
+  isActive: boolean;
+  /** Epoch milliseconds; undefined means never. */
+  expiresAt?: number;
+}
+
+/** Access keys this project issues: `AKIA` + 16 upper-case alphanumerics. Files may hold older forms. */
+export const ISSUED_ACCESS_KEY = /^AKIA[A-Z0-9]{16}$/;
+/** Anything we will ever look up; also what makes a safe file name. */
+export const ACCESS_KEY_FORMAT = /^[A-Za-z0-9]{4,128}$/;
+
+const keypairSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['access_key', 'secret_key'],
+  properties: {
+    access_key: { type: 'string', pattern: ACCESS_KEY_FORMAT.source },
+    secret_key: { type: 'string', minLength: 16, maxLength: 256 },
+    role: { enum: ['user', 'admin', 'superadmin'] },
+    domain: { type: 'string', minLength: 1 },
+    user: { type: 'string' },
+    rate_limit: { type: 'integer', minimum: 0 },
+    max_sessions: { type: 'integer', minimum: 0 },
+    is_active: { type: 'boolean' },
+    // smol-toml gives TOML datetimes as Date objects; strings are accepted too.
+    expires_at: {},
+  },
+} as const;
+
+const validate = new Ajv({ allErrors: true }).compile(keypairSchema);
+
+/** Parses one keypair file's text. Error messages never include the secret. */
+export function parseKeypair(text: string): Keypair {
+  let raw: Record<string, unknown>;
+  try {
+    raw = parseToml(text) as Record<string, unknown>;
+  } catch {
+    throw new Error('not valid TOML');
+  }
+  if (!validate(raw)) {
+    const first = validate.errors?.[0];
+    throw new Error(`${first?.instancePath || 'keypair'} ${first?.message ?? 'is invalid'}`);
+  }
+  let expiresAt: number | undefined;
+  if (raw.expires_at !== undefined) {
+    const value = raw.expires_at;
+    expiresAt = value instanceof Date ? value.getTime() : typeof value === 'string' ? Date.parse(value) : NaN;
+    if (!Number.isFinite(expiresAt)) throw new Error('expires_at is not a date');
+  }
+  return {
+    accessKey: raw.access_key as string,
+    secretKey: raw.secret_key as string,
+    role: (raw.role as Role | undefined) ?? 'user',
+    domain: (raw.domain as string | undefined) ?? 'default',
+    user: (raw.user as string | undefined) ?? '',
+    rateLimit: raw.rate_limit as number | undefined,
+    maxSessions: raw.max_sessions as number | undefined,
+    isActive: (raw.is_active as boolean | undefined) ?? true,
+    expiresAt,
+  };
+}
+
+export function isUsable(keypair: Keypair, now: number): boolean {
+  return keypair.isActive && (keypair.expiresAt === undefined || keypair.expiresAt > now);
+}
+
+/** TOML text of a keypair file. */
+export function formatKeypair(k: Keypair): string {
+  const lines = [
+    `access_key = ${JSON.stringify(k.accessKey)}`,
+    `secret_key = ${JSON.stringify(k.secretKey)}`,
+    `role = ${JSON.stringify(k.role)}`,
+    `domain = ${JSON.stringify(k.domain)}`,
+    `user = ${JSON.stringify(k.user)}`,
+  ];
+  if (k.rateLimit !== undefined) lines.push(`rate_limit = ${k.rateLimit}`);
+  if (k.maxSessions !== undefined) lines.push(`max_sessions = ${k.maxSessions}`);
+  lines.push(`is_active = ${k.isActive}`);
+  if (k.expiresAt !== undefined) lines.push(`expires_at = ${new Date(k.expiresAt).toISOString().replace(/\.000Z$/, 'Z')}`);
+  return `${lines.join('\n')}\n`;
+}

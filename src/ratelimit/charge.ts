@@ -1,0 +1,43 @@
+import type { Context } from 'koa';
+import { ApiError } from '../problems/api-error.js';
+import type { RateLimitDecision, RateLimitStore } from './types.js';
+
+export interface Payer {
+  /** Store key: `ak:<access key>` for verified requests, `ip:<address>` otherwise. */
+  key: string;
+  limit: number;
+  /** Policy name shown in the IETF RateLimit fields. */
+  policy: 'keypair' | 'anonymous';
+}
+
+/** X-RateLimit-* (Backend.AI's, Reset in milliseconds) plus the IETF RateLimit fields. */
+export function rateLimitHeaders(d: RateLimitDecision, policy: string): Record<string, string> {
+  const resetSeconds = Math.ceil(d.resetMs / 1000);
+  const headers: Record<string, string> = {
+    'X-RateLimit-Limit': String(d.limit),
+    'X-RateLimit-Remaining': String(d.remaining),
+    'X-RateLimit-Reset': String(Math.max(0, Math.round(d.resetMs))),
+    'X-RateLimit-Window': String(d.windowSeconds),
+    'RateLimit-Policy': `"${policy}";q=${d.limit};w=${d.windowSeconds}`,
+    RateLimit: `"${policy}";r=${d.remaining};t=${resetSeconds}`,
+  };
+  if (!d.allowed) headers['Retry-After'] = String(Math.max(1, d.retryAfterSeconds));
+  return headers;
+}
+
+/**
+ * Spends one request for the payer, sets the headers (they stay on error
+ * responses too) and throws 429 when refused. Charging twice is a no-op, so a
+ * request that fails after it was charged is not charged again.
+ */
+export async function charge(ctx: Context, store: RateLimitStore, payer: Payer, windowSeconds: number): Promise<void> {
+  if (ctx.state.rateLimited) return;
+  ctx.state.rateLimited = true;
+  const decision = await store.consume(payer.key, payer.limit, windowSeconds);
+  ctx.set(rateLimitHeaders(decision, payer.policy));
+  if (!decision.allowed) {
+    throw new ApiError(429, 'rate-limit-exceeded', `Rate limit exceeded: ${payer.limit} requests per ${windowSeconds} seconds.`, {
+      headers: { 'Retry-After': String(Math.max(1, decision.retryAfterSeconds)) },
+    });
+  }
+}

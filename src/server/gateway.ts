@@ -1,0 +1,244 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import Koa from 'koa';
+import Router from '@koa/router';
+import { Ajv, type ValidateFunction } from 'ajv';
+import type { Logger } from 'pino';
+import type { Config } from '../config/config.js';
+import { publicRequest, signedRequest } from '../auth/middleware.js';
+import type { VerifyPolicy } from '../auth/verify.js';
+import { resolveClient, TrustedProxies } from '../http/client-view.js';
+import { KeypairStore } from '../keypairs/keypair-store.js';
+import { ApiError } from '../problems/api-error.js';
+import { problemDocument, problemMiddleware } from '../problems/middleware.js';
+import { charge } from '../ratelimit/charge.js';
+import type { RateLimitStore } from '../ratelimit/types.js';
+import { SigningDateCache } from '../signing/dates.js';
+import { SigningKeyCache } from '../signing/signing-key.js';
+import type { GatewayContext, GatewayState } from './context.js';
+import { createLogger } from './logger.js';
+import { createMetrics, type GatewayMetrics } from './metrics.js';
+import type { RouteSpec } from './route.js';
+import { basicRoutes } from './routes/basics.js';
+import { buildOpenApi } from './routes/openapi.js';
+import { createRateLimitStore } from './stores.js';
+
+export interface Gateway {
+  app: Koa<GatewayState>;
+  server: Server;
+  config: Config;
+  log: Logger;
+  keypairs: KeypairStore;
+  rateLimits: RateLimitStore;
+  listen(): Promise<AddressInfo>;
+  close(): Promise<void>;
+}
+
+export interface GatewayOptions {
+  log?: Logger;
+  /** Extra routes (sessions, models) mounted beside the built-in ones. */
+  routes?: RouteSpec[];
+  /** Extra health sections. */
+  health?: Array<() => Promise<Record<string, unknown>> | Record<string, unknown>>;
+}
+
+const ajv = new Ajv({ allErrors: false, coerceTypes: false, strict: false });
+
+function validator(schema: Record<string, unknown> | undefined): ValidateFunction | undefined {
+  return schema === undefined ? undefined : ajv.compile(schema);
+}
+
+function invalid(where: string, v: ValidateFunction): ApiError {
+  const e = v.errors?.[0];
+  const path = e?.instancePath ? e.instancePath.slice(1).replace(/\//g, '.') : '';
+  return new ApiError(400, 'invalid-api-params', `Invalid ${where}${path ? ` "${path}"` : ''}: ${e?.message ?? 'invalid'}.`);
+}
+
+export async function createGateway(config: Config, opts: GatewayOptions = {}): Promise<Gateway> {
+  const log = opts.log ?? createLogger(config.log.level);
+  const metrics = createMetrics();
+  const keypairs = new KeypairStore(config.keypairs.dir, log);
+  keypairs.start();
+  const rateLimits = await createRateLimitStore(config.ratelimit, log);
+  const trusted = new TrustedProxies(config.server.trusted_proxies);
+  const policy: VerifyPolicy = {
+    algorithms: new Set(config.auth.algorithms),
+    skewMs: config.auth.skew_seconds * 1000,
+    bodyHashMode: config.auth.body_hash,
+    apiVersions: new Set(config.auth.api_versions),
+  };
+  const keyCache = new SigningKeyCache();
+  const dateCache = new SigningDateCache();
+  const windowSeconds = config.ratelimit.window_seconds;
+
+  const chargeAnonymous = (ctx: GatewayContext) =>
+    charge(ctx, rateLimits, { key: `ip:${ctx.state.client.address}`, limit: config.ratelimit.anonymous_limit, policy: 'anonymous' }, windowSeconds);
+  const chargeKeypair = (ctx: GatewayContext) => {
+    const k = ctx.state.auth!.keypair;
+    return charge(ctx, rateLimits, { key: `ak:${k.accessKey}`, limit: k.rateLimit ?? config.ratelimit.default_limit, policy: 'keypair' }, windowSeconds);
+  };
+  const authDeps = {
+    policy,
+    bodyLimit: config.server.body_limit_bytes,
+    verifyContext: () => ({ lookup: (ak: string) => keypairs.get(ak), keys: keyCache, dates: dateCache, now: Date.now() }),
+    chargeAnonymous,
+    chargeKeypair,
+  };
+  const signed = signedRequest(authDeps);
+  const unsigned = publicRequest(authDeps);
+
+  const latest = config.auth.api_versions[config.auth.api_versions.length - 1];
+  const routes: RouteSpec[] = [...basicRoutes(latest), ...(opts.routes ?? [])];
+  const health = opts.health ?? [];
+  routes.push(
+    {
+      method: 'GET',
+      path: '/health',
+      summary: 'Readiness: rate-limit store, keypairs, inference providers.',
+      access: 'public',
+      responses: { 200: { description: 'Ready (possibly degraded).' }, 503: { description: 'Not ready.' } },
+      async handler(ctx) {
+        const sections = await Promise.all(health.map((h) => h()));
+        const ratelimit = rateLimits.health();
+        const merged = Object.assign({}, ...sections) as Record<string, unknown>;
+        const degraded = ratelimit.status !== 'ok' || Object.values(merged).some((s) => (s as { status?: string })?.status === 'degraded');
+        ctx.body = { status: degraded ? 'degraded' : 'ok', gateway: latest, ratelimit, keypairs: { loaded: keypairs.size }, ...merged };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/metrics',
+      summary: 'Prometheus metrics.',
+      access: 'public',
+      responses: { 200: { description: 'Prometheus text format.' } },
+      async handler(ctx) {
+        ctx.type = metrics.registry.contentType;
+        ctx.body = await metrics.registry.metrics();
+      },
+    },
+    {
+      method: 'GET',
+      path: '/openapi.json',
+      summary: 'This document.',
+      access: 'public',
+      responses: { 200: { description: 'OpenAPI 3.1.' } },
+      handler(ctx) {
+        ctx.body = openapi;
+      },
+    },
+  );
+  const openapi = buildOpenApi(routes);
+
+  const router = new Router<GatewayState>();
+  for (const route of routes) {
+    const query = validator(route.query);
+    const body = validator(route.body);
+    const isAdmin = route.access === 'admin';
+    const validate = async (ctx: GatewayContext, next: () => Promise<unknown>) => {
+      if (query && !query(ctx.query)) throw invalid('query parameter', query);
+      if (body && ctx.state.body !== undefined && !body(ctx.state.body)) throw invalid('request body', body);
+      if (isAdmin && ctx.state.auth!.keypair.role === 'user') {
+        throw new ApiError(403, 'generic-forbidden', 'This operation needs an admin keypair.');
+      }
+      await next();
+      if (ctx.body === undefined && ctx.status === 404) ctx.status = 204;
+    };
+    const stages = route.access === 'public' ? [unsigned, validate] : [signed, validate];
+    router.register(route.path, [route.method], [...stages, (ctx: GatewayContext) => route.handler(ctx)] as never, {
+      name: `${route.method} ${route.path}`,
+    });
+  }
+
+  const app = new Koa<GatewayState>();
+  let requestCounter = 0;
+  const idPrefix = `${process.pid.toString(36)}-${Date.now().toString(36)}-`;
+  app.use(async (ctx, next) => {
+    const started = process.hrtime.bigint();
+    ctx.state.reqId = idPrefix + (requestCounter++).toString(36);
+    ctx.state.client = resolveClient(ctx.req.socket.remoteAddress, ctx.req.headers, trusted);
+    try {
+      await next();
+    } finally {
+      const route = (ctx as unknown as { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      metrics.requests.inc({ method: ctx.method, route, status: ctx.status });
+      metrics.duration.observe({ route }, seconds);
+      log.info(
+        {
+          reqId: ctx.state.reqId,
+          method: ctx.method,
+          route,
+          status: ctx.status,
+          ms: Math.round(seconds * 10000) / 10,
+          client: ctx.state.client.address,
+          accessKey: ctx.state.auth?.keypair.accessKey,
+          owner: ctx.state.owner?.accessKey,
+        },
+        'request',
+      );
+    }
+  });
+  app.use(problemMiddleware(config.auth.problem_base_uri, log));
+  app.use(async (ctx, next) => {
+    // Routing comes first: unknown paths and methods are refused before any auth work.
+    const match = router.match(ctx.path, ctx.method);
+    if (!match.route) {
+      await chargeAnonymous(ctx);
+      if (match.path.length > 0) {
+        const allowed = [...new Set(match.path.flatMap((layer) => layer.methods))].join(', ');
+        throw new ApiError(405, 'method-not-allowed', `${ctx.method} is not allowed on ${ctx.path}.`, { headers: { Allow: allowed } });
+      }
+      throw new ApiError(404, 'url-not-found', `No route for ${ctx.path}.`);
+    }
+    await next();
+  });
+  app.use(router.routes());
+
+  const server = createServer(
+    {
+      maxHeaderSize: config.server.header_limit_bytes,
+      requestTimeout: config.server.request_timeout_ms,
+      headersTimeout: Math.min(config.server.request_timeout_ms, 20_000),
+      keepAliveTimeout: 5_000,
+    },
+    app.callback(),
+  );
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
+    if (!socket.writable) return socket.destroy();
+    const overflow = error.code === 'HPE_HEADER_OVERFLOW';
+    const timeout = error.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+    const problem = overflow
+      ? new ApiError(431, 'request-header-fields-too-large', `Request headers exceed ${config.server.header_limit_bytes} bytes.`)
+      : timeout
+        ? new ApiError(408, 'generic-bad-request', 'The request was not completed in time.')
+        : new ApiError(400, 'generic-bad-request', 'Malformed HTTP request.');
+    const body = JSON.stringify(problemDocument(problem, config.auth.problem_base_uri));
+    const reason = overflow ? 'Request Header Fields Too Large' : timeout ? 'Request Timeout' : 'Bad Request';
+    socket.end(
+      `HTTP/1.1 ${problem.status} ${reason}\r\nContent-Type: application/problem+json\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  });
+
+  return {
+    app,
+    server,
+    config,
+    log,
+    keypairs,
+    rateLimits,
+    listen: () =>
+      new Promise((resolveListen, reject) => {
+        server.once('error', reject);
+        server.listen(config.server.port, config.server.host, () => resolveListen(server.address() as AddressInfo));
+      }),
+    async close() {
+      keypairs.stop();
+      await new Promise<void>((r) => server.close(() => r()));
+      server.closeAllConnections();
+      await rateLimits.close();
+    },
+  };
+}
+
+export type { GatewayMetrics };

@@ -1,0 +1,25 @@
+import type { GatewayContext } from './context.js';
+
+export type HttpMethod = 'GET' | 'POST' | 'DELETE' | 'PUT' | 'PATCH';
+
+/** JSON Schema object (ajv-compatible), also published in /openapi.json. */
+export type JsonSchema = Record<string, unknown>;
+
+/**
+ * One route, declared once: the router mounts it, ajv validates with its
+ * schemas, and the OpenAPI document is generated from the same declaration.
+ */
+export interface RouteSpec {
+  method: HttpMethod;
+  /** Koa-router path, e.g. `/session/:name`. */
+  path: string;
+  summary: string;
+  access: 'public' | 'signed' | 'admin';
+  query?: JsonSchema;
+  body?: JsonSchema;
+  /** Status -> description (and optional JSON Schema) for the OpenAPI document. */
+  responses: Record<number, { description: string; schema?: JsonSchema }>;
+  /** Media types accepted for the body besides JSON (e.g. `image/*`). */
+  bodyTypes?: string[];
+  handler(ctx: GatewayContext): Promise<void> | void;
+}

@@ -85,34 +85,35 @@ export function verifyRequest(req: RequestToVerify, policy: VerifyPolicy, ctx: V
     throw invalidAuth('Date is too far from the server time');
   }
 
+  const host = trimHeaderValue(req.host);
   const found = ctx.lookup(auth.accessKey);
   const usable = found !== undefined && isUsable(found, ctx.now);
   const key = usable
-    ? ctx.keys.get(found.accessKey, auth.algorithm, found.secretKey, date.keyDate, req.host)
-    : ctx.keys.get(DECOY_ID, auth.algorithm, DECOY_SECRET, date.keyDate, req.host);
+    ? ctx.keys.get(found.accessKey, auth.algorithm, found.secretKey, date.keyDate, host)
+    : ctx.keys.get(DECOY_ID, auth.algorithm, DECOY_SECRET, date.keyDate, host);
 
-  const canonical = (hash: string) =>
-    stringToSign({
-      method: req.method,
-      target: req.target,
-      date: dateValue,
-      host: req.host,
-      contentType: req.header('content-type'),
-      apiVersion,
-      bodyHash: hash,
-    });
-  let matches = signatureMatches(
-    auth.algorithm,
-    expectedSignature(auth.algorithm, key, canonical(bodyHash(auth.algorithm, req.body))),
-    auth.signature,
-  );
-  if (!matches && policy.bodyHashMode === 'backendai' && req.body.length > 0) {
-    // The official SDKs sign the empty-body hash for API versions >= v4.20181215.
-    matches = signatureMatches(
-      auth.algorithm,
-      expectedSignature(auth.algorithm, key, canonical(emptyBodyHash(auth.algorithm))),
-      auth.signature,
-    );
+  // The string the client most likely signed comes first; the variants below
+  // are what real Backend.AI clients sign, tried only when the first fails.
+  const contentType = req.header('content-type');
+  const hashes = [bodyHash(auth.algorithm, req.body)];
+  if (policy.bodyHashMode === 'backendai' && req.body.length > 0) hashes.push(emptyBodyHash(auth.algorithm));
+  const labels: Array<'x-backendai-version' | 'x-sorna-version'> = ['x-backendai-version'];
+  if (req.header('x-backendai-version') === undefined) labels.push('x-sorna-version');
+  // aiohttp (Backend.AI's server) reports a missing Content-Type as application/octet-stream.
+  const types = contentType === undefined ? [undefined, 'application/octet-stream'] : [contentType];
+  let matches = false;
+  for (const hash of hashes) {
+    for (const versionLabel of labels) {
+      for (const type of types) {
+        const expected = expectedSignature(
+          auth.algorithm,
+          key,
+          stringToSign({ method: req.method, target: req.target, date: dateValue, host, contentType: type, apiVersion, bodyHash: hash, versionLabel }),
+        );
+        // No early exit: every candidate is computed, so a miss costs the same whichever matched.
+        matches = signatureMatches(auth.algorithm, expected, auth.signature) || matches;
+      }
+    }
   }
   if (!usable || !matches) {
     // One message for all three: which keys exist is nobody's business.

@@ -39,6 +39,12 @@ export interface CanonicalParts {
   apiVersion: string;
   /** Hex digest of the body. */
   bodyHash: string;
+  /**
+   * Label of line 6. Always `x-backendai-version` in this design; Backend.AI's
+   * own server writes `x-sorna-version` when only X-Sorna-Version was sent,
+   * which is how its documented example was signed.
+   */
+  versionLabel?: 'x-backendai-version' | 'x-sorna-version';
 }
 
 export function stringToSign(parts: CanonicalParts): string {
@@ -48,7 +54,7 @@ export function stringToSign(parts: CanonicalParts): string {
     trimHeaderValue(parts.date),
     `host:${trimHeaderValue(parts.host)}`,
     `content-type:${canonicalContentType(parts.contentType)}`,
-    `x-backendai-version:${trimHeaderValue(parts.apiVersion)}`,
+    `${parts.versionLabel ?? 'x-backendai-version'}:${trimHeaderValue(parts.apiVersion)}`,
     parts.bodyHash,
   ].join('\n');
 }

@@ -1,0 +1,8 @@
+/** Inference: image decoding, execution providers, bounded queues and the built-in kernels. */
+export { createSession, getSharedSession, defaultIntraOpThreads, ProviderLoadError } from './providers.js';
+export type { SessionOptions, LoadedSession, ProviderFailure, InferenceLogger } from './providers.js';
+export { decodeImage, inspectImage, sniffFormat, DEFAULT_DECODE_LIMITS } from './image.js';
+export type { DecodeLimits, RgbImage, ImageFormat, ImageInfo, Sniffed } from './image.js';
+export { WorkQueue } from './queue.js';
+export type { WorkQueueOptions, QueueStats, Job } from './queue.js';
+export * from './ocr/index.js';

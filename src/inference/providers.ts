@@ -6,8 +6,8 @@
  * does not fall back when a listed provider cannot load (with ["cuda","cpu"] it throws if the CUDA add-on
  * is missing), so each provider is tried on its own, in order, and the reasons for skipping are kept.
  *
- * One session per (model, providers, threads) per process: sessions are large (weights, arenas, thread
- * pools) and ORT's Run is safe to call concurrently, so every caller shares the cached one.
+ * This module creates sessions on the calling thread; model-session.ts hosts one per model in a worker
+ * thread and shares it process-wide.
  */
 import os from 'node:os';
 import * as ort from 'onnxruntime-node';
@@ -94,9 +94,6 @@ export async function createSession(modelPath: string, opts: SessionOptions): Pr
     }
     try {
       const session = await ort.InferenceSession.create(modelPath, sessionOptions(provider, threads));
-      if (skipped.length > 0) {
-        opts.logger?.warn({ model: modelPath, provider, skipped }, 'inference: fell back to a later execution provider');
-      }
       return { session, provider, skipped };
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
@@ -104,22 +101,4 @@ export async function createSession(modelPath: string, opts: SessionOptions): Pr
     }
   }
   throw new ProviderLoadError(modelPath, skipped);
-}
-
-const cache = new Map<string, Promise<LoadedSession>>();
-
-/**
- * The process-wide session for this model and provider list, created on first use. Concurrent first
- * callers share one load; a failed load is forgotten so that a later call may try again.
- */
-export function getSharedSession(modelPath: string, opts: SessionOptions): Promise<LoadedSession> {
-  const threads = opts.intraOpNumThreads ?? defaultIntraOpThreads();
-  const key = `${modelPath}\u0000${opts.providers.join(',')}\u0000${threads}`;
-  let entry = cache.get(key);
-  if (!entry) {
-    entry = createSession(modelPath, { ...opts, intraOpNumThreads: threads });
-    entry.catch(() => cache.delete(key));
-    cache.set(key, entry);
-  }
-  return entry;
 }

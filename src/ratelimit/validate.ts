@@ -5,6 +5,10 @@ export function checkConsumeArgs(key: string, limit: number, windowSeconds: numb
   if (!Number.isSafeInteger(windowSeconds) || windowSeconds <= 0) {
     throw new RangeError(`rate-limit window must be a whole number of seconds > 0, got ${windowSeconds}`);
   }
+  // The window arithmetic works in count × ms; Lua numbers are doubles, exact only up to 2^53.
+  if ((limit + 1) * windowSeconds * 1000 > Number.MAX_SAFE_INTEGER) {
+    throw new RangeError('rate limit × window too large to count exactly');
+  }
 }
 
 /** Whole seconds for Retry-After: never 0 for a refusal, or clients would retry in a busy loop. */

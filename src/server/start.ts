@@ -5,7 +5,8 @@ import { createGateway, type Gateway } from './gateway.js';
 export async function startGateway(config: Config): Promise<Gateway> {
   const gateway = await createGateway(config);
   const address = await gateway.listen();
-  gateway.log.info({ host: address.address, port: address.port, keypairs: gateway.keypairs.size, ratelimit: gateway.rateLimits.kind }, 'kernelgate listening');
+  // Always announced, whatever the log level: operators and test harnesses wait for it.
+  gateway.log.child({}, { level: 'info' }).info({ host: address.address, port: address.port, keypairs: gateway.keypairs.size, ratelimit: gateway.rateLimits.kind }, 'kernelgate listening');
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

@@ -1,18 +1,19 @@
 /**
  * The built-in `ocr` kernel: PP-OCRv4 detection → direction classifier → recognition.
  *
- * One ORT session per model file per process (providers.ts caches them); one OcrKernel per configuration
- * per process (cached here), so that its bounded work queue really bounds the model's load. Heavy pixel
- * work runs in sharp's and ORT's native threads; the JS stages (normalization, DB post-processing,
- * cropping, CTC decoding) are single linear passes over typed arrays, a few milliseconds each.
+ * One ORT session per model file per process, each in its own worker thread (model-session.ts: ORT's
+ * node binding runs inference synchronously, so it must not run on the event loop); one OcrKernel per
+ * configuration per process (cached here), so that its bounded work queue really bounds the model's load.
+ * Decoding and resizing run in sharp's threads; the JS stages left on the event loop (normalization, DB
+ * post-processing, cropping, CTC decoding of arg-max steps) are linear passes over typed arrays.
  */
-import * as ort from 'onnxruntime-node';
 import { ApiError } from '../../problems/api-error.js';
 import { DEFAULT_DECODE_LIMITS, decodeImage, inspectImage, type DecodeLimits, type RgbImage } from '../image.js';
-import { getSharedSession, type InferenceLogger, type LoadedSession } from '../providers.js';
+import { getSharedSession, type ModelSession } from '../model-session.js';
+import type { InferenceLogger } from '../providers.js';
 import { WorkQueue, type QueueStats, type WorkQueueOptions } from '../queue.js';
 import { cropSize, flipQuad, padQuad, sampleQuad, uprightQuad } from './crop.js';
-import { ctcGreedyDecode } from './ctc.js';
+import { ctcDecode, DEFAULT_CTC_OPTIONS, type CtcOptions } from './ctc.js';
 import { DEFAULT_DET_OPTIONS, dbPostprocess, prepareDetInput, type DetOptions } from './detect.js';
 import type { Point, Quad } from './geometry.js';
 import { mergeRowBoxes } from './lines.js';
@@ -103,9 +104,9 @@ interface Line {
 const kernels = new Map<string, Promise<OcrKernel>>();
 
 export class OcrKernel {
-  readonly #det: LoadedSession;
-  readonly #cls: LoadedSession | undefined;
-  readonly #rec: LoadedSession;
+  readonly #det: ModelSession;
+  readonly #cls: ModelSession | undefined;
+  readonly #rec: ModelSession;
   readonly #alphabet: readonly string[];
   readonly #queue: WorkQueue;
   readonly #limits: DecodeLimits;
@@ -114,11 +115,12 @@ export class OcrKernel {
   readonly #provider: string;
   readonly #mergeWords: boolean;
   readonly #cropMargin: number;
+  readonly #ctc: CtcOptions;
 
   private constructor(parts: {
-    det: LoadedSession;
-    cls: LoadedSession | undefined;
-    rec: LoadedSession;
+    det: ModelSession;
+    cls: ModelSession | undefined;
+    rec: ModelSession;
     alphabet: string[];
     queue: WorkQueue;
     limits: DecodeLimits;
@@ -137,6 +139,7 @@ export class OcrKernel {
     this.#dropScore = parts.dropScore;
     this.#mergeWords = parts.mergeWords;
     this.#cropMargin = parts.cropMargin;
+    this.#ctc = DEFAULT_CTC_OPTIONS(parts.alphabet);
     const used = new Set([parts.det.provider, parts.rec.provider, ...(parts.cls ? [parts.cls.provider] : [])]);
     this.#provider = [...used].join('+');
   }
@@ -168,8 +171,8 @@ export class OcrKernel {
       loadDictionary(paths.dictionary),
     ]);
     // The dictionary must match the model's class count, or every character would be shifted.
-    const meta = rec.session.outputMetadata[0];
-    const classes = meta && meta.isTensor ? meta.shape[meta.shape.length - 1] : undefined;
+    const shape = rec.outputShapes[0] ?? [];
+    const classes = shape[shape.length - 1];
     if (typeof classes === 'number' && classes !== alphabet.length) {
       throw new Error(`dictionary has ${alphabet.length} classes, recognition model outputs ${classes}`);
     }
@@ -228,7 +231,7 @@ export class OcrKernel {
     const detIn = await prepareDetInput(img, this.#detOpts.limitSideLen);
     const detPrepMs = now() - t;
     t = now();
-    const detOut = await this.#run(this.#det, new ort.Tensor('float32', detIn.data, [1, 3, detIn.height, detIn.width]));
+    const detOut = await this.#det.run({ data: detIn.data, dims: [1, 3, detIn.height, detIn.width] });
     const detRunMs = now() - t;
     t = now();
     const [, , mapH, mapW] = detOut.dims as number[];
@@ -255,7 +258,7 @@ export class OcrKernel {
         });
         clsPrepMs += now() - t;
         t = now();
-        const out = await this.#run(this.#cls, new ort.Tensor('float32', data, [batch.length, 3, CLS_H, CLS_W]));
+        const out = await this.#cls.run({ data, dims: [batch.length, 3, CLS_H, CLS_W] });
         clsRunMs += now() - t;
         const p = out.data as Float32Array;
         batch.forEach((line, n) => {
@@ -284,11 +287,10 @@ export class OcrKernel {
       batch.forEach((line, index) => sampleQuad(img, line.sample, widthOf(line), { data, height: REC_H, width: batchW, index }));
       recPrepMs += now() - t;
       t = now();
-      const out = await this.#run(this.#rec, new ort.Tensor('float32', data, [batch.length, 3, REC_H, batchW]));
+      const steps = await this.#rec.runArgmax({ data, dims: [batch.length, 3, REC_H, batchW] }, this.#ctc.spaceIndex);
       recRunMs += now() - t;
       t = now();
-      const [n, steps, classes] = out.dims as number[];
-      ctcGreedyDecode(out.data as Float32Array, n!, steps!, classes!, this.#alphabet).forEach((d, k) => {
+      ctcDecode(steps, this.#alphabet, this.#ctc).forEach((d, k) => {
         batch[k]!.text = d.text;
         batch[k]!.confidence = d.confidence;
       });
@@ -319,10 +321,6 @@ export class OcrKernel {
     };
   }
 
-  async #run(s: LoadedSession, input: ort.Tensor): Promise<ort.Tensor> {
-    const outputs = await s.session.run({ [s.session.inputNames[0]!]: input });
-    return outputs[s.session.outputNames[0]!]!;
-  }
 }
 
 function toPrediction(l: Line): OcrPrediction {

@@ -1,0 +1,38 @@
+/**
+ * Messages between the main thread and a model's worker thread (session-worker.ts). Tensors travel as
+ * typed arrays; input buffers are transferred, not copied.
+ */
+import type { ProviderFailure } from './providers.js';
+
+export interface TensorData {
+  data: Float32Array;
+  dims: number[];
+}
+
+/**
+ * Per-step arg-max of a `[N, T, C]` probability output, computed in the worker so that the (large)
+ * recognition output never crosses threads and the O(N·T·C) scan stays off the event loop.
+ */
+export interface ArgmaxSteps {
+  batch: number;
+  steps: number;
+  /** Winning class per (n, t). */
+  index: Int32Array;
+  /** Its probability. */
+  prob: Float32Array;
+  /** Probability of the watched class (`watch`, e.g. the space), or zeros. */
+  watched: Float32Array;
+}
+
+export type Reduce = { kind: 'argmax'; watch: number };
+
+export type ToWorker =
+  | { type: 'load'; modelPath: string; providers: readonly string[]; intraOpNumThreads: number }
+  | { type: 'run'; id: number; feeds: Record<string, TensorData>; reduce?: Reduce };
+
+export type FromWorker =
+  | { type: 'loaded'; provider: string; skipped: ProviderFailure[]; inputNames: string[]; outputNames: string[]; outputShapes: (number | string)[][] }
+  | { type: 'load-error'; message: string; failures: ProviderFailure[] }
+  | { type: 'output'; id: number; output: TensorData }
+  | { type: 'argmax'; id: number; output: ArgmaxSteps }
+  | { type: 'error'; id: number; message: string };

@@ -18,7 +18,7 @@ export type ProblemSlug =
   | 'invalid-image'
   | 'unsupported-media-type'
   | 'rate-limit-exceeded'
-  | 'too-many-sessions'
+  | 'quota-exceeded'
   | 'idempotency-conflict'
   | 'idempotency-mismatch'
   | 'service-unavailable'
@@ -40,7 +40,7 @@ const TITLES: Record<ProblemSlug, string> = {
   'invalid-image': 'Invalid image.',
   'unsupported-media-type': 'Unsupported media type.',
   'rate-limit-exceeded': 'Rate limit exceeded.',
-  'too-many-sessions': 'Too many sessions.',
+  'quota-exceeded': 'Quota exceeded.',
   'idempotency-conflict': 'A request with this idempotency key is still being processed.',
   'idempotency-mismatch': 'The idempotency key was already used for a different request.',
   'service-unavailable': 'Service unavailable.',

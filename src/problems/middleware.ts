@@ -43,20 +43,25 @@ export function problemDocument(error: ApiError, baseUri: string, instance?: str
   };
 }
 
+/** Writes an error onto the response as a problem document. */
+export function renderProblem(ctx: Context, caught: unknown, baseUri: string, log?: Logger): void {
+  const error = toApiError(caught);
+  if (error.status >= 500 && !(caught instanceof ApiError)) {
+    log?.error({ err: caught, reqId: ctx.state.reqId }, 'unhandled error');
+  }
+  ctx.status = error.status;
+  ctx.set(error.headers);
+  ctx.type = 'application/problem+json';
+  ctx.body = problemDocument(error, baseUri, ctx.state.reqId ? `urn:kernelgate:request:${ctx.state.reqId}` : undefined);
+}
+
 /** The one place where errors become RFC 9457 documents. Nothing internal leaks. */
 export function problemMiddleware(baseUri: string, log: Logger) {
   return async function problems(ctx: Context, next: Next): Promise<void> {
     try {
       await next();
     } catch (caught) {
-      const error = toApiError(caught);
-      if (error.status >= 500 && !(caught instanceof ApiError)) {
-        log.error({ err: caught, reqId: ctx.state.reqId }, 'unhandled error');
-      }
-      ctx.status = error.status;
-      ctx.set(error.headers);
-      ctx.type = 'application/problem+json';
-      ctx.body = problemDocument(error, baseUri, ctx.state.reqId ? `urn:kernelgate:request:${ctx.state.reqId}` : undefined);
+      renderProblem(ctx, caught, baseUri, log);
     }
   };
 }

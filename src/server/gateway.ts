@@ -21,7 +21,11 @@ import { createMetrics, type GatewayMetrics } from './metrics.js';
 import type { RouteSpec } from './route.js';
 import { basicRoutes } from './routes/basics.js';
 import { buildOpenApi } from './routes/openapi.js';
-import { createRateLimitStore } from './stores.js';
+import { createStores } from './stores.js';
+import { idempotency } from '../idempotency/middleware.js';
+import { KernelRegistry } from '../inference/kernels.js';
+import { sessionRoutes } from '../sessions/routes.js';
+import type { SessionStore } from '../sessions/types.js';
 
 export interface Gateway {
   app: Koa<GatewayState>;
@@ -30,6 +34,8 @@ export interface Gateway {
   log: Logger;
   keypairs: KeypairStore;
   rateLimits: RateLimitStore;
+  sessions: SessionStore;
+  kernels: KernelRegistry;
   listen(): Promise<AddressInfo>;
   close(): Promise<void>;
 }
@@ -59,7 +65,9 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
   const metrics = createMetrics();
   const keypairs = new KeypairStore(config.keypairs.dir, log);
   keypairs.start();
-  const rateLimits = await createRateLimitStore(config.ratelimit, log);
+  const stores = await createStores(config, log);
+  const rateLimits = stores.rateLimits;
+  const kernels = new KernelRegistry(config.inference, log);
   const trusted = new TrustedProxies(config.server.trusted_proxies);
   const policy: VerifyPolicy = {
     algorithms: new Set(config.auth.algorithms),
@@ -88,8 +96,13 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
   const unsigned = publicRequest(authDeps);
 
   const latest = config.auth.api_versions[config.auth.api_versions.length - 1];
-  const routes: RouteSpec[] = [...basicRoutes(latest), ...(opts.routes ?? [])];
-  const health = opts.health ?? [];
+  const routes: RouteSpec[] = [
+    ...basicRoutes(latest),
+    ...sessionRoutes({ store: stores.sessions, kernels, lookup: (ak) => keypairs.get(ak), config }),
+    ...(opts.routes ?? []),
+  ];
+  const health = [() => kernels.health(), () => ({ sessions: { status: 'ok', store: stores.sessions.kind } }), ...(opts.health ?? [])];
+  const idempotent = idempotency(stores.idempotency, config.idempotency.ttl_seconds, config.auth.problem_base_uri, log);
   routes.push(
     {
       method: 'GET',
@@ -143,7 +156,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
       await next();
       if (ctx.body === undefined && ctx.status === 404) ctx.status = 204;
     };
-    const stages = route.access === 'public' ? [unsigned, validate] : [signed, validate];
+    const stages = route.access === 'public' ? [unsigned, validate] : [signed, validate, idempotent];
     router.register(route.path, [route.method], [...stages, (ctx: GatewayContext) => route.handler(ctx)] as never, {
       name: `${route.method} ${route.path}`,
     });
@@ -227,6 +240,8 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     log,
     keypairs,
     rateLimits,
+    sessions: stores.sessions,
+    kernels,
     listen: () =>
       new Promise((resolveListen, reject) => {
         server.once('error', reject);
@@ -236,7 +251,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
       keypairs.stop();
       await new Promise<void>((r) => server.close(() => r()));
       server.closeAllConnections();
-      await rateLimits.close();
+      await Promise.allSettled([rateLimits.close(), stores.idempotency.close(), stores.sessions.close()]);
     },
   };
 }

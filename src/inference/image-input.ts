@@ -1,0 +1,68 @@
+import busboy from 'busboy';
+import { ApiError } from '../problems/api-error.js';
+import { canonicalContentType } from '../signing/canonical.js';
+
+/**
+ * The image of an inference request, from one of three shapes: a raw `image/*`
+ * (or octet-stream) body, a multipart form with an `image` field, or JSON
+ * `{"image": "<base64>"}`. The body was already read (and hashed) as bytes.
+ */
+export async function extractImage(
+  raw: Buffer,
+  contentType: string | undefined,
+  json: Record<string, unknown> | undefined,
+  maxBytes: number,
+): Promise<Buffer> {
+  const type = canonicalContentType(contentType);
+  let image: Buffer;
+  if (type.startsWith('image/') || type === 'application/octet-stream') {
+    image = raw;
+  } else if (type === 'multipart/form-data') {
+    image = await multipartImage(raw, contentType!, maxBytes);
+  } else if (type === 'application/json') {
+    const value = json?.image;
+    if (typeof value !== 'string') throw new ApiError(400, 'invalid-api-params', 'JSON body needs "image": a base64 string.');
+    const b64 = value.replace(/^data:[^,]*;base64,/, '');
+    if (!/^[A-Za-z0-9+/\s]*={0,2}\s*$/.test(b64)) throw new ApiError(400, 'invalid-image', '"image" is not valid base64.');
+    if (Math.floor((b64.length * 3) / 4) > maxBytes + 3) throw tooLarge(maxBytes);
+    image = Buffer.from(b64, 'base64');
+  } else {
+    throw new ApiError(415, 'unsupported-media-type', 'Send the image as image/*, multipart/form-data (field "image") or JSON {"image": base64}.');
+  }
+  if (image.length === 0) throw new ApiError(400, 'invalid-image', 'The image is empty.');
+  if (image.length > maxBytes) throw tooLarge(maxBytes);
+  return image;
+}
+
+function tooLarge(maxBytes: number): ApiError {
+  return new ApiError(413, 'request-too-large', `The image is larger than ${maxBytes} bytes.`);
+}
+
+function multipartImage(raw: Buffer, contentType: string, maxBytes: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    let parser: busboy.Busboy;
+    try {
+      parser = busboy({ headers: { 'content-type': contentType }, limits: { files: 1, fileSize: maxBytes + 1, fields: 16, parts: 32, fieldSize: 64 * 1024 } });
+    } catch {
+      reject(new ApiError(400, 'invalid-api-params', 'Malformed multipart Content-Type (no boundary?).'));
+      return;
+    }
+    let found: Buffer | undefined;
+    let failure: ApiError | undefined;
+    parser.on('file', (name, stream) => {
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('limit', () => (failure = tooLarge(maxBytes)));
+      stream.on('end', () => {
+        if (name === 'image') found = Buffer.concat(chunks);
+      });
+    });
+    parser.on('error', () => reject(new ApiError(400, 'invalid-api-params', 'Malformed multipart body.')));
+    parser.on('close', () => {
+      if (failure) reject(failure);
+      else if (!found) reject(new ApiError(400, 'invalid-api-params', 'Multipart body has no "image" file field.'));
+      else resolve(found);
+    });
+    parser.end(raw);
+  });
+}

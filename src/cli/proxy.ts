@@ -1,3 +1,35 @@
-export async function proxyCommand(_argv: string[]): Promise<void> {
-  throw new Error('the signing proxy is not built yet');
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { parseKeypair } from '../keypairs/keypair.js';
+import { createSigningProxy } from '../proxy/proxy.js';
+
+/** `kernelgate proxy --keypair FILE [--upstream URL] [--host H] [--port N] [--allow /a,/b]` */
+export async function proxyCommand(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      keypair: { type: 'string', short: 'k' },
+      upstream: { type: 'string', default: 'http://127.0.0.1:8080' },
+      host: { type: 'string', default: '127.0.0.1' },
+      port: { type: 'string', default: '8081' },
+      allow: { type: 'string' },
+    },
+  });
+  let accessKey = process.env.KERNELGATE_ACCESS_KEY;
+  let secretKey = process.env.KERNELGATE_SECRET_KEY;
+  if (values.keypair) ({ accessKey, secretKey } = parseKeypair(readFileSync(values.keypair, 'utf8')));
+  if (!accessKey || !secretKey) throw new Error('the proxy needs --keypair FILE or KERNELGATE_ACCESS_KEY/KERNELGATE_SECRET_KEY');
+  const proxy = createSigningProxy({
+    upstream: values.upstream!,
+    accessKey,
+    secretKey,
+    host: values.host,
+    port: Number(values.port),
+    allow: values.allow?.split(',').map((p) => p.trim()).filter(Boolean),
+  });
+  const address = await proxy.listen();
+  process.stdout.write(`${JSON.stringify({ msg: 'kernelgate proxy listening', host: address.address, port: address.port, upstream: values.upstream, accessKey })}\n`);
+  const stop = () => proxy.close().then(() => process.exit(0));
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
 }

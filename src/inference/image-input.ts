@@ -42,7 +42,12 @@ function multipartImage(raw: Buffer, contentType: string, maxBytes: number): Pro
   return new Promise((resolve, reject) => {
     let parser: busboy.Busboy;
     try {
-      parser = busboy({ headers: { 'content-type': contentType }, limits: { files: 1, fileSize: maxBytes + 1, fields: 16, parts: 32, fieldSize: 64 * 1024 } });
+      // latin1 keeps the bytes of a file-less "image" field intact (it arrives as a string).
+      parser = busboy({
+        headers: { 'content-type': contentType },
+        defCharset: 'latin1',
+        limits: { files: 16, fileSize: maxBytes + 1, fields: 16, parts: 32, fieldSize: maxBytes + 1 },
+      });
     } catch {
       reject(new ApiError(400, 'invalid-api-params', 'Malformed multipart Content-Type (no boundary?).'));
       return;
@@ -50,12 +55,22 @@ function multipartImage(raw: Buffer, contentType: string, maxBytes: number): Pro
     let found: Buffer | undefined;
     let failure: ApiError | undefined;
     parser.on('file', (name, stream) => {
+      if (name !== 'image' || found) {
+        stream.resume(); // other parts are drained, not kept
+        return;
+      }
       const chunks: Buffer[] = [];
       stream.on('data', (c: Buffer) => chunks.push(c));
       stream.on('limit', () => (failure = tooLarge(maxBytes)));
       stream.on('end', () => {
-        if (name === 'image') found = Buffer.concat(chunks);
+        if (!failure && !found) found = Buffer.concat(chunks);
       });
+    });
+    // `curl -F 'image=<file.png'` sends the part without a filename: busboy calls it a field.
+    parser.on('field', (name, value, info) => {
+      if (name !== 'image' || found) return;
+      if (info.valueTruncated) failure = tooLarge(maxBytes);
+      else found = Buffer.from(value, 'latin1');
     });
     parser.on('error', () => reject(new ApiError(400, 'invalid-api-params', 'Malformed multipart body.')));
     parser.on('close', () => {

@@ -177,8 +177,9 @@ export function sessionRoutes(deps: SessionDeps): RouteSpec[] {
       async handler(ctx) {
         const session = await findSession(ctx);
         const image = await extractImage(ctx.state.rawBody, ctx.get('content-type') || undefined, ctx.state.body, deps.config.inference.max_image_bytes);
-        await deps.store.touch(session.owner, session.sessionName, Date.now());
         ctx.body = await deps.kernels.infer(session.image, image);
+        // Only a successful use restarts the idle timer.
+        await deps.store.touch(session.owner, session.sessionName, Date.now());
       },
     },
     {

@@ -55,6 +55,10 @@ function multipartImage(raw: Buffer, contentType: string, maxBytes: number): Pro
     let found: Buffer | undefined;
     let failure: ApiError | undefined;
     parser.on('file', (name, stream) => {
+      // A part cut short errors on its own stream; unheard, that error would kill the process.
+      stream.on('error', () => {
+        failure ??= new ApiError(400, 'invalid-api-params', 'Malformed multipart body.');
+      });
       if (name !== 'image' || found) {
         stream.resume(); // other parts are drained, not kept
         return;

@@ -193,6 +193,10 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
   });
   app.use(problemMiddleware(config.auth.problem_base_uri, log));
   app.use(async (ctx, next) => {
+    if (ctx.req.headers.host === undefined && ctx.req.httpVersion === '1.1') {
+      await chargeAnonymous(ctx);
+      throw new ApiError(400, 'generic-bad-request', 'HTTP/1.1 requests need a Host header.');
+    }
     // Routing comes first: unknown paths and methods are refused before any auth work.
     const match = router.match(ctx.path, ctx.method);
     if (!match.route) {
@@ -213,6 +217,8 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
       requestTimeout: config.server.request_timeout_ms,
       headersTimeout: Math.min(config.server.request_timeout_ms, 20_000),
       keepAliveTimeout: 5_000,
+      // Node would answer a missing Host with a bare 400; we answer it with a problem document.
+      requireHostHeader: false,
     },
     app.callback(),
   );

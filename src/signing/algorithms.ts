@@ -22,9 +22,9 @@ const BY_SIGN_METHOD: Readonly<Record<string, HashAlgorithm>> = {
 
 /** `HMAC-SHA256` -> `sha256`; undefined for anything else (md5 included). */
 export function algorithmOfSignMethod(signMethod: string): HashAlgorithm | undefined {
-  return Object.hasOwn(BY_SIGN_METHOD, signMethod.toUpperCase())
-    ? BY_SIGN_METHOD[signMethod.toUpperCase()]
-    : undefined;
+  // ASCII-only upper-casing: Unicode would turn `ſ` (U+017F) into `S`.
+  const key = signMethod.replace(/[a-z]/g, (c) => c.toUpperCase());
+  return Object.hasOwn(BY_SIGN_METHOD, key) ? BY_SIGN_METHOD[key] : undefined;
 }
 
 export function signMethodOf(algorithm: HashAlgorithm): string {

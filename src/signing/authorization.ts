@@ -1,4 +1,5 @@
 import { algorithmOfSignMethod, HEX_LENGTH, type HashAlgorithm } from './algorithms.js';
+import { trimHeaderValue } from './canonical.js';
 
 export type AuthScheme = 'BackendAI' | 'Sorna';
 
@@ -32,10 +33,10 @@ export function parseAuthorization(header: string): ParseResult {
   for (const piece of header.slice(space + 1).split(',')) {
     const eq = piece.indexOf('=');
     if (eq === -1) return fail('Malformed authorization parameter');
-    const name = piece.slice(0, eq).trim();
+    const name = trimHeaderValue(piece.slice(0, eq));
     if (name !== 'signMethod' && name !== 'credential') return fail('Unknown authorization parameter');
     if (params.has(name)) return fail('Repeated authorization parameter');
-    params.set(name, piece.slice(eq + 1).trim());
+    params.set(name, trimHeaderValue(piece.slice(eq + 1)));
   }
   const signMethod = params.get('signMethod');
   const credential = params.get('credential');

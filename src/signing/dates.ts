@@ -27,7 +27,8 @@ export function parseSigningDate(raw: string): SigningDate | undefined {
     // luxon knows GMT and UT; clients also write UTC.
     parsed = DateTime.fromRFC2822(raw.replace(/ UTC$/, ' GMT'), { zone: 'utc', setZone: true });
   }
-  if (parsed === undefined || !parsed.isValid) return undefined;
+  // Years outside 0000-9999 would give a key date that is not YYYYMMDD.
+  if (parsed === undefined || !parsed.isValid || parsed.year < 0 || parsed.year > 9999) return undefined;
   const epochMs = parsed.toMillis();
   if (!Number.isFinite(epochMs)) return undefined;
   return { epochMs, keyDate: parsed.toFormat('yyyyMMdd') };

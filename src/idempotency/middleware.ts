@@ -44,8 +44,9 @@ export function idempotency(store: IdempotencyStore, ttlSeconds: number, problem
       ctx.status = r.status;
       for (const [k, v] of Object.entries(r.headers)) ctx.set(k, v);
       ctx.set('Idempotent-Replayed', 'true');
-      ctx.body = Buffer.from(r.body, 'base64');
-      if (r.headers['content-type']) ctx.type = r.headers['content-type'];
+      // A response too large to keep replays its status and headers only; it is never re-run.
+      ctx.body = r.uncacheable ? '' : Buffer.from(r.body, 'base64');
+      if (r.headers['content-type'] && !r.uncacheable) ctx.type = r.headers['content-type'];
       return;
     }
     try {

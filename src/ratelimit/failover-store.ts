@@ -33,6 +33,8 @@ export interface FailoverRateLimitStoreOptions {
   probeIntervalMs?: number;
 }
 
+const TIMEOUTS_BEFORE_FAILOVER = 3;
+
 export class FailoverRateLimitStore implements RateLimitStore {
   readonly kind = 'redis' as const;
   readonly onRedisFailure: RedisFailurePolicy;
@@ -43,6 +45,8 @@ export class FailoverRateLimitStore implements RateLimitStore {
   private degradedReason: string | undefined;
   private probeTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** Timeouts in a row; a lone slow reply is more often our own event-loop lag than Redis. */
+  private consecutiveTimeouts = 0;
 
   constructor(opts: FailoverRateLimitStoreOptions) {
     this.primary = opts.primary;
@@ -73,11 +77,17 @@ export class FailoverRateLimitStore implements RateLimitStore {
   async consume(key: string, limit: number, windowSeconds: number): Promise<RateLimitDecision> {
     if (!this.degraded) {
       try {
-        return await this.primary.consume(key, limit, windowSeconds);
+        const decision = await this.primary.consume(key, limit, windowSeconds);
+        this.consecutiveTimeouts = 0;
+        return decision;
       } catch (err) {
         // Argument errors are the caller's bug, not an outage: do not fail over on them.
         if (err instanceof TypeError || err instanceof RangeError) throw err;
-        this.enterDegraded(err);
+        // This call is answered without Redis either way; the whole replica switches
+        // to memory only on a connection error or after several timeouts in a row,
+        // so one slow reply does not split the fleet's counting for a probe interval.
+        const timedOut = /timed out/i.test((err as Error)?.message ?? '');
+        if (!timedOut || ++this.consecutiveTimeouts >= TIMEOUTS_BEFORE_FAILOVER) this.enterDegraded(err);
       }
     }
     if (this.onRedisFailure === 'deny') {
@@ -128,6 +138,7 @@ export class FailoverRateLimitStore implements RateLimitStore {
       return;
     }
     if (this.closed) return;
+    this.consecutiveTimeouts = 0;
     this.degradedReason = undefined;
     this.probeTimer = undefined;
     this.logger.info({ store: 'redis' }, 'rate-limit store: Redis answers again, counting in Redis');

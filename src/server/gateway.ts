@@ -11,7 +11,7 @@ import { resolveClient, TrustedProxies } from '../http/client-view.js';
 import { KeypairStore } from '../keypairs/keypair-store.js';
 import { ApiError } from '../problems/api-error.js';
 import { problemDocument, problemMiddleware } from '../problems/middleware.js';
-import { charge } from '../ratelimit/charge.js';
+import { charge, rateLimitHeaders } from '../ratelimit/charge.js';
 import type { RateLimitStore } from '../ratelimit/types.js';
 import { SigningDateCache } from '../signing/dates.js';
 import { SigningKeyCache } from '../signing/signing-key.js';
@@ -94,6 +94,14 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
   };
   const signed = signedRequest(authDeps);
   const unsigned = publicRequest(authDeps);
+  // Health and metrics must reach the operator even when a fail-closed limiter refuses everything else.
+  const operational = publicRequest({
+    ...authDeps,
+    chargeAnonymous: (ctx) =>
+      chargeAnonymous(ctx).catch((error: unknown) => {
+        if (!(error instanceof ApiError && error.status === 503)) throw error;
+      }),
+  });
 
   const latest = config.auth.api_versions[config.auth.api_versions.length - 1];
   const routes: RouteSpec[] = [
@@ -156,7 +164,8 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
       await next();
       if (ctx.body === undefined && ctx.status === 404) ctx.status = 204;
     };
-    const stages = route.access === 'public' ? [unsigned, validate] : [signed, validate, idempotent];
+    const entry = route.path === '/health' || route.path === '/metrics' ? operational : unsigned;
+    const stages = route.access === 'public' ? [entry, validate] : [signed, validate, idempotent];
     router.register(route.path, [route.method], [...stages, (ctx: GatewayContext) => route.handler(ctx)] as never, {
       name: `${route.method} ${route.path}`,
     });
@@ -224,6 +233,23 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
   );
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
     if (!socket.writable) return socket.destroy();
+    void answerClientError(error, socket);
+  });
+  /** Errors Node's HTTP parser raises never reach Koa; they still get a problem document and rate-limit headers. */
+  const answerClientError = async (error: NodeJS.ErrnoException, socket: Socket) => {
+    let limitHeaders = '';
+    // No headers were parsed, so X-Forwarded-For is unknown: the peer itself pays (behind a
+    // proxy that is the proxy's own bucket, which forwarded requests never spend).
+    const peer = resolveClient(socket.remoteAddress, {}, trusted);
+    try {
+      const decision = await rateLimits.consume(`ip:${peer.address}`, config.ratelimit.anonymous_limit, windowSeconds);
+      limitHeaders = Object.entries(rateLimitHeaders(decision, 'anonymous'))
+        .map(([k, v]) => `${k}: ${v}\r\n`)
+        .join('');
+    } catch {
+      // No decision to report (store down in deny mode): answer without the headers.
+    }
+    if (!socket.writable) return socket.destroy();
     const overflow = error.code === 'HPE_HEADER_OVERFLOW';
     const timeout = error.code === 'ERR_HTTP_REQUEST_TIMEOUT';
     const problem = overflow
@@ -235,9 +261,9 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     const reason = overflow ? 'Request Header Fields Too Large' : timeout ? 'Request Timeout' : 'Bad Request';
     socket.end(
       `HTTP/1.1 ${problem.status} ${reason}\r\nContent-Type: application/problem+json\r\n` +
-        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+        `${limitHeaders}Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
     );
-  });
+  };
 
   return {
     app,

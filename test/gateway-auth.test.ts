@@ -13,18 +13,13 @@ import { promisify } from 'node:util';
 import { signRequest } from '../src/signing/sign-request.js';
 import { ALICE, ADMIN, BIN, startGateway, writeKeypair, type Response, type TestGateway } from './helpers/gateway.js';
 import { headerOf, VECTORS } from './helpers/vectors.js';
+import { assertProblem as assertSharedProblem } from './helpers/problems.js';
 
 const run = promisify(execFile);
 const BASE = 'https://api.backend.ai/probs/';
 
 function assertProblem(res: Response, status: number, slug: string): void {
-  assert.equal(res.status, status, `expected ${status} ${slug}, got ${res.status}: ${res.text}`);
-  assert.match(String(res.headers['content-type']), /^application\/problem\+json/);
-  assert.equal(res.json.type, `${BASE}${slug}`);
-  assert.equal(res.json.status, status);
-  assert.equal(typeof res.json.title, 'string');
-  assert.equal(typeof res.json.detail, 'string');
-  assert.equal(res.json.msg, res.json.detail);
+  assertSharedProblem(res, status, slug);
   assert.ok(res.headers['x-ratelimit-limit'], 'errors carry rate-limit headers too');
 }
 

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ALICE, BOB, startGateway, type Response, type TestGateway } from './helpers/gateway.js';
 import { startRedisServer, type TestRedisServer } from './helpers/redis-server.js';
+import { assertProblem } from './helpers/problems.js';
 
 const BASE = 'https://api.backend.ai/probs/';
 
@@ -19,11 +20,6 @@ const header = (res: Response, name: string): string | undefined => {
 };
 const replayed = (res: Response) => header(res, 'idempotent-replayed') === 'true';
 
-function assertProblem(res: Response, status: number, slug: string): void {
-  assert.equal(res.status, status, `expected ${status} ${slug}, got ${res.status}: ${res.text}`);
-  assert.match(String(header(res, 'content-type')), /^application\/problem\+json/);
-  assert.equal(res.json.type, `${BASE}${slug}`);
-}
 
 /** The retry repeats the first answer byte for byte and says so. */
 function assertReplayOf(retry: Response, first: Response): void {

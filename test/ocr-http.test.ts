@@ -9,19 +9,11 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { ALICE, startGateway, type Response, type TestGateway } from './helpers/gateway.js';
 import { renderText, renderTextWithLayout, type RenderedText } from './helpers/render-text.js';
+import { assertProblem } from './helpers/problems.js';
 
 const BASE = 'https://api.backend.ai/probs/';
 const MAX_IMAGE_BYTES = 60_000;
 
-function assertProblem(res: Response, status: number, slug?: string): void {
-  assert.equal(res.status, status, `expected ${status} ${slug ?? ''}, got ${res.status}: ${res.text}`);
-  assert.match(String(res.headers['content-type']), /^application\/problem\+json/);
-  if (slug) assert.equal(res.json.type, `${BASE}${slug}`);
-  assert.ok(String(res.json.type).startsWith(BASE));
-  assert.equal(res.json.status, status);
-  assert.equal(typeof res.json.detail, 'string');
-  assert.equal(res.json.msg, res.json.detail);
-}
 
 interface Prediction {
   text: string;

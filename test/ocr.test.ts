@@ -200,13 +200,19 @@ describe('bad images are refused with the right ApiError, quickly', () => {
   test('zero bytes → 400', async () => {
     assert.equal((await rejectsWith(kernel.recognize(Buffer.alloc(0)), 400)).slug, 'invalid-image');
   });
-  test('PNG signature with garbage after it → 400', () => rejectsWith(decodeImage(Buffer.concat([goodPng.subarray(0, 8), randomBytes(200)])), 400));
+  test('PNG signature with garbage after it → 400', async () => {
+    await rejectsWith(decodeImage(Buffer.concat([goodPng.subarray(0, 8), randomBytes(200)])), 400);
+  });
   test('header claiming 50000x50000 pixels → 413 before decoding', async () => {
     const e = await rejectsWith(kernel.recognize(pngClaiming(50_000, 50_000)), 413);
     assert.equal(e.slug, 'request-too-large');
   });
-  test('more pixels than a configured limit → 413', () => rejectsWith(inspectImage(goodPng, { maxPixels: 1000 }), 413));
-  test('more bytes than the limit → 413', () => rejectsWith(decodeImage(goodPng, { maxBytes: 100 }), 413));
+  test('more pixels than a configured limit → 413', async () => {
+    await rejectsWith(inspectImage(goodPng, { maxPixels: 1000 }), 413);
+  });
+  test('more bytes than the limit → 413', async () => {
+    await rejectsWith(decodeImage(goodPng, { maxBytes: 100 }), 413);
+  });
   test('BMP → 415 unsupported-media-type', async () => {
     const e = await rejectsWith(kernel.recognize(bmp2x2()), 415);
     assert.equal(e.slug, 'unsupported-media-type');
@@ -216,7 +222,9 @@ describe('bad images are refused with the right ApiError, quickly', () => {
     await rejectsWith(kernel.recognize(svg), 415);
     await rejectsWith(kernel.recognize(Buffer.from('  <svg width="10" height="10"></svg>')), 415);
   });
-  test('PDF → 415', () => rejectsWith(decodeImage(Buffer.from('%PDF-1.7\n%...')), 415));
+  test('PDF → 415', async () => {
+    await rejectsWith(decodeImage(Buffer.from('%PDF-1.7\n%...')), 415);
+  });
 });
 
 describe('bounded work queue', () => {

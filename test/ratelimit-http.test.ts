@@ -12,6 +12,7 @@ import { Redis } from 'ioredis';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ALICE, BOB, startGateway, type Response, type TestGateway, type TestKeypair } from './helpers/gateway.js';
 import { startRedisServer, type TestRedisServer } from './helpers/redis-server.js';
+import { assertProblem } from './helpers/problems.js';
 
 const BASE = 'https://api.backend.ai/probs/';
 const RL_HEADERS = ['x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset', 'x-ratelimit-window', 'ratelimit-policy', 'ratelimit'];
@@ -61,12 +62,6 @@ function assertRateHeaders(res: Response, exp: Expect): void {
   }
 }
 
-function assertProblem(res: Response, status: number, slug: string): void {
-  assert.equal(res.status, status, `expected ${status} ${slug}, got ${res.status}: ${res.text}`);
-  assert.match(header(res, 'content-type'), /^application\/problem\+json/);
-  assert.equal(res.json.type, `${BASE}${slug}`);
-  assert.equal(res.json.status, status);
-}
 
 function assert429(res: Response, exp: Omit<Expect, 'fresh'>): void {
   assertProblem(res, 429, 'rate-limit-exceeded');

@@ -18,6 +18,7 @@ import {
 } from './helpers/gateway.js';
 import { startRedisServer, type TestRedisServer } from './helpers/redis-server.js';
 import { renderText } from './helpers/render-text.js';
+import { assertProblem } from './helpers/problems.js';
 
 const BASE = 'https://api.backend.ai/probs/';
 const UNKNOWN_KEY = 'AKIAKGATEUNKNOWN0099'; // well-formed, no such keypair
@@ -39,15 +40,6 @@ const INACTIVE: TestKeypair = {
 };
 const ALL = [ALICE, BOB, ADMIN, ROOT, OTHER_DOMAIN_USER, OTHER_ADMIN, QUOTA, INACTIVE];
 
-function assertProblem(res: Response, status: number, slug: string): void {
-  assert.equal(res.status, status, `expected ${status} ${slug}, got ${res.status}: ${res.text}`);
-  assert.match(String(res.headers['content-type']), /^application\/problem\+json/);
-  assert.equal(res.json.type, `${BASE}${slug}`);
-  assert.equal(res.json.status, status);
-  assert.equal(typeof res.json.title, 'string');
-  assert.equal(typeof res.json.detail, 'string');
-  assert.equal(res.json.msg, res.json.detail);
-}
 
 const q = (owner?: string) => (owner === undefined ? '' : `?owner_access_key=${encodeURIComponent(owner)}`);
 

@@ -92,8 +92,9 @@ export function verifyRequest(req: RequestToVerify, policy: VerifyPolicy, ctx: V
     ? ctx.keys.get(found.accessKey, auth.algorithm, found.secretKey, date.keyDate, host)
     : ctx.keys.get(DECOY_ID, auth.algorithm, DECOY_SECRET, date.keyDate, host);
 
-  // The string the client most likely signed comes first; the variants below
-  // are what real Backend.AI clients sign, tried only when the first fails.
+  // The string DESIGN.md fixes is tried first; the variants below are what real
+  // Backend.AI clients sign, tried only when it fails. Every key, known or not,
+  // goes through the same sequence, so timing tells nothing about which exist.
   const contentType = req.header('content-type');
   const hashes = [bodyHash(auth.algorithm, req.body)];
   if (policy.bodyHashMode === 'backendai' && req.body.length > 0) hashes.push(emptyBodyHash(auth.algorithm));
@@ -102,7 +103,7 @@ export function verifyRequest(req: RequestToVerify, policy: VerifyPolicy, ctx: V
   // aiohttp (Backend.AI's server) reports a missing Content-Type as application/octet-stream.
   const types = contentType === undefined ? [undefined, 'application/octet-stream'] : [contentType];
   let matches = false;
-  for (const hash of hashes) {
+  search: for (const hash of hashes) {
     for (const versionLabel of labels) {
       for (const type of types) {
         const expected = expectedSignature(
@@ -110,8 +111,10 @@ export function verifyRequest(req: RequestToVerify, policy: VerifyPolicy, ctx: V
           key,
           stringToSign({ method: req.method, target: req.target, date: dateValue, host, contentType: type, apiVersion, bodyHash: hash, versionLabel }),
         );
-        // No early exit: every candidate is computed, so a miss costs the same whichever matched.
-        matches = signatureMatches(auth.algorithm, expected, auth.signature) || matches;
+        if (signatureMatches(auth.algorithm, expected, auth.signature)) {
+          matches = true;
+          break search;
+        }
       }
     }
   }

@@ -1,4 +1,4 @@
-import { pino, type Logger } from 'pino';
+import { destination, pino, type Logger } from 'pino';
 
 /** JSON logs on stdout. Credentials are redacted wherever they might be logged. */
 export function createLogger(level: string): Logger {
@@ -17,4 +17,13 @@ export function createLogger(level: string): Logger {
       censor: '[redacted]',
     },
   });
+}
+
+/**
+ * The per-request access log: fixed fields that never hold secrets, so no
+ * redaction pass, and asynchronous writes so a busy gateway batches lines
+ * instead of making one write(2) per request.
+ */
+export function createAccessLogger(level: string): Logger {
+  return pino({ level, base: { service: 'kernelgate' } }, destination({ dest: 1, sync: false }));
 }

@@ -14,12 +14,57 @@ const MAX_DATE_LENGTH = 64;
 const ISO_SHAPE = /^[+-]?\d{4,6}-?(?:\d{2}-?\d{2}|W\d{2}-?\d|\d{3})T\d{2}/;
 const RFC_SHAPE = /^(?:[A-Za-z]{3}, )?\d{1,2} [A-Za-z]{3} \d{4} \d{2}:\d{2}(?::\d{2})? /;
 
+// The forms real clients send, parsed without luxon (which costs ~25 µs a date).
+// Separators are consistent within the date and within the time, as luxon requires.
+const ISO_FAST = /^(\d{4})(-?)(\d{2})\2(\d{2})T(\d{2})(:?)(\d{2})\6(\d{2})(?:[.,](\d{1,9}))?(Z|z|[+-]\d{2}(?::?\d{2})?)?$/;
+const RFC1123_FAST = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d{2}) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) (\d{4}) (\d{2}):(\d{2}):(\d{2}) GMT$/;
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+const WEEKDAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
+
+/** Epoch ms of a wall-clock time, or undefined when a field is out of range. */
+function utcMillis(y: number, mo: number, d: number, h: number, mi: number, s: number, ms: number): number | undefined {
+  // Years below 1000 are rare and Date.UTC maps 0-99 to 19xx: leave them to luxon.
+  if (y < 1000 || mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || s > 59) return undefined;
+  if (d > new Date(Date.UTC(y, mo, 0)).getUTCDate()) return undefined;
+  return Date.UTC(y, mo - 1, d, h, mi, s, ms);
+}
+
+function parseFast(raw: string): SigningDate | null | undefined {
+  const iso = ISO_FAST.exec(raw);
+  if (iso) {
+    const [, y, , mo, d, h, , mi, sec, frac, zone] = iso;
+    const local = utcMillis(+y, +mo, +d, +h, +mi, +sec, frac ? Number(frac.slice(0, 3).padEnd(3, '0')) : 0);
+    if (local === undefined) return null;
+    let offsetMin = 0;
+    if (zone !== undefined && zone !== 'Z' && zone !== 'z') {
+      const digits = zone.slice(1).replace(':', '');
+      const oh = Number(digits.slice(0, 2));
+      const om = digits.length > 2 ? Number(digits.slice(2)) : 0;
+      if (oh > 18 || om > 59) return null; // unusual offsets: let luxon decide
+      offsetMin = (zone[0] === '-' ? -1 : 1) * (oh * 60 + om);
+    }
+    // The key date is the calendar day as written, i.e. in the date's own offset.
+    return { epochMs: local - offsetMin * 60_000, keyDate: `${y}${mo}${d}` };
+  }
+  const rfc = RFC1123_FAST.exec(raw);
+  if (rfc) {
+    const [, weekday, d, mon, y, h, mi, sec] = rfc;
+    const mo = MONTHS.indexOf(mon) + 1;
+    const epochMs = utcMillis(+y, mo, +d, +h, +mi, +sec, 0);
+    if (epochMs === undefined || WEEKDAYS[new Date(epochMs).getUTCDay()] !== weekday) return null;
+    return { epochMs, keyDate: `${y}${String(mo).padStart(2, '0')}${d}` };
+  }
+  return undefined;
+}
+
 /**
  * Parses a signing date: ISO 8601 (extended or basic, fractions allowed, no zone
  * means UTC) or RFC 1123 / RFC 2822. Returns undefined when it is not one.
  */
 export function parseSigningDate(raw: string): SigningDate | undefined {
   if (raw.length === 0 || raw.length > MAX_DATE_LENGTH) return undefined;
+  const fast = parseFast(raw);
+  if (fast) return fast;
   let parsed: DateTime | undefined;
   if (ISO_SHAPE.test(raw)) {
     parsed = DateTime.fromISO(raw, { zone: 'utc', setZone: true });

@@ -14,7 +14,12 @@ import GutenOcr from '@gutenye/ocr-node';
 import { OcrKernel } from '../src/inference/ocr/index.js';
 import { ALICE, startGateway, type TestGateway } from '../test/helpers/gateway.js';
 import { renderTextWithLayout, type LineSpec } from '../test/helpers/render-text.js';
-import { appendSection, machine, median, percentile } from './report.js';
+import { machine, median, writeSection } from './lib.js';
+
+const percentile = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] ?? NaN;
+};
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '5' }, seconds: { type: 'string', default: '8' } } });
 const ROUNDS = Number(values.rounds);
@@ -70,14 +75,16 @@ async function main(): Promise<void> {
       await viaHttp(img.png);
     }
     const times = { guten: [] as number[], inproc: [] as number[], http: [] as number[], model: [] as number[] };
+    const stages: Record<string, number[]> = {};
     for (let round = 0; round < ROUNDS; round++) {
       for (const img of images) {
         let t = now();
         await guten.detect(img.path);
         times.guten.push(now() - t);
         t = now();
-        await kernel.recognize(img.png);
+        const { timings } = await kernel.recognizeWithTimings(img.png);
         times.inproc.push(now() - t);
+        for (const [k, v] of Object.entries(timings)) (stages[k] ??= []).push(v);
         t = now();
         const r = await viaHttp(img.png);
         times.http.push(now() - t);
@@ -147,12 +154,18 @@ async function main(): Promise<void> {
       '|---|---|---|---|---|---|---|',
       ...concurrency,
       '',
+      'Where the in-process time goes (median ms per image over all images; "run" = the ONNX model alone, in its worker thread):',
+      '',
+      `| ${Object.keys(stages).join(' | ')} |`,
+      `|${Object.keys(stages).map(() => '---').join('|')}|`,
+      `| ${Object.values(stages).map((v) => median(v).toFixed(1)).join(' | ')} |`,
+      '',
       `Gateway peak RSS (VmHWM) after the run: ${hwm.toFixed(0)} MiB (current RSS ${rss.toFixed(0)} MiB).`,
       '',
       `Raw per-image ms: gutenye ${JSON.stringify(times.guten.map((t) => Math.round(t)))}; in-process ${JSON.stringify(times.inproc.map((t) => Math.round(t)))}; HTTP ${JSON.stringify(times.http.map((t) => Math.round(t)))}`,
     ].join('\n');
     console.log(section);
-    appendSection('OCR: kernelgate vs @gutenye/ocr-node (issue 4)', section);
+    writeSection('ocr', `## OCR: kernelgate vs @gutenye/ocr-node\n\n${section}`);
   } finally {
     await gw.stop();
     process.exit(0);

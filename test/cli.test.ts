@@ -1,0 +1,92 @@
+/**
+ * The README's quick start, through the real CLI: a keypair made with
+ * `kernelgate keypair create`, then `kernelgate sign` for an OCR session's
+ * whole life, an admin acting for the user, and another user seeing nothing.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { ADMIN, BIN, BOB, rawRequest, startGateway, writeKeypair, type TestGateway } from './helpers/gateway.js';
+import { renderText } from './helpers/render-text.js';
+
+const run = promisify(execFile);
+
+describe('kernelgate CLI', () => {
+  let gw: TestGateway;
+  let env: NodeJS.ProcessEnv;
+  let png: string;
+  const sign = async (args: string[], extraEnv: NodeJS.ProcessEnv = {}) =>
+    (await run(process.execPath, [BIN, 'sign', ...args], { env: { ...env, ...extraEnv } })).stdout;
+
+  before(async () => {
+    gw = await startGateway();
+    const created = await run(process.execPath, [BIN, 'keypair', 'create', '--dir', gw.keypairDir, '--user', 'cli@example.com']);
+    const accessKey = /access_key = (\S+)/.exec(created.stdout)![1];
+    const secretKey = /secret_key = (\S+)/.exec(created.stdout)![1];
+    assert.match(created.stdout, /shown only this once/);
+    env = { ...process.env, KERNELGATE_ENDPOINT: gw.url, KERNELGATE_ACCESS_KEY: accessKey, KERNELGATE_SECRET_KEY: secretKey };
+    const dir = mkdtempSync(join(tmpdir(), 'kg-cli-'));
+    png = join(dir, 'page.png');
+    writeFileSync(png, await renderText(['Quick start works', 'Invoice 2026']));
+  });
+  after(() => gw.stop());
+
+  it('signs a GET like curl -i', async () => {
+    const out = await sign(['GET', '/auth/test?echo=hi', '-i']);
+    assert.match(out, /^HTTP\/1.1 200 OK\n/);
+    assert.match(out, /x-ratelimit-limit: \d+/i);
+    assert.match(out, /\{"authorized":"yes","echo":"hi"\}/);
+  });
+
+  it('creates an OCR session, reads a PNG, and deletes the session', async () => {
+    const created = JSON.parse(await sign(['POST', '/session', '--data', '{"name":"ocr1","image":"ocr"}']));
+    assert.equal(created.created, true);
+    const result = JSON.parse(await sign(['POST', '/session/ocr1/infer', '--data-binary', `@${png}`]));
+    assert.deepEqual(result.predictions.map((p: { text: string }) => p.text), ['Quick start works', 'Invoice 2026']);
+    assert.equal(result.provider, 'cpu');
+    const listed = JSON.parse(await sign(['GET', '/session']));
+    assert.deepEqual(listed.sessions.map((s: { sessionName: string }) => s.sessionName), ['ocr1']);
+    const deleted = JSON.parse(await sign(['DELETE', '/session/ocr1']));
+    assert.equal(deleted.deleted, true);
+    assert.equal(JSON.parse(await sign(['GET', '/session/ocr1'])).status, 404);
+  });
+
+  it("lets an admin do the same on a user's behalf, and nobody else see it", async () => {
+    const adminFile = writeKeypair(gw.keypairDir, ADMIN);
+    const bobFile = writeKeypair(gw.keypairDir, BOB);
+    const owner = env.KERNELGATE_ACCESS_KEY!;
+    const asAdmin = (args: string[]) => sign([...args, '-k', adminFile]);
+    const made = JSON.parse(await asAdmin(['POST', '/session', '--data', JSON.stringify({ name: 'for-user', image: 'ocr', owner_access_key: owner })]));
+    assert.equal(made.owner_access_key, owner);
+    const result = JSON.parse(await asAdmin(['POST', `/session/for-user/infer?owner_access_key=${owner}`, '--data-binary', `@${png}`]));
+    assert.equal(result.predictions[0].text, 'Quick start works');
+    // The user sees it as its own; another user sees neither the session nor its name.
+    assert.equal(JSON.parse(await sign(['GET', '/session/for-user'])).sessionName, 'for-user');
+    assert.equal(JSON.parse(await sign(['GET', '/session/for-user', '-k', bobFile])).status, 404);
+    assert.equal(JSON.parse(await sign(['GET', `/session?owner_access_key=${owner}`, '-k', bobFile])).status, 403);
+    assert.equal(JSON.parse(await asAdmin(['DELETE', `/session/for-user?owner_access_key=${owner}`])).deleted, true);
+  });
+
+  it('prints only the signed headers for use with curl', async () => {
+    const out = await sign(['GET', '/auth/test', '--headers-only']);
+    const headers = Object.fromEntries(out.trim().split('\n').map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]));
+    assert.match(headers.Authorization, /^BackendAI signMethod=HMAC-SHA256, credential=AKIA[A-Z0-9]{16}:[0-9a-f]{64}$/);
+    const res = await rawRequest(gw.port, { method: 'GET', target: '/auth/test', headers });
+    assert.equal(res.status, 200, res.text);
+  });
+
+  it('fails with a clear message and no secret when credentials are missing', async () => {
+    const result = await run(process.execPath, [BIN, 'sign', 'GET', '/auth/test'], {
+      env: { ...process.env, KERNELGATE_ENDPOINT: gw.url, KERNELGATE_ACCESS_KEY: '', KERNELGATE_SECRET_KEY: '' },
+    }).then(
+      () => ({ code: 0, stderr: '' }),
+      (e: { code: number; stderr: string }) => e,
+    );
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /no keypair/);
+  });
+});

@@ -5,6 +5,7 @@
  */
 import { slidingWindowStep, type WindowState } from './sliding-window.js';
 import type { RateLimitDecision, RateLimitHealth, RateLimitStore } from './types.js';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { checkConsumeArgs, retryAfterSeconds } from './validate.js';
 
 export interface MemoryRateLimitStoreOptions {
@@ -48,6 +49,10 @@ export class MemoryRateLimitStore implements RateLimitStore {
   // cannot interleave inside a check: the event loop makes it atomic.
   async consume(key: string, limit: number, windowSeconds: number): Promise<RateLimitDecision> {
     checkConsumeArgs(key, limit, windowSeconds);
+    // Decide on the next loop turn, as the Redis store does by nature: under load every
+    // request read in one poll phase is decided together and the responses leave
+    // back to back. Measured on loopback: 9.0k -> 16.9k signed req/s (bench/RESULTS.md).
+    await yieldToLoop();
     const now = this.now();
     this.sweep(now);
     const stored = this.entries.get(key);

@@ -17,7 +17,7 @@ import { SigningDateCache } from '../signing/dates.js';
 import { SigningKeyCache } from '../signing/signing-key.js';
 import type { GatewayContext, GatewayState } from './context.js';
 import { createAccessLogger, createLogger } from './logger.js';
-import { createMetrics, type GatewayMetrics } from './metrics.js';
+import { createMetrics } from './metrics.js';
 import type { RouteSpec } from './route.js';
 import { basicRoutes } from './routes/basics.js';
 import { buildOpenApi } from './routes/openapi.js';
@@ -288,4 +288,3 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
   };
 }
 
-export type { GatewayMetrics };

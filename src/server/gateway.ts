@@ -21,6 +21,7 @@ import { createMetrics } from './metrics.js';
 import type { RouteSpec } from './route.js';
 import { basicRoutes } from './routes/basics.js';
 import { buildOpenApi } from './routes/openapi.js';
+import { operationalRoutes } from './routes/operational.js';
 import { createStores } from './stores.js';
 import { idempotency } from '../idempotency/middleware.js';
 import { KernelRegistry } from '../inference/kernels.js';
@@ -109,44 +110,20 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     ...sessionRoutes({ store: stores.sessions, kernels, lookup: (ak) => keypairs.get(ak), config }),
     ...(opts.routes ?? []),
   ];
-  const health = [() => kernels.health(), () => ({ sessions: { status: 'ok', store: stores.sessions.kind } }), ...(opts.health ?? [])];
   const idempotent = idempotency(stores.idempotency, config.idempotency.ttl_seconds, config.auth.problem_base_uri, log);
   routes.push(
-    {
-      method: 'GET',
-      path: '/health',
-      summary: 'Readiness: rate-limit store, keypairs, inference providers.',
-      access: 'public',
-      responses: { 200: { description: 'Ready (possibly degraded).' }, 503: { description: 'Not ready.' } },
-      async handler(ctx) {
-        const sections = await Promise.all(health.map((h) => h()));
-        const ratelimit = rateLimits.health();
-        const merged = Object.assign({}, ...sections) as Record<string, unknown>;
-        const degraded = ratelimit.status !== 'ok' || Object.values(merged).some((s) => (s as { status?: string })?.status === 'degraded');
-        ctx.body = { status: degraded ? 'degraded' : 'ok', gateway: latest, ratelimit, keypairs: { loaded: keypairs.size }, ...merged };
-      },
-    },
-    {
-      method: 'GET',
-      path: '/metrics',
-      summary: 'Prometheus metrics.',
-      access: 'public',
-      responses: { 200: { description: 'Prometheus text format.' } },
-      async handler(ctx) {
-        ctx.type = metrics.registry.contentType;
-        ctx.body = await metrics.registry.metrics();
-      },
-    },
-    {
-      method: 'GET',
-      path: '/openapi.json',
-      summary: 'This document.',
-      access: 'public',
-      responses: { 200: { description: 'OpenAPI 3.1.' } },
-      handler(ctx) {
-        ctx.body = openapi;
-      },
-    },
+    ...operationalRoutes({
+      apiVersion: latest,
+      health: [
+        () => ({ ratelimit: rateLimits.health() }),
+        () => ({ keypairs: { loaded: keypairs.size } }),
+        () => kernels.health(),
+        async () => ({ sessions: await stores.sessions.health() }),
+        ...(opts.health ?? []),
+      ],
+      metrics: metrics.registry,
+      openapi: () => openapi,
+    }),
   );
   const openapi = buildOpenApi(routes);
 
@@ -163,11 +140,11 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
       }
       await next();
     };
-    const entry = route.path === '/health' || route.path === '/metrics' ? operational : unsigned;
+    const isSigned = route.access === 'signed' || isAdmin;
     // Each route gets only the stages it needs: the hot GET /auth/test path stays short.
-    const stages: unknown[] = [route.access === 'public' ? entry : signed];
+    const stages: unknown[] = [isSigned ? signed : route.access === 'operational' ? operational : unsigned];
     if (query || body || isAdmin) stages.push(validate);
-    if (route.access !== 'public' && route.method !== 'GET') stages.push(idempotent);
+    if (isSigned && route.method !== 'GET') stages.push(idempotent);
     router.register(route.path, [route.method], [...stages, (ctx: GatewayContext) => route.handler(ctx)] as never, {
       name: `${route.method} ${route.path}`,
     });

@@ -14,7 +14,12 @@ export interface RouteSpec {
   /** Koa-router path, e.g. `/session/:name`. */
   path: string;
   summary: string;
-  access: 'public' | 'signed' | 'admin';
+  /**
+   * public: unsigned, charged to the address; operational: the same, but served even
+   * when a fail-closed limiter refuses everything else (health, metrics); signed;
+   * admin: signed by an admin or superadmin keypair.
+   */
+  access: 'public' | 'operational' | 'signed' | 'admin';
   query?: JsonSchema;
   body?: JsonSchema;
   /** Status -> description (and optional JSON Schema) for the OpenAPI document. */

@@ -45,5 +45,9 @@ export class MemorySessionStore implements SessionStore {
     return deleted;
   }
 
+  async health() {
+    return { status: 'ok' as const, store: 'memory' };
+  }
+
   async close(): Promise<void> {}
 }

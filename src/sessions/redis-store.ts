@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { unavailable } from '../problems/api-error.js';
-import { createFailFastRedis, waitForReady } from '../ratelimit/redis-client.js';
+import { createFailFastRedis, describeRedisError, waitForReady } from '../ratelimit/redis-client.js';
 import type { CreateOutcome, SessionRecord, SessionStore } from './types.js';
 
 /**
@@ -128,6 +128,15 @@ export class RedisSessionStore implements SessionStore {
 
   delete(owner: string, name: string): Promise<boolean> {
     return this.guard(async () => (await this.redis.hdel(this.key(owner), name)) === 1);
+  }
+
+  async health() {
+    try {
+      await this.redis.ping();
+      return { status: 'ok' as const, store: 'redis' };
+    } catch (error) {
+      return { status: 'degraded' as const, store: 'redis', reason: `sessions unavailable: ${describeRedisError(error)}` };
+    }
   }
 
   async close(): Promise<void> {

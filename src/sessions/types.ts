@@ -33,5 +33,7 @@ export interface SessionStore {
   /** Marks use, so the idle timer restarts. */
   touch(owner: string, name: string, now: number): Promise<void>;
   delete(owner: string, name: string): Promise<boolean>;
+  /** For /health: can sessions be served right now? */
+  health(): Promise<{ status: 'ok' | 'degraded'; store: string; reason?: string }>;
   close(): Promise<void>;
 }

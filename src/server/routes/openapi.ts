@@ -49,7 +49,7 @@ export function buildOpenApi(routes: readonly RouteSpec[]): Record<string, unkno
     for (const type of route.bodyTypes ?? []) content[type] = { schema: { type: 'string', format: 'binary' } };
     (paths[path] ??= {})[route.method.toLowerCase()] = {
       summary: route.summary,
-      ...(route.access === 'public' ? { security: [] } : {}),
+      ...(route.access === 'public' || route.access === 'operational' ? { security: [] } : {}),
       ...(route.access === 'admin' ? { 'x-kernelgate-role': 'admin' } : {}),
       parameters,
       ...(Object.keys(content).length > 0 ? { requestBody: { required: false, content } } : {}),

@@ -12,7 +12,7 @@
  * for a cross-replica guarantee); the gateway should answer 503.
  */
 import type { Redis } from 'ioredis';
-import { createFailFastRedis, waitForReady, type FailFastRedisOptions } from '../ratelimit/redis-client.js';
+import { clientFrom, waitForReady, type FailFastRedisOptions } from '../ratelimit/redis-client.js';
 import {
   DEFAULT_LEASE_SECONDS,
   DEFAULT_MAX_BODY_BYTES,
@@ -74,15 +74,7 @@ export class RedisIdempotencyStore implements IdempotencyStore {
   private readonly abortScript: Script;
 
   constructor(opts: RedisIdempotencyStoreOptions) {
-    if (opts.client) {
-      this.client = opts.client;
-      this.ownsClient = false;
-    } else if (opts.url) {
-      this.client = createFailFastRedis(opts.url, opts);
-      this.ownsClient = true;
-    } else {
-      throw new TypeError('RedisIdempotencyStore needs a url or a client');
-    }
+    ({ client: this.client, ownsClient: this.ownsClient } = clientFrom(opts, 'RedisIdempotencyStore'));
     this.keyPrefix = opts.keyPrefix ?? 'kg:idem:';
     this.leaseSeconds = opts.leaseSeconds ?? DEFAULT_LEASE_SECONDS;
     this.maxBodyBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;

@@ -62,3 +62,13 @@ export function describeRedisError(err: unknown): string {
   const msg = err instanceof Error ? err.message : String(err);
   return msg.replace(/rediss?:\/\/[^\s@/]*@/gi, 'redis://***@').slice(0, 200);
 }
+
+/** A store's client: the caller's (left open on close) or a new fail-fast one of its own. */
+export function clientFrom(
+  opts: FailFastRedisOptions & { url?: string; client?: Redis },
+  store: string,
+): { client: Redis; ownsClient: boolean } {
+  if (opts.client) return { client: opts.client, ownsClient: false };
+  if (opts.url) return { client: createFailFastRedis(opts.url, opts), ownsClient: true };
+  throw new TypeError(`${store} needs a url or a client`);
+}

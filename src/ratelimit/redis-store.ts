@@ -8,7 +8,7 @@
  * would read as fresh anyway, so idle keys vanish on their own.
  */
 import type { Redis } from 'ioredis';
-import { createFailFastRedis, describeRedisError, waitForReady, type FailFastRedisOptions } from './redis-client.js';
+import { clientFrom, describeRedisError, waitForReady, type FailFastRedisOptions } from './redis-client.js';
 import type { RateLimitDecision, RateLimitHealth, RateLimitStore } from './types.js';
 import { checkConsumeArgs, retryAfterSeconds } from './validate.js';
 
@@ -80,15 +80,7 @@ export class RedisRateLimitStore implements RateLimitStore {
   private lastError: string | undefined;
 
   constructor(opts: RedisRateLimitStoreOptions) {
-    if (opts.client) {
-      this.client = opts.client;
-      this.ownsClient = false;
-    } else if (opts.url) {
-      this.client = createFailFastRedis(opts.url, opts);
-      this.ownsClient = true;
-    } else {
-      throw new TypeError('RedisRateLimitStore needs a url or a client');
-    }
+    ({ client: this.client, ownsClient: this.ownsClient } = clientFrom(opts, 'RedisRateLimitStore'));
     this.keyPrefix = opts.keyPrefix ?? 'kg:rl:';
     // defineCommand sends EVALSHA and falls back to EVAL on NOSCRIPT (e.g. after a Redis restart).
     this.client.defineCommand(COMMAND, { numberOfKeys: 1, lua: CONSUME_LUA });

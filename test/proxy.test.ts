@@ -10,7 +10,7 @@ describe('signing proxy', () => {
   let port: number;
   before(async () => {
     gw = await startGateway();
-    proxy = createSigningProxy({ upstream: gw.url, accessKey: ALICE.accessKey, secretKey: ALICE.secretKey, port: 0 });
+    proxy = createSigningProxy({ upstream: gw.url, accessKey: ALICE.accessKey, secretKey: ALICE.secretKey, port: 0, clientLimit: 12, clientWindowSeconds: 60 });
     port = (await proxy.listen()).port;
   });
   after(async () => {
@@ -46,5 +46,13 @@ describe('signing proxy', () => {
     const res = await rawRequest(port, { method: 'GET', target: '/session/nope' });
     assert.equal(res.status, 404);
     assert.equal(res.json.type, 'https://api.backend.ai/probs/session-not-found');
+  });
+
+  it('limits each client address, so one visitor cannot spend the shared keypair for all', async () => {
+    let last;
+    for (let i = 0; i < 12 && (last = await rawRequest(port, { method: 'GET', target: '/auth/test' })).status !== 429; i++);
+    assert.equal(last!.status, 429);
+    assert.equal(last!.json.type, 'https://api.backend.ai/probs/rate-limit-exceeded');
+    assert.ok(Number(last!.headers['retry-after']) >= 1);
   });
 });

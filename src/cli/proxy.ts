@@ -13,6 +13,8 @@ export async function proxyCommand(argv: string[]): Promise<void> {
       host: { type: 'string', default: '127.0.0.1' },
       port: { type: 'string', default: '8081' },
       allow: { type: 'string' },
+      'client-limit': { type: 'string', default: '600' },
+      'client-window': { type: 'string', default: '60' },
     },
   });
   let accessKey = process.env.KERNELGATE_ACCESS_KEY;
@@ -26,6 +28,8 @@ export async function proxyCommand(argv: string[]): Promise<void> {
     host: values.host,
     port: Number(values.port),
     allow: values.allow?.split(',').map((p) => p.trim()).filter(Boolean),
+    clientLimit: Number(values['client-limit']),
+    clientWindowSeconds: Number(values['client-window']),
   });
   const address = await proxy.listen();
   process.stdout.write(`${JSON.stringify({ msg: 'kernelgate proxy listening', host: address.address, port: address.port, upstream: values.upstream, accessKey })}\n`);

@@ -4,6 +4,8 @@ import { readRawBody } from '../http/raw-body.js';
 import { ApiError } from '../problems/api-error.js';
 import { problemDocument } from '../problems/middleware.js';
 import { signRequest } from '../signing/sign-request.js';
+import { rateLimitHeaders } from '../ratelimit/charge.js';
+import { MemoryRateLimitStore } from '../ratelimit/memory-store.js';
 
 export interface ProxyOptions {
   /** The gateway, e.g. `http://127.0.0.1:8080`. */
@@ -17,6 +19,13 @@ export interface ProxyOptions {
   bodyLimit?: number;
   timeoutMs?: number;
   problemBaseUri?: string;
+  /**
+   * Requests per client address per window before the proxy itself answers 429
+   * (default 600 per 60 s): every visitor spends the proxy's one keypair at the
+   * gateway, so one visitor must not be able to spend it for all.
+   */
+  clientLimit?: number;
+  clientWindowSeconds?: number;
 }
 
 /** Request headers passed on; everything else (cookies, the client's own Authorization) stays here. */
@@ -35,6 +44,10 @@ export function createSigningProxy(opts: ProxyOptions): { server: Server; listen
   const bodyLimit = opts.bodyLimit ?? 10 * 1024 * 1024;
   const base = opts.problemBaseUri ?? 'https://api.backend.ai/probs/';
 
+  const limiter = new MemoryRateLimitStore();
+  const clientLimit = opts.clientLimit ?? 600;
+  const clientWindow = opts.clientWindowSeconds ?? 60;
+
   const fail = (res: ServerResponse, error: ApiError) => {
     const body = JSON.stringify(problemDocument(error, base));
     res.writeHead(error.status, { 'Content-Type': 'application/problem+json', ...error.headers });
@@ -42,6 +55,12 @@ export function createSigningProxy(opts: ProxyOptions): { server: Server; listen
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const decision = await limiter.consume(`ip:${req.socket.remoteAddress ?? ''}`, clientLimit, clientWindow);
+    if (!decision.allowed) {
+      throw new ApiError(429, 'rate-limit-exceeded', `More than ${clientLimit} requests in ${clientWindow} s from this address.`, {
+        headers: rateLimitHeaders(decision, 'proxy-client'),
+      });
+    }
     const target = req.url ?? '/';
     const path = target.split('?')[0];
     if (!allow.some((prefix) => path === prefix || path.startsWith(`${prefix}/`)) || path.includes('/../')) {

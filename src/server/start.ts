@@ -19,6 +19,16 @@ export async function startGateway(config: Config): Promise<Gateway> {
       () => process.exit(1),
     );
   };
+  // A bug that escapes every handler leaves state we cannot trust: log it (the
+  // logger redacts credentials) and exit for the supervisor to restart us.
+  process.on('uncaughtException', (error) => {
+    gateway.log.fatal({ err: error }, 'uncaught exception; exiting');
+    process.exit(1);
+  });
+  process.on('unhandledRejection', (reason) => {
+    gateway.log.fatal({ err: reason }, 'unhandled rejection; exiting');
+    process.exit(1);
+  });
   process.once('SIGINT', () => stop('SIGINT'));
   process.once('SIGTERM', () => stop('SIGTERM'));
   return gateway;

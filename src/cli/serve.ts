@@ -14,7 +14,10 @@ export function configFromArgs(argv: string[]): Config {
     strict: true,
   });
   const config = values.config ? loadConfigFile(values.config) : defaultConfig();
-  if (!values.config) config.keypairs.dir = resolve(config.keypairs.dir);
+  if (!values.config) {
+    config.keypairs.dir = resolve(config.keypairs.dir);
+    config.inference.models_dir = resolve(config.inference.models_dir);
+  }
   if (values.host !== undefined) config.server.host = values.host;
   if (values.port !== undefined) {
     const port = Number(values.port);

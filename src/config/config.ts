@@ -41,6 +41,8 @@ export interface Config {
     max_queue: number;
     timeout_ms: number;
     threads: number;
+    /** Uploaded custom models (relative paths resolve against the config file). */
+    models_dir: string;
   };
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
 }
@@ -82,6 +84,7 @@ export function defaultConfig(): Config {
       max_queue: 16,
       timeout_ms: 30_000,
       threads: 0,
+      models_dir: 'models',
     },
     log: { level: 'info' },
   };
@@ -136,5 +139,6 @@ export function loadConfigFile(path: string): Config {
   }
   const config = configFromObject(raw, path);
   config.keypairs.dir = resolve(dirname(resolve(path)), config.keypairs.dir);
+  config.inference.models_dir = resolve(dirname(resolve(path)), config.inference.models_dir);
   return config;
 }

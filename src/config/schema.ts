@@ -64,6 +64,7 @@ export const configSchema = {
       max_queue: { type: 'integer', minimum: 0 },
       timeout_ms: { type: 'integer', minimum: 1 },
       threads: { type: 'integer', minimum: 0 },
+      models_dir: { type: 'string', minLength: 1 },
     }),
     log: section({
       level: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },

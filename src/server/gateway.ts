@@ -26,6 +26,7 @@ import { createStores } from './stores.js';
 import { idempotency } from '../idempotency/middleware.js';
 import { KernelRegistry } from '../inference/kernels.js';
 import { sessionRoutes } from '../sessions/routes.js';
+import { modelRoutes } from '../models/routes.js';
 import type { SessionStore } from '../sessions/types.js';
 
 export interface Gateway {
@@ -108,6 +109,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
   const routes: RouteSpec[] = [
     ...basicRoutes(latest),
     ...sessionRoutes({ store: stores.sessions, kernels, lookup: (ak) => keypairs.get(ak), config }),
+    ...modelRoutes({ kernels, lookup: (ak) => keypairs.get(ak) }),
     ...(opts.routes ?? []),
   ];
   const idempotent = idempotency(stores.idempotency, config.idempotency.ttl_seconds, config.auth.problem_base_uri, log);
@@ -133,11 +135,11 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     const body = validator(route.body);
     const isAdmin = route.access === 'admin';
     const validate = async (ctx: GatewayContext, next: () => Promise<unknown>) => {
-      if (query && !query(ctx.query)) throw invalid('query parameter', query);
-      if (body && ctx.state.body !== undefined && !body(ctx.state.body)) throw invalid('request body', body);
       if (isAdmin && ctx.state.auth!.keypair.role === 'user') {
         throw new ApiError(403, 'generic-forbidden', 'This operation needs an admin keypair.');
       }
+      if (query && !query(ctx.query)) throw invalid('query parameter', query);
+      if (body && ctx.state.body !== undefined && !body(ctx.state.body)) throw invalid('request body', body);
       await next();
     };
     const isSigned = route.access === 'signed' || isAdmin;

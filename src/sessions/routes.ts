@@ -182,15 +182,5 @@ export function sessionRoutes(deps: SessionDeps): RouteSpec[] {
         await deps.store.touch(session.owner, session.sessionName, Date.now());
       },
     },
-    {
-      method: 'GET',
-      path: '/models',
-      summary: 'The models sessions can run.',
-      access: 'signed',
-      responses: { 200: { description: 'Models.' } },
-      handler(ctx) {
-        ctx.body = { models: deps.kernels.list() };
-      },
-    },
   ];
 }

@@ -1,0 +1,74 @@
+import { Ajv } from 'ajv';
+import { ApiError } from '../problems/api-error.js';
+
+/** What an admin declares with an uploaded ONNX model. */
+export interface ModelConfig {
+  name: string;
+  task: 'classify';
+  input: { width: number; height: number; color: 'RGB' | 'BGR' };
+  /** Per channel, applied to pixel / 255: (x - mean) / std. */
+  normalize: { mean: [number, number, number]; std: [number, number, number] };
+  labels: string[];
+  /** How many labels to return, best first. */
+  top_k: number;
+}
+
+export const MODEL_NAME = '^[a-z0-9][a-z0-9._-]{0,63}$';
+/** Names the gateway keeps for its built-in kernels. */
+export const RESERVED_MODEL_NAMES = new Set(['ocr', 'backup', 'restore']);
+
+export const modelConfigSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'task', 'input', 'labels'],
+  properties: {
+    name: { type: 'string', pattern: MODEL_NAME },
+    task: { enum: ['classify', 'detect'] },
+    input: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['width', 'height'],
+      properties: {
+        width: { type: 'integer', minimum: 1, maximum: 4096 },
+        height: { type: 'integer', minimum: 1, maximum: 4096 },
+        color: { enum: ['RGB', 'BGR'] },
+      },
+    },
+    normalize: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['mean', 'std'],
+      properties: {
+        mean: { type: 'array', minItems: 3, maxItems: 3, items: { type: 'number' } },
+        std: { type: 'array', minItems: 3, maxItems: 3, items: { type: 'number', exclusiveMinimum: 0 } },
+      },
+    },
+    labels: { type: 'array', minItems: 1, maxItems: 100000, items: { type: 'string', maxLength: 256 } },
+    top_k: { type: 'integer', minimum: 1, maximum: 100 },
+  },
+} as const;
+
+const validate = new Ajv({ allErrors: false, strict: false }).compile(modelConfigSchema);
+
+/** Validates an admin's model config and fills in the defaults. */
+export function parseModelConfig(raw: unknown): ModelConfig {
+  if (!validate(raw)) {
+    const e = validate.errors?.[0];
+    const where = e?.instancePath ? e.instancePath.slice(1).replace(/\//g, '.') : 'config';
+    throw new ApiError(400, 'invalid-api-params', `Invalid model config "${where}": ${e?.message ?? 'invalid'}.`);
+  }
+  const c = raw as Record<string, any>;
+  if (RESERVED_MODEL_NAMES.has(c.name)) throw new ApiError(400, 'invalid-api-params', `"${c.name}" is a reserved model name.`);
+  if (c.task === 'detect') {
+    // No detection output convention is settled yet (see README): refuse rather than guess.
+    throw new ApiError(400, 'invalid-api-params', 'task "detect" is not supported yet; use "classify".');
+  }
+  return {
+    name: c.name,
+    task: 'classify',
+    input: { width: c.input.width, height: c.input.height, color: c.input.color ?? 'RGB' },
+    normalize: c.normalize ?? { mean: [0, 0, 0], std: [1, 1, 1] },
+    labels: c.labels,
+    top_k: Math.min(c.top_k ?? 5, c.labels.length),
+  };
+}

@@ -4,7 +4,6 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, openSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,18 +15,8 @@ export const RESULTS_FILE = join(BENCH_DIR, 'RESULTS.md');
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      if (address === null || typeof address === 'string') return reject(new Error('no port'));
-      srv.close(() => resolve(address.port));
-    });
-  });
-}
+// One free-port helper for tests and benchmarks.
+export { freePort } from '../test/helpers/redis-server.js';
 
 const CLK_TCK = (() => {
   try {

@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import Koa from 'koa';
 import Router from '@koa/router';
 import { Ajv, type ValidateFunction } from 'ajv';
@@ -7,10 +7,11 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
 import { publicRequest, signedRequest } from '../auth/middleware.js';
 import type { VerifyPolicy } from '../auth/verify.js';
+import { answerClientErrors } from '../http/client-error.js';
 import { resolveClient, TrustedProxies } from '../http/client-view.js';
 import { KeypairStore } from '../keypairs/keypair-store.js';
 import { ApiError } from '../problems/api-error.js';
-import { problemDocument, problemMiddleware } from '../problems/middleware.js';
+import { problemMiddleware } from '../problems/middleware.js';
 import { charge, rateLimitHeaders } from '../ratelimit/charge.js';
 import type { RateLimitStore } from '../ratelimit/types.js';
 import { SigningDateCache } from '../signing/dates.js';
@@ -209,39 +210,20 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     },
     app.callback(),
   );
-  server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
-    if (!socket.writable) return socket.destroy();
-    void answerClientError(error, socket);
-  });
-  /** Errors Node's HTTP parser raises never reach Koa; they still get a problem document and rate-limit headers. */
-  const answerClientError = async (error: NodeJS.ErrnoException, socket: Socket) => {
-    let limitHeaders = '';
-    // No headers were parsed, so X-Forwarded-For is unknown: the peer itself pays (behind a
-    // proxy that is the proxy's own bucket, which forwarded requests never spend).
-    const peer = resolveClient(socket.remoteAddress, {}, trusted);
-    try {
-      const decision = await rateLimits.consume(`ip:${peer.address}`, config.ratelimit.anonymous_limit, windowSeconds);
-      limitHeaders = Object.entries(rateLimitHeaders(decision, 'anonymous'))
-        .map(([k, v]) => `${k}: ${v}\r\n`)
-        .join('');
-    } catch {
-      // No decision to report (store down in deny mode): answer without the headers.
-    }
-    if (!socket.writable) return socket.destroy();
-    const overflow = error.code === 'HPE_HEADER_OVERFLOW';
-    const timeout = error.code === 'ERR_HTTP_REQUEST_TIMEOUT';
-    const problem = overflow
-      ? new ApiError(431, 'request-header-fields-too-large', `Request headers exceed ${config.server.header_limit_bytes} bytes.`)
-      : timeout
-        ? new ApiError(408, 'generic-bad-request', 'The request was not completed in time.')
-        : new ApiError(400, 'generic-bad-request', 'Malformed HTTP request.');
-    const body = JSON.stringify(problemDocument(problem, config.auth.problem_base_uri));
-    const reason = overflow ? 'Request Header Fields Too Large' : timeout ? 'Request Timeout' : 'Bad Request';
-    socket.end(
-      `HTTP/1.1 ${problem.status} ${reason}\r\nContent-Type: application/problem+json\r\n` +
-        `${limitHeaders}Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-    );
-  };
+  server.on(
+    'clientError',
+    answerClientErrors({
+      headerLimitBytes: config.server.header_limit_bytes,
+      problemBaseUri: config.auth.problem_base_uri,
+      // No headers were parsed, so X-Forwarded-For is unknown: the peer itself pays (behind a
+      // proxy that is the proxy's own bucket, which forwarded requests never spend).
+      async chargePeer(socket) {
+        const peer = resolveClient(socket.remoteAddress, {}, trusted);
+        const decision = await rateLimits.consume(`ip:${peer.address}`, config.ratelimit.anonymous_limit, windowSeconds);
+        return rateLimitHeaders(decision, 'anonymous');
+      },
+    }),
+  );
 
   return {
     app,

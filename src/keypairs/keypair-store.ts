@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { readdirSync, readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { ACCESS_KEY_FORMAT, parseKeypair, type Keypair } from './keypair.js';
@@ -10,9 +10,10 @@ interface Entry {
 
 /**
  * The keypairs in `keypairs/<ACCESS_KEY>.toml`, kept in memory and refreshed
- * without a restart: inotify for prompt changes, a slow rescan as a safety net
- * for file systems where watching is unreliable, and a direct look at the file
- * on a miss so a key created a moment ago works on its first request.
+ * without a restart: inotify for prompt changes (milliseconds), a slow rescan
+ * as a safety net for file systems where watching is unreliable. Lookups never
+ * touch the disk: a miss that went to disk would take measurably longer than a
+ * hit and tell an attacker which access keys exist.
  */
 export class KeypairStore {
   private readonly entries = new Map<string, Entry>();
@@ -49,11 +50,6 @@ export class KeypairStore {
 
   /** The keypair for an access key, active or not; undefined when there is none. */
   get(accessKey: string): Keypair | undefined {
-    const hit = this.entries.get(accessKey);
-    if (hit !== undefined) return hit.keypair;
-    if (!ACCESS_KEY_FORMAT.test(accessKey)) return undefined;
-    // The format check above makes the name safe to join into a path.
-    if (existsSync(this.fileOf(accessKey))) this.refresh(accessKey);
     return this.entries.get(accessKey)?.keypair;
   }
 
@@ -61,6 +57,7 @@ export class KeypairStore {
     return [...this.entries.values()].map((e) => e.keypair);
   }
 
+  /** Only called with names that passed ACCESS_KEY_FORMAT, so they are safe to join into a path. */
   private fileOf(accessKey: string): string {
     return join(this.dir, `${accessKey}.toml`);
   }

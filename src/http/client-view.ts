@@ -68,3 +68,18 @@ export function resolveClient(
   }
   return { address, host: firstValue(headers['x-forwarded-host']) ?? host, viaTrustedProxy: true };
 }
+
+/**
+ * The rate-limit bucket of an address: the address itself for IPv4, its /64
+ * for IPv6, since one subscriber usually holds a whole /64 and could otherwise
+ * rotate through 2^64 fresh anonymous quotas.
+ */
+export function addressBucket(address: string): string {
+  if (isIP(address) !== 6) return address;
+  const [head, tail = ''] = address.split('::');
+  const left = head ? head.split(':') : [];
+  const right = tail ? tail.split(':') : [];
+  // An embedded IPv4 tail (::ffff:1.2.3.4) lies in the last 64 bits; it never changes the /64.
+  const groups = address.includes('::') ? [...left, ...Array(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right] : left;
+  return `${groups.slice(0, 4).map((g) => (g || '0').toLowerCase().replace(/^0+(?=.)/, '')).join(':')}::/64`;
+}

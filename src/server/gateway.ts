@@ -8,7 +8,7 @@ import type { Config } from '../config/config.js';
 import { publicRequest, signedRequest } from '../auth/middleware.js';
 import type { VerifyPolicy } from '../auth/verify.js';
 import { answerClientErrors } from '../http/client-error.js';
-import { resolveClient, TrustedProxies } from '../http/client-view.js';
+import { addressBucket, resolveClient, TrustedProxies } from '../http/client-view.js';
 import { KeypairStore } from '../keypairs/keypair-store.js';
 import { ApiError } from '../problems/api-error.js';
 import { problemMiddleware } from '../problems/middleware.js';
@@ -83,7 +83,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
   const windowSeconds = config.ratelimit.window_seconds;
 
   const chargeAnonymous = (ctx: GatewayContext) =>
-    charge(ctx, rateLimits, { key: `ip:${ctx.state.client.address}`, limit: config.ratelimit.anonymous_limit, policy: 'anonymous' }, windowSeconds);
+    charge(ctx, rateLimits, { key: `ip:${addressBucket(ctx.state.client.address)}`, limit: config.ratelimit.anonymous_limit, policy: 'anonymous' }, windowSeconds);
   const chargeKeypair = (ctx: GatewayContext) => {
     const k = ctx.state.auth!.keypair;
     return charge(ctx, rateLimits, { key: `ak:${k.accessKey}`, limit: k.rateLimit ?? config.ratelimit.default_limit, policy: 'keypair' }, windowSeconds);
@@ -219,7 +219,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
       // proxy that is the proxy's own bucket, which forwarded requests never spend).
       async chargePeer(socket) {
         const peer = resolveClient(socket.remoteAddress, {}, trusted);
-        const decision = await rateLimits.consume(`ip:${peer.address}`, config.ratelimit.anonymous_limit, windowSeconds);
+        const decision = await rateLimits.consume(`ip:${addressBucket(peer.address)}`, config.ratelimit.anonymous_limit, windowSeconds);
         return rateLimitHeaders(decision, 'anonymous');
       },
     }),

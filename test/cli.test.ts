@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ADMIN, BIN, BOB, rawRequest, startGateway, writeKeypair, type TestGateway } from './helpers/gateway.js';
 import { renderText } from './helpers/render-text.js';
+import { ocrModelPaths } from '../src/inference/ocr/index.js';
 
 const run = promisify(execFile);
 
@@ -69,6 +70,25 @@ describe('kernelgate CLI', () => {
     assert.equal(JSON.parse(await sign(['GET', '/session/for-user', '-k', bobFile])).status, 404);
     assert.equal(JSON.parse(await sign(['GET', `/session?owner_access_key=${owner}`, '-k', bobFile])).status, 403);
     assert.equal(JSON.parse(await asAdmin(['DELETE', `/session/for-user?owner_access_key=${owner}`])).deleted, true);
+  });
+
+  it('uploads, lists and removes a custom model with `kernelgate model`', async () => {
+    const adminFile = writeKeypair(gw.keypairDir, ADMIN);
+    const dir = mkdtempSync(join(tmpdir(), 'kg-model-'));
+    const config = join(dir, 'textdir.json');
+    writeFileSync(config, JSON.stringify({ name: 'textdir', task: 'classify', input: { width: 192, height: 48 }, normalize: { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] }, labels: ['0', '180'] }));
+    const model = (args: string[]) => run(process.execPath, [BIN, 'model', ...args, '-k', adminFile], { env });
+    const uploaded = JSON.parse((await model(['upload', '--config', config, '--onnx', ocrModelPaths().classifier])).stdout);
+    assert.equal(uploaded.name, 'textdir');
+    const listed = JSON.parse((await model(['list'])).stdout);
+    assert.deepEqual(listed.models.map((m: { name: string }) => m.name), ['ocr', 'textdir']);
+    assert.equal(JSON.parse((await model(['remove', 'textdir'])).stdout).deleted, true);
+    // A user's keypair is refused, and the command says so by its exit code.
+    const refused = await run(process.execPath, [BIN, 'model', 'upload', '--config', config, '--onnx', ocrModelPaths().classifier], { env }).then(
+      () => 0,
+      (e: { code: number }) => e.code,
+    );
+    assert.equal(refused, 1);
   });
 
   it('prints only the signed headers for use with curl', async () => {

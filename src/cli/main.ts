@@ -7,6 +7,7 @@ const USAGE = `usage: kernelgate <command>
   serve   [--config FILE] [--host ADDR] [--port N]   run the gateway
   keypair create|list|revoke [...]                   manage keypair files
   sign    METHOD PATH [--data ...] [--endpoint URL]  sign and send one request
+  model   upload|list|remove|backup|restore [...]     manage custom models (admin keypair)
   proxy   [--config FILE] [...]                      run the server-side signing proxy`;
 
 export async function main(argv: string[]): Promise<number> {
@@ -25,6 +26,10 @@ export async function main(argv: string[]): Promise<number> {
         return keypairCommand(rest, (line) => io.out(`${line}\n`));
       case 'sign':
         return await signCommand(rest, io);
+      case 'model': {
+        const { modelCommand } = await import('./model.js');
+        return await modelCommand(rest, io);
+      }
       case 'proxy': {
         const { proxyCommand } = await import('./proxy.js');
         await proxyCommand(rest);

@@ -1,6 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { parseKeypair } from '../keypairs/keypair.js';
+import { credentials } from './credentials.js';
 import { createSigningProxy } from '../proxy/proxy.js';
 
 /** `kernelgate proxy --keypair FILE [--upstream URL] [--host H] [--port N] [--allow /a,/b]` */
@@ -17,10 +16,7 @@ export async function proxyCommand(argv: string[]): Promise<void> {
       'client-window': { type: 'string', default: '60' },
     },
   });
-  let accessKey = process.env.KERNELGATE_ACCESS_KEY;
-  let secretKey = process.env.KERNELGATE_SECRET_KEY;
-  if (values.keypair) ({ accessKey, secretKey } = parseKeypair(readFileSync(values.keypair, 'utf8')));
-  if (!accessKey || !secretKey) throw new Error('the proxy needs --keypair FILE or KERNELGATE_ACCESS_KEY/KERNELGATE_SECRET_KEY');
+  const { accessKey, secretKey } = credentials(values.keypair, process.env);
   const proxy = createSigningProxy({
     upstream: values.upstream!,
     accessKey,

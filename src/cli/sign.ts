@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { KernelgateClient } from '../client/client.js';
-import { parseKeypair } from '../keypairs/keypair.js';
+import { credentials, endpointOf } from './credentials.js';
 import { algorithmOfSignMethod } from '../signing/algorithms.js';
 
 const IMAGE_TYPES: Record<string, string> = {
@@ -19,19 +19,6 @@ export interface Io {
   out(chunk: string | Uint8Array): void;
   err(line: string): void;
   env: NodeJS.ProcessEnv;
-}
-
-function credentials(keypairFile: string | undefined, env: NodeJS.ProcessEnv): { accessKey: string; secretKey: string } {
-  if (keypairFile) {
-    const k = parseKeypair(readFileSync(keypairFile, 'utf8'));
-    return { accessKey: k.accessKey, secretKey: k.secretKey };
-  }
-  const accessKey = env.KERNELGATE_ACCESS_KEY ?? env.BACKEND_ACCESS_KEY;
-  const secretKey = env.KERNELGATE_SECRET_KEY ?? env.BACKEND_SECRET_KEY;
-  if (!accessKey || !secretKey) {
-    throw new Error('no keypair: pass --keypair FILE or set KERNELGATE_ACCESS_KEY and KERNELGATE_SECRET_KEY');
-  }
-  return { accessKey, secretKey };
 }
 
 /** `kernelgate sign METHOD PATH [...]`: a curl for this API. */
@@ -75,7 +62,7 @@ export async function signCommand(argv: string[], io: Io): Promise<number> {
       contentType ??= 'application/json';
     }
   }
-  const endpoint = values.endpoint ?? io.env.KERNELGATE_ENDPOINT ?? io.env.BACKEND_ENDPOINT ?? 'http://127.0.0.1:8080';
+  const endpoint = endpointOf(values.endpoint, io.env);
   const client = new KernelgateClient({
     endpoint,
     ...credentials(values.keypair, io.env),

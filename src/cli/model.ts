@@ -1,0 +1,51 @@
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { KernelgateClient } from '../client/client.js';
+import { credentials, endpointOf } from './credentials.js';
+import type { Io } from './sign.js';
+
+/**
+ * `kernelgate model upload|list|remove|backup|restore`: the admin's side of
+ * custom models, so nobody has to base64 an ONNX file into JSON by hand.
+ */
+export async function modelCommand(argv: string[], io: Io): Promise<number> {
+  const [action, ...rest] = argv;
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: {
+      onnx: { type: 'string' },
+      config: { type: 'string' },
+      endpoint: { type: 'string' },
+      keypair: { type: 'string', short: 'k' },
+    },
+  });
+  const client = new KernelgateClient({ endpoint: endpointOf(values.endpoint, io.env), ...credentials(values.keypair, io.env) });
+  let response: Response;
+  switch (action) {
+    case 'upload': {
+      if (!values.onnx || !values.config) throw new Error('usage: kernelgate model upload --config CONFIG.json --onnx MODEL.onnx');
+      const config = JSON.parse(readFileSync(values.config, 'utf8')) as Record<string, unknown>;
+      response = await client.request('POST', '/models', { json: { ...config, model: readFileSync(values.onnx).toString('base64') } });
+      break;
+    }
+    case 'list':
+      response = await client.request('GET', '/models');
+      break;
+    case 'remove':
+      if (!positionals[0]) throw new Error('usage: kernelgate model remove NAME');
+      response = await client.request('DELETE', `/models/${encodeURIComponent(positionals[0])}`);
+      break;
+    case 'backup':
+      response = await client.request('GET', '/models/backup');
+      break;
+    case 'restore':
+      if (!positionals[0]) throw new Error('usage: kernelgate model restore BACKUP.json');
+      response = await client.request('POST', '/models/restore', { body: readFileSync(positionals[0]), contentType: 'application/json' });
+      break;
+    default:
+      throw new Error('usage: kernelgate model upload|list|remove|backup|restore');
+  }
+  io.out(`${await response.text()}\n`);
+  return response.ok ? 0 : 1;
+}

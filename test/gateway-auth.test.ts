@@ -283,6 +283,15 @@ describe('gateway: trusted proxies', () => {
 });
 
 describe('config validation', () => {
+  it('the shipped config.toml lists exactly the embedded defaults', async () => {
+    const { defaultConfig, loadConfigFile } = await import('../src/config/config.js');
+    const shipped = loadConfigFile(join(import.meta.dirname, '..', 'config.toml'));
+    const defaults = defaultConfig();
+    defaults.keypairs.dir = shipped.keypairs.dir;
+    defaults.inference.models_dir = shipped.inference.models_dir;
+    assert.deepEqual(shipped, defaults);
+  });
+
   it('stops with a message naming an unknown key or a wrong type', async () => {
     const { mkdtempSync } = await import('node:fs');
     const { tmpdir } = await import('node:os');

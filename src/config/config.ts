@@ -44,7 +44,11 @@ export interface Config {
     /** Uploaded custom models (relative paths resolve against the config file). */
     models_dir: string;
   };
-  log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
+  log: {
+    level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+    /** One line per request (at info); off saves ~10 % of throughput on the auth hot path. */
+    access: boolean;
+  };
 }
 
 export function defaultConfig(): Config {
@@ -86,7 +90,7 @@ export function defaultConfig(): Config {
       threads: 0,
       models_dir: 'models',
     },
-    log: { level: 'info' },
+    log: { level: 'info', access: true },
   };
 }
 

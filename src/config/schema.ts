@@ -68,6 +68,7 @@ export const configSchema = {
     }),
     log: section({
       level: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
+      access: { type: 'boolean' },
     }),
   },
 } as const;

@@ -148,11 +148,11 @@ export class KernelRegistry {
     return this.ocr;
   }
 
-  async infer(name: string, image: Buffer): Promise<OcrResult | ClassifyResult> {
-    if (name === 'ocr') return (await this.loadOcr()).recognize(image);
+  async infer(name: string, image: Buffer, signal?: AbortSignal): Promise<OcrResult | ClassifyResult> {
+    if (name === 'ocr') return (await this.loadOcr()).recognize(image, { signal });
     const model = this.store.get(name);
     if (!model) throw new ApiError(404, 'model-not-found', `The session's model ${JSON.stringify(name)} was removed.`);
-    return (await this.customKernel(model)).classify(image);
+    return (await this.customKernel(model)).classify(image, signal);
   }
 
   health(): Record<string, unknown> {

@@ -80,7 +80,7 @@ export class WorkQueue {
    * Run `job` when a slot is free. Rejects with 503 service-unavailable (Retry-After) when the queue is
    * full or the job waited past its deadline, and with 504 gateway-timeout when it ran past it.
    */
-  run<T>(job: Job<T>, opts: { timeoutMs?: number } = {}): Promise<T> {
+  run<T>(job: Job<T>, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<T> {
     const name = this.#opts.name;
     if (this.#running >= this.#opts.concurrency && this.#waiting.length >= this.#opts.maxQueued) {
       this.#rejected++;
@@ -137,6 +137,17 @@ export class WorkQueue {
         }, timeoutMs);
         timer.unref?.();
       }
+
+      // The caller gave up (its client went away): a waiting job leaves the queue, a
+      // running one is told through its signal and stops at its next checkpoint.
+      const onCallerAbort = () => {
+        controller.abort();
+        const idx = entry ? this.#waiting.indexOf(entry) : -1;
+        if (idx >= 0) this.#waiting.splice(idx, 1);
+        settle(() => reject(new ApiError(408, 'generic-bad-request', 'The client closed the request before it was answered.')));
+      };
+      if (opts.signal?.aborted) return onCallerAbort();
+      opts.signal?.addEventListener('abort', onCallerAbort, { once: true });
 
       if (this.#running < this.#opts.concurrency) {
         start();

@@ -62,10 +62,10 @@ export class ClassifyKernel {
     return this.queue.stats;
   }
 
-  async classify(image: Buffer): Promise<ClassifyResult> {
+  async classify(image: Buffer, signal?: AbortSignal): Promise<ClassifyResult> {
     const started = performance.now();
     const input = await toInputTensor(image, this.config, this.limits);
-    const output = await this.queue.run(() => this.session.run(input));
+    const output = await this.queue.run(() => this.session.run(input), { signal });
     return { predictions: topK(output.data, this.config), duration_ms: Math.round((performance.now() - started) * 10) / 10, provider: this.provider };
   }
 

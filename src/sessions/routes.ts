@@ -177,7 +177,17 @@ export function sessionRoutes(deps: SessionDeps): RouteSpec[] {
       async handler(ctx) {
         const session = await findSession(ctx);
         const image = await extractImage(ctx.state.rawBody, ctx.get('content-type') || undefined, ctx.state.body, deps.config.inference.max_image_bytes);
-        ctx.body = await deps.kernels.infer(session.image, image);
+        // A client that disconnects stops waiting for a model slot (and its job stops at the next stage).
+        const gone = new AbortController();
+        const onClose = () => {
+          if (!ctx.res.writableFinished) gone.abort();
+        };
+        ctx.res.once('close', onClose);
+        try {
+          ctx.body = await deps.kernels.infer(session.image, image, gone.signal);
+        } finally {
+          ctx.res.off('close', onClose);
+        }
         // Only a successful use restarts the idle timer.
         await deps.store.touch(session.owner, session.sessionName, Date.now());
       },

@@ -83,6 +83,8 @@ export interface OcrLoadOptions {
 export interface RecognizeOptions {
   /** Overrides the queue's per-request deadline. */
   timeoutMs?: number;
+  /** Aborted when the caller no longer wants the answer (its client disconnected). */
+  signal?: AbortSignal;
 }
 
 const CLS_H = 48, CLS_W = 192, CLS_BATCH = 16, CLS_THRESH = 0.9;

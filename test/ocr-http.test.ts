@@ -206,6 +206,13 @@ describe('ocr over HTTP', () => {
     for (const r of results.filter((r) => r.status === 200)) assertReads(r, large);
     // After the burst the queue drains and serves again.
     assertReads(await infer(single.png, 'image/png'), single);
+    // The refusals and completions are visible to Prometheus.
+    const metrics = (await gw.request({ method: 'GET', target: '/metrics' })).text;
+    const value = (name: string) => Number(new RegExp(`^${name}\\{model="ocr"\\} (\\d+)`, 'm').exec(metrics)?.[1]);
+    assert.equal(value('kernelgate_inference_rejected'), refused.length);
+    assert.ok(value('kernelgate_inference_completed') >= statuses.filter((s) => s === 200).length + 1);
+    assert.equal(value('kernelgate_inference_queued'), 0);
+    assert.match(metrics, /^kernelgate_degraded\{part="ratelimit"\} 0$/m);
   });
 
   it('signed /auth/test stays fast while OCR runs continuously', async () => {

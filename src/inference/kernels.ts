@@ -155,6 +155,14 @@ export class KernelRegistry {
     return (await this.customKernel(model)).classify(image, signal);
   }
 
+  /** Queue state of every loaded model, for metrics. */
+  queues(): Array<{ model: string; running: number; queued: number; completed: number; rejected: number; timedOut: number }> {
+    const out = [];
+    if (this.ocrKernel) out.push({ model: 'ocr', ...this.ocrKernel.queueStats });
+    for (const [model, entry] of this.custom) if (entry.loaded) out.push({ model, ...entry.loaded.queueStats });
+    return out;
+  }
+
   health(): Record<string, unknown> {
     return {
       inference: {

@@ -72,6 +72,10 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
   const rateLimits = stores.rateLimits;
   const kernels = new KernelRegistry(config.inference, log);
   const trusted = new TrustedProxies(config.server.trusted_proxies);
+  metrics.observe({
+    queues: () => kernels.queues(),
+    degraded: () => ({ ratelimit: rateLimits.health().status !== 'ok' }),
+  });
   const policy: VerifyPolicy = {
     algorithms: new Set(config.auth.algorithms),
     skewMs: config.auth.skew_seconds * 1000,

@@ -1,7 +1,15 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Read at scrape time: per-model queue state and whether the shared store is reachable. */
+export interface LiveState {
+  queues(): Array<{ model: string; running: number; queued: number; completed: number; rejected: number; timedOut: number }>;
+  degraded(): Record<string, boolean>;
+}
 
 export interface GatewayMetrics {
   registry: Registry;
+  /** Adds gauges read from the gateway's live state on every scrape. */
+  observe(state: LiveState): void;
   /** Counts one finished request; label children are cached, so this is a map lookup. */
   record(method: string, route: string, status: number, seconds: number): void;
 }
@@ -27,6 +35,34 @@ export function createMetrics(): GatewayMetrics {
   const histograms = new Map<string, { observe(v: number): void }>();
   return {
     registry,
+    observe(state) {
+      const queueGauge = (name: string, help: string, pick: (q: ReturnType<LiveState['queues']>[number]) => number) =>
+        new Gauge({
+          name,
+          help,
+          labelNames: ['model'],
+          registers: [registry],
+          collect() {
+            this.reset();
+            for (const q of state.queues()) this.set({ model: q.model }, pick(q));
+          },
+        });
+      queueGauge('kernelgate_inference_running', 'Inference jobs running now, per model.', (q) => q.running);
+      queueGauge('kernelgate_inference_queued', 'Inference jobs waiting for a slot, per model.', (q) => q.queued);
+      queueGauge('kernelgate_inference_completed', 'Inference jobs finished since start, per model.', (q) => q.completed);
+      queueGauge('kernelgate_inference_rejected', 'Inference jobs refused because the queue was full, per model.', (q) => q.rejected);
+      queueGauge('kernelgate_inference_timed_out', 'Inference jobs past their deadline, per model.', (q) => q.timedOut);
+      new Gauge({
+        name: 'kernelgate_degraded',
+        help: '1 while a part of the gateway runs degraded (e.g. Redis unreachable), per part.',
+        labelNames: ['part'],
+        registers: [registry],
+        collect() {
+          this.reset();
+          for (const [part, down] of Object.entries(state.degraded())) this.set({ part }, down ? 1 : 0);
+        },
+      });
+    },
     record(method, route, status, seconds) {
       const key = `${method} ${route} ${status}`;
       let counter = counters.get(key);

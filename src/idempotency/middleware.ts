@@ -5,6 +5,7 @@ import { ApiError } from '../problems/api-error.js';
 import { renderProblem } from '../problems/middleware.js';
 import type { GatewayContext } from '../server/context.js';
 import { requestFingerprint } from './shared.js';
+import { CircuitBreaker } from '../ratelimit/redis-client.js';
 import type { IdempotencyStore, StoredResponse } from './types.js';
 
 const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -20,6 +21,7 @@ const REPLAYED_HEADERS = ['content-type', 'location', 'etag', 'last-modified'];
  * is a proven access key. 5xx answers are not stored: the client may retry.
  */
 export function idempotency(store: IdempotencyStore, ttlSeconds: number, problemBaseUri: string, log?: Logger) {
+  const breaker = new CircuitBreaker();
   return async function idempotent(ctx: GatewayContext, next: Next): Promise<void> {
     const token = ctx.get('idempotency-key') || ctx.get('x-backendai-client-token');
     if (!token || !UNSAFE.has(ctx.method)) return next();
@@ -29,7 +31,7 @@ export function idempotency(store: IdempotencyStore, ttlSeconds: number, problem
     const fingerprint = requestFingerprint(ctx.method, ctx.originalUrl, bodyHash);
     let begun;
     try {
-      begun = await store.begin(scope, token, fingerprint, ttlSeconds);
+      begun = await breaker.run(() => store.begin(scope, token, fingerprint, ttlSeconds));
     } catch {
       throw new ApiError(503, 'service-unavailable', 'The idempotency store is unreachable; retry shortly.', { headers: { 'Retry-After': '1' } });
     }

@@ -72,3 +72,23 @@ export function clientFrom(
   if (opts.url) return { client: createFailFastRedis(opts.url, opts), ownsClient: true };
   throw new TypeError(`${store} needs a url or a client`);
 }
+
+/**
+ * Fails fast for a moment after a Redis command timed out, so that while Redis
+ * hangs each request waits for one timeout at most once per cool-off instead of
+ * every request waiting its full command timeout.
+ */
+export class CircuitBreaker {
+  private openUntil = 0;
+  constructor(private readonly coolOffMs = 1000) {}
+
+  async run<T>(op: () => Promise<T>): Promise<T> {
+    if (Date.now() < this.openUntil) throw new Error('circuit open: Redis timed out moments ago');
+    try {
+      return await op();
+    } catch (error) {
+      if (/timed out/i.test((error as Error)?.message ?? '')) this.openUntil = Date.now() + this.coolOffMs;
+      throw error;
+    }
+  }
+}

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { unavailable } from '../problems/api-error.js';
-import { createFailFastRedis, describeRedisError, waitForReady } from '../ratelimit/redis-client.js';
+import { CircuitBreaker, createFailFastRedis, describeRedisError, waitForReady } from '../ratelimit/redis-client.js';
 import type { CreateOutcome, SessionRecord, SessionStore } from './types.js';
 
 /**
@@ -60,6 +60,7 @@ export class RedisSessionStore implements SessionStore {
   readonly kind = 'redis' as const;
   private readonly redis: SessionRedis;
   private readonly prefix: string;
+  private readonly breaker = new CircuitBreaker();
 
   constructor(private readonly opts: RedisSessionStoreOptions) {
     const client = createFailFastRedis(opts.url, { commandTimeoutMs: opts.commandTimeoutMs ?? 1000 });
@@ -79,7 +80,7 @@ export class RedisSessionStore implements SessionStore {
 
   private async guard<T>(op: () => Promise<T>): Promise<T> {
     try {
-      return await op();
+      return await this.breaker.run(op);
     } catch {
       throw unavailable('The session store is unreachable; try again shortly.', 1);
     }

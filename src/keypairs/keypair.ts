@@ -16,8 +16,6 @@ export interface Keypair {
   expiresAt?: number;
 }
 
-/** Access keys this project issues: `AKIA` + 16 upper-case alphanumerics. Files may hold older forms. */
-export const ISSUED_ACCESS_KEY = /^AKIA[A-Z0-9]{16}$/;
 /** Anything we will ever look up; also what makes a safe file name. */
 export const ACCESS_KEY_FORMAT = /^[A-Za-z0-9]{4,128}$/;
 

@@ -3,7 +3,7 @@ import type { Keypair } from '../keypairs/keypair.js';
 import { ApiError } from '../problems/api-error.js';
 import type { GatewayContext } from '../server/context.js';
 import type { RouteSpec } from '../server/route.js';
-import { ownerParam, resolveOwner } from '../sessions/scope.js';
+import { actingOwner } from '../sessions/scope.js';
 import { modelConfigSchema, parseModelConfig, RESERVED_MODEL_NAMES } from './model-config.js';
 
 export interface ModelRouteDeps {
@@ -33,9 +33,7 @@ const uploadSchema = {
 /** GET /models for everyone; upload, removal, backup and restore for admins. */
 export function modelRoutes(deps: ModelRouteDeps): RouteSpec[] {
   // owner_access_key is checked here as on every route (models are global, so it changes nothing).
-  const scope = (ctx: GatewayContext) => {
-    ctx.state.owner = resolveOwner(ctx.state.auth!.keypair, ownerParam(ctx.query, ctx.state.body), deps.lookup, Date.now());
-  };
+  const scope = (ctx: GatewayContext) => actingOwner(ctx, deps.lookup);
   const body = (ctx: GatewayContext) => {
     if (ctx.state.body === undefined) throw new ApiError(400, 'invalid-api-params', 'Send a JSON body.');
     const { owner_access_key: _owner, ...rest } = ctx.state.body;

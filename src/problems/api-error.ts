@@ -72,9 +72,7 @@ export class ApiError extends Error {
   }
 }
 
-export const badRequest = (detail: string) => new ApiError(400, 'invalid-api-params', detail);
 export const invalidAuth = (detail: string) => new ApiError(400, 'invalid-auth-params', detail);
 export const authFailed = (detail: string) => new ApiError(401, 'auth-failed', detail);
-export const forbidden = (detail: string) => new ApiError(403, 'generic-forbidden', detail);
 export const unavailable = (detail: string, retryAfterSeconds: number) =>
   new ApiError(503, 'service-unavailable', detail, { headers: { 'Retry-After': String(retryAfterSeconds) } });

@@ -45,10 +45,6 @@ export interface Gateway {
 
 export interface GatewayOptions {
   log?: Logger;
-  /** Extra routes (sessions, models) mounted beside the built-in ones. */
-  routes?: RouteSpec[];
-  /** Extra health sections. */
-  health?: Array<() => Promise<Record<string, unknown>> | Record<string, unknown>>;
 }
 
 const ajv = new Ajv({ allErrors: false, coerceTypes: false, strict: false });
@@ -115,7 +111,6 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     ...basicRoutes(latest),
     ...sessionRoutes({ store: stores.sessions, kernels, lookup: (ak) => keypairs.get(ak), config }),
     ...modelRoutes({ kernels, lookup: (ak) => keypairs.get(ak) }),
-    ...(opts.routes ?? []),
   ];
   const idempotent = idempotency(stores.idempotency, config.idempotency.ttl_seconds, config.auth.problem_base_uri, log);
   routes.push(
@@ -126,7 +121,6 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
         () => ({ keypairs: { loaded: keypairs.size } }),
         () => kernels.health(),
         async () => ({ sessions: await stores.sessions.health() }),
-        ...(opts.health ?? []),
       ],
       metrics: metrics.registry,
       openapi: () => openapi,

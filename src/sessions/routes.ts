@@ -6,7 +6,7 @@ import type { Keypair } from '../keypairs/keypair.js';
 import { ApiError } from '../problems/api-error.js';
 import type { GatewayContext } from '../server/context.js';
 import type { RouteSpec } from '../server/route.js';
-import { ownerParam, resolveOwner } from './scope.js';
+import { actingOwner } from './scope.js';
 import type { SessionRecord, SessionStore } from './types.js';
 
 export const SESSION_NAME = '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$';
@@ -51,12 +51,7 @@ export function sessionRoutes(deps: SessionDeps): RouteSpec[] {
     idle_expires_at: new Date(s.lastUsedAt + idleMs).toISOString(),
   });
 
-  /** Sets ctx.state.owner from owner_access_key, applying the scoping rules. */
-  const owner = (ctx: GatewayContext): Keypair => {
-    const acting = resolveOwner(ctx.state.auth!.keypair, ownerParam(ctx.query, ctx.state.body), deps.lookup, Date.now());
-    ctx.state.owner = acting;
-    return acting;
-  };
+  const owner = (ctx: GatewayContext): Keypair => actingOwner(ctx, deps.lookup);
 
   /** Another owner's session is 404, never 403: names must not leak across tenants. */
   const findSession = async (ctx: GatewayContext): Promise<SessionRecord> => {

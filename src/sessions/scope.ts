@@ -1,5 +1,6 @@
 import { ApiError } from '../problems/api-error.js';
 import { ACCESS_KEY_FORMAT, isUsable, type Keypair } from '../keypairs/keypair.js';
+import type { GatewayContext } from '../server/context.js';
 
 /**
  * Who a request acts for. `owner_access_key` may name: oneself (anyone); a
@@ -28,6 +29,13 @@ export function resolveOwner(
   if (requester.role === 'admin' && (owner.role === 'superadmin' || owner.domain !== requester.domain)) {
     throw new ApiError(403, 'generic-forbidden', 'Admins may act only for keypairs of their own domain.');
   }
+  return owner;
+}
+
+/** Resolves the request's owner_access_key, records it for the access log, and returns it. */
+export function actingOwner(ctx: GatewayContext, lookup: (accessKey: string) => Keypair | undefined): Keypair {
+  const owner = resolveOwner(ctx.state.auth!.keypair, ownerParam(ctx.query, ctx.state.body), lookup, Date.now());
+  ctx.state.owner = owner;
   return owner;
 }
 

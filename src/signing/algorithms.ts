@@ -31,10 +31,6 @@ export function signMethodOf(algorithm: HashAlgorithm): string {
   return `HMAC-${algorithm.toUpperCase()}`;
 }
 
-export function isHashAlgorithm(value: string): value is HashAlgorithm {
-  return (ALL_ALGORITHMS as readonly string[]).includes(value);
-}
-
 const EMPTY_HASH: Readonly<Record<HashAlgorithm, string>> = {
   sha1: createHash('sha1').digest('hex'),
   sha256: createHash('sha256').digest('hex'),

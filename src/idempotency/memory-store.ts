@@ -7,7 +7,7 @@ import {
   DEFAULT_LEASE_SECONDS,
   DEFAULT_MAX_BODY_BYTES,
   boundResponse,
-  checkFingerprint,
+  checkClaim,
   checkIds,
   checkTtl,
   idempotencyId,
@@ -59,9 +59,7 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
   // Each method is synchronous between lookup and write, which makes it atomic
   // against concurrent calls in this process.
   async begin(scope: string, token: string, fingerprint: string, ttlSeconds: number): Promise<Begin> {
-    checkIds(scope, token);
-    checkFingerprint(fingerprint);
-    checkTtl('ttlSeconds', ttlSeconds);
+    checkClaim(scope, token, fingerprint, ttlSeconds);
     const id = idempotencyId(scope, token);
     const entry = this.live(id);
     if (!entry) {
@@ -81,9 +79,7 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
     response: StoredResponse,
     ttlSeconds: number,
   ): Promise<void> {
-    checkIds(scope, token);
-    checkFingerprint(fingerprint);
-    checkTtl('ttlSeconds', ttlSeconds);
+    checkClaim(scope, token, fingerprint, ttlSeconds);
     const id = idempotencyId(scope, token);
     const entry = this.live(id);
     // Our lease ran out and another request took the token: its claim wins.

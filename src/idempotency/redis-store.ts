@@ -17,7 +17,7 @@ import {
   DEFAULT_LEASE_SECONDS,
   DEFAULT_MAX_BODY_BYTES,
   boundResponse,
-  checkFingerprint,
+  checkClaim,
   checkIds,
   checkTtl,
   idempotencyId,
@@ -94,9 +94,7 @@ export class RedisIdempotencyStore implements IdempotencyStore {
   }
 
   async begin(scope: string, token: string, fingerprint: string, ttlSeconds: number): Promise<Begin> {
-    checkIds(scope, token);
-    checkFingerprint(fingerprint);
-    checkTtl('ttlSeconds', ttlSeconds);
+    checkClaim(scope, token, fingerprint, ttlSeconds);
     const leaseMs = Math.ceil(Math.min(this.leaseSeconds, ttlSeconds) * 1000);
     const reply = await this.beginScript(this.redisKey(scope, token), fingerprint, leaseMs);
     if (!Array.isArray(reply)) throw new Error('unexpected reply from the idempotency script');
@@ -120,9 +118,7 @@ export class RedisIdempotencyStore implements IdempotencyStore {
     response: StoredResponse,
     ttlSeconds: number,
   ): Promise<void> {
-    checkIds(scope, token);
-    checkFingerprint(fingerprint);
-    checkTtl('ttlSeconds', ttlSeconds);
+    checkClaim(scope, token, fingerprint, ttlSeconds);
     const kept = boundResponse(response, this.maxBodyBytes);
     await this.completeScript(this.redisKey(scope, token), fingerprint, JSON.stringify(kept), Math.ceil(ttlSeconds * 1000));
   }

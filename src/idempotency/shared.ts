@@ -52,3 +52,10 @@ export function checkIds(scope: string, token: string): void {
 export function checkFingerprint(fingerprint: string): void {
   if (typeof fingerprint !== 'string' || fingerprint.length === 0) throw new TypeError('fingerprint must be a non-empty string');
 }
+
+/** The arguments of begin() and complete(), checked the same way by every store. */
+export function checkClaim(scope: string, token: string, fingerprint: string, ttlSeconds: number): void {
+  checkIds(scope, token);
+  checkFingerprint(fingerprint);
+  checkTtl('ttlSeconds', ttlSeconds);
+}

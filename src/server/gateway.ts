@@ -68,6 +68,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
   const rateLimits = stores.rateLimits;
   const kernels = new KernelRegistry(config.inference, log);
   const trusted = new TrustedProxies(config.server.trusted_proxies);
+  const metricsAllow = new TrustedProxies(config.server.metrics_allow);
   metrics.observe({
     queues: () => kernels.queues(),
     degraded: () => ({ ratelimit: rateLimits.health().status !== 'ok' }),
@@ -119,10 +120,11 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
       health: [
         () => ({ ratelimit: rateLimits.health() }),
         () => ({ keypairs: { loaded: keypairs.size } }),
-        () => kernels.health(),
+        (scope) => kernels.health(scope.domain),
         async () => ({ sessions: await stores.sessions.health() }),
       ],
       metrics: metrics.registry,
+      metricsAllowed: (address) => metricsAllow.has(address),
       openapi: () => openapi,
     }),
   );

@@ -262,4 +262,15 @@ describe('GET /metrics is served only to server.metrics_allow (item 13)', () => 
     // /health stays public.
     assert.equal((await gw.request({ method: 'GET', target: '/health', headers: { 'X-Forwarded-For': '203.0.113.7' } })).status, 200);
   });
+
+  it('by default only loopback may scrape: a visitor behind a trusted proxy may not', async () => {
+    const proxied = await startGateway({ config: '[server]\ntrusted_proxies = ["127.0.0.1/32"]\n' });
+    try {
+      assertProblem(await proxied.request({ method: 'GET', target: '/metrics', headers: { 'X-Forwarded-For': '203.0.113.7' } }), 403, 'generic-forbidden');
+      assertProblem(await proxied.request({ method: 'GET', target: '/metrics', headers: { 'X-Forwarded-For': '2001:db8::7' } }), 403, 'generic-forbidden');
+      assert.equal((await proxied.request({ method: 'GET', target: '/metrics' })).status, 200, 'the proxy host itself (loopback) may');
+    } finally {
+      await proxied.stop();
+    }
+  });
 });

@@ -194,6 +194,9 @@ describe('models belong to a domain (item 8), upload errors and health without l
     assert.equal(up.status, 201, up.text);
     assert.equal(up.json.domain, 'third');
     assert.deepEqual(names(await models(ROOT, '?domain=third')), ['ocr', 'textdir']);
+    // A domain no folder name can hold is a 400, not a failed write.
+    assertProblem(await install(ROOT, {}, `?domain=${encodeURIComponent('é'.repeat(100))}`), 400, 'invalid-api-params');
+    assertProblem(await install(ROOT, { domain: 'é'.repeat(100) }), 400, 'invalid-api-params');
   });
 
   it('a failed upload says why without server paths or ONNX Runtime internals; the log has the detail (item 13)', async () => {

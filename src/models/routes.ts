@@ -4,6 +4,7 @@ import { ApiError } from '../problems/api-error.js';
 import type { GatewayContext } from '../server/context.js';
 import type { RouteSpec } from '../server/route.js';
 import { actingOwner } from '../sessions/scope.js';
+import { domainFolder } from './model-store.js';
 import { modelConfigSchema, parseModelConfig, RESERVED_MODEL_NAMES } from './model-config.js';
 
 export interface ModelRouteDeps {
@@ -17,7 +18,9 @@ const BASE64 = /^[A-Za-z0-9+/\s]*={0,2}\s*$/;
 function upload(raw: unknown): { config: ReturnType<typeof parseModelConfig>; onnx: Buffer; domain?: string } {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new ApiError(400, 'invalid-api-params', 'Each model must be a JSON object.');
   const { model, sha256: _sha, domain, ...config } = raw as Record<string, unknown>;
-  if (domain !== undefined && (typeof domain !== 'string' || domain === '')) throw new ApiError(400, 'invalid-api-params', '"domain" must be a domain name.');
+  if (domain !== undefined && (typeof domain !== 'string' || domain === '' || domainFolder(domain).length > 200)) {
+    throw new ApiError(400, 'invalid-api-params', '"domain" must be a domain name (at most 128 characters).');
+  }
   const parsed = parseModelConfig(config);
   if (typeof model !== 'string' || model.length === 0 || !BASE64.test(model)) {
     throw new ApiError(400, 'invalid-api-params', '"model" must be the ONNX file, base64-encoded.');
@@ -44,6 +47,7 @@ function targetDomain(ctx: GatewayContext, owner: Keypair, opts: { allDomains?: 
   }
   if (q !== undefined && b !== undefined && q !== b) throw new ApiError(400, 'invalid-api-params', '"domain" differs between query and body.');
   const named = (q ?? b) as string | undefined;
+  if (named !== undefined && domainFolder(named).length > 200) throw new ApiError(400, 'invalid-api-params', '"domain" is too long.');
   if (requester.role === 'superadmin') {
     if (named !== undefined) return named;
     const ownerNamed = owner.accessKey !== requester.accessKey;
@@ -55,10 +59,16 @@ function targetDomain(ctx: GatewayContext, owner: Keypair, opts: { allDomains?: 
   return owner.domain;
 }
 
+/** `?owner_access_key=` (whose domain is the default) and `?domain=` (superadmins: any domain). */
+const modelQuery = {
+  type: 'object',
+  properties: { owner_access_key: { type: 'string', maxLength: 128 }, domain: { type: 'string', minLength: 1, maxLength: 128 } },
+};
+
 const uploadSchema = {
   type: 'object',
   required: ['name', 'task', 'input', 'labels', 'model'],
-  properties: { ...modelConfigSchema.properties, model: { type: 'string', contentEncoding: 'base64' }, owner_access_key: { type: 'string' }, domain: { type: 'string', minLength: 1 } },
+  properties: { ...modelConfigSchema.properties, model: { type: 'string', contentEncoding: 'base64' }, owner_access_key: { type: 'string' }, domain: { type: 'string', minLength: 1, maxLength: 128 } },
 };
 
 /** GET /models for everyone; upload, removal, backup and restore for admins. */
@@ -77,6 +87,7 @@ export function modelRoutes(deps: ModelRouteDeps): RouteSpec[] {
       path: '/models',
       summary: "The models sessions can run: the built-in ocr and the domain's uploaded ones (a superadmin: every domain's, or ?domain=).",
       access: 'signed',
+      query: modelQuery,
       responses: { 200: { description: 'Models.' } },
       handler(ctx) {
         const domain = targetDomain(ctx, scope(ctx), { allDomains: true });
@@ -88,6 +99,7 @@ export function modelRoutes(deps: ModelRouteDeps): RouteSpec[] {
       path: '/models',
       summary: 'Uploads (or replaces) a custom ONNX model with its config.',
       access: 'admin',
+      query: modelQuery,
       body: uploadSchema,
       responses: { 201: { description: 'Installed.' }, 200: { description: 'Replaced an existing model of that name.' } },
       async handler(ctx) {
@@ -103,6 +115,7 @@ export function modelRoutes(deps: ModelRouteDeps): RouteSpec[] {
       path: '/models/:name',
       summary: 'Removes a custom model; sessions that use it answer 404 model-not-found.',
       access: 'admin',
+      query: modelQuery,
       responses: { 200: { description: 'Removed.' } },
       async handler(ctx) {
         const domain = targetDomain(ctx, scope(ctx))!;
@@ -118,6 +131,7 @@ export function modelRoutes(deps: ModelRouteDeps): RouteSpec[] {
       path: '/models/backup',
       summary: "The domain's custom models (a superadmin: every domain's, or ?domain=) with their configs, for POST /models/restore.",
       access: 'admin',
+      query: modelQuery,
       responses: { 200: { description: '{"models": [config + "domain" + "sha256" + "model" (base64)]}' } },
       async handler(ctx) {
         const domain = targetDomain(ctx, scope(ctx), { allDomains: true });
@@ -133,7 +147,8 @@ export function modelRoutes(deps: ModelRouteDeps): RouteSpec[] {
       path: '/models/restore',
       summary: "Installs every model of a backup into the caller's domain (a superadmin: each entry's `domain`, unless ?domain= names one): all configs are validated first, then each model is checked as on upload and stored in turn.",
       access: 'admin',
-      body: { type: 'object', required: ['models'], properties: { models: { type: 'array', maxItems: 1000 }, owner_access_key: { type: 'string' }, domain: { type: 'string', minLength: 1 } } },
+      query: modelQuery,
+      body: { type: 'object', required: ['models'], properties: { models: { type: 'array', maxItems: 1000 }, owner_access_key: { type: 'string' }, domain: { type: 'string', minLength: 1, maxLength: 128 } } },
       responses: { 200: { description: 'Restored.' } },
       async handler(ctx) {
         const owner = scope(ctx);

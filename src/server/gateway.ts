@@ -68,7 +68,13 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
   const rateLimits = stores.rateLimits;
   const kernels = new KernelRegistry(config.inference, log);
   const trusted = new TrustedProxies(config.server.trusted_proxies);
-  const metricsAllow = new TrustedProxies(config.server.metrics_allow);
+  const metricsAllow = (() => {
+    try {
+      return new TrustedProxies(config.server.metrics_allow);
+    } catch (error) {
+      throw new Error(String((error as Error).message).replace('trusted_proxies', 'server.metrics_allow'));
+    }
+  })();
   metrics.observe({
     queues: () => kernels.queues(),
     degraded: () => ({ ratelimit: rateLimits.health().status !== 'ok' }),

@@ -232,7 +232,7 @@ describe('sessions: one gateway, memory store', () => {
     }
   });
 
-  it('an admin may not act for another domain, for a superadmin, and gets 400 for unknown keys', async () => {
+  it('an admin may not act for another domain, for a superadmin or for unknown keys (one 403 for all)', async () => {
     assert.equal((await s.create(OTHER_DOMAIN_USER, { name: 'carols', image: 'ocr' })).status, 201);
     const carol = OTHER_DOMAIN_USER.accessKey;
     assertProblem(await s.create(ADMIN, { name: 'x', image: 'ocr' }, carol), 403, 'generic-forbidden');
@@ -247,8 +247,16 @@ describe('sessions: one gateway, memory store', () => {
     // Superadmin: not even from the same domain.
     assertProblem(await s.create(ADMIN, { name: 'x', image: 'ocr' }, ROOT.accessKey), 403, 'generic-forbidden');
     assertProblem(await s.list(ADMIN, ROOT.accessKey), 403, 'generic-forbidden');
-    // Unknown or inactive keys: 400 for admins and superadmins.
-    for (const who of [ADMIN, ROOT]) {
+    // An admin gets the same 403 for a key that does not exist (so it learns nothing about other
+    // domains' keys); inactive keys of its own domain, and anything unknown to a superadmin: 400.
+    const forbidden = await s.list(ADMIN, UNKNOWN_KEY);
+    assertProblem(forbidden, 403, 'generic-forbidden');
+    assert.equal(forbidden.json.detail, (await s.list(ADMIN, carol)).json.detail, 'unknown and other-domain keys get one answer');
+    assert.equal(forbidden.json.detail, (await s.list(ADMIN, ROOT.accessKey)).json.detail, 'unknown keys and superadmins get one answer');
+    assert.match(forbidden.json.detail, /own domain.*not superadmins/);
+    assertProblem(await s.create(ADMIN, { name: 'x', image: 'ocr', owner_access_key: UNKNOWN_KEY }), 403, 'generic-forbidden');
+    assertProblem(await s.list(ADMIN, INACTIVE.accessKey), 400, 'invalid-api-params');
+    for (const who of [ROOT]) {
       assertProblem(await s.create(who, { name: 'x', image: 'ocr' }, UNKNOWN_KEY), 400, 'invalid-api-params');
       assertProblem(await s.create(who, { name: 'x', image: 'ocr', owner_access_key: UNKNOWN_KEY }), 400, 'invalid-api-params');
       assertProblem(await s.list(who, UNKNOWN_KEY), 400, 'invalid-api-params');

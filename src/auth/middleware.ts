@@ -50,7 +50,8 @@ export function signedRequest(deps: AuthDeps) {
       throw error;
     }
     await deps.chargeKeypair(ctx);
-    ctx.state.body = parseBody(ctx.state.rawBody, ctx.get('content-type'));
+    // A body on GET/HEAD has no meaning: it is never parsed, so nothing in it is honoured.
+    if (ctx.method !== 'GET' && ctx.method !== 'HEAD') ctx.state.body = parseBody(ctx.state.rawBody, ctx.get('content-type'));
     await next();
   };
 }

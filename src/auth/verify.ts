@@ -37,6 +37,12 @@ export interface Verified {
   keypair: Keypair;
   auth: AuthorizationParams;
   apiVersion: string;
+  /**
+   * Whether the signature covers the body: false when only the empty-body hash
+   * of `body_hash = "backendai"` matched a non-empty body. Nothing read from an
+   * unsigned body may widen authority (owner_access_key comes from the query).
+   */
+  bodySigned: boolean;
 }
 
 /**
@@ -103,7 +109,8 @@ export function verifyRequest(req: RequestToVerify, policy: VerifyPolicy, ctx: V
   // aiohttp (Backend.AI's server) reports a missing Content-Type as application/octet-stream.
   const types = contentType === undefined ? [undefined, 'application/octet-stream'] : [contentType];
   let matches = false;
-  search: for (const hash of hashes) {
+  let bodySigned = true;
+  search: for (const [h, hash] of hashes.entries()) {
     for (const versionLabel of labels) {
       for (const type of types) {
         const expected = expectedSignature(
@@ -113,6 +120,7 @@ export function verifyRequest(req: RequestToVerify, policy: VerifyPolicy, ctx: V
         );
         if (signatureMatches(auth.algorithm, expected, auth.signature)) {
           matches = true;
+          bodySigned = h === 0;
           break search;
         }
       }
@@ -122,5 +130,5 @@ export function verifyRequest(req: RequestToVerify, policy: VerifyPolicy, ctx: V
     // One message for all three: which keys exist is nobody's business.
     throw authFailed('Access key not found, inactive, expired, or signature mismatch.');
   }
-  return { keypair: found, auth, apiVersion };
+  return { keypair: found, auth, apiVersion, bodySigned };
 }

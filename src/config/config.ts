@@ -13,6 +13,8 @@ export interface Config {
     header_limit_bytes: number;
     request_timeout_ms: number;
     trusted_proxies: string[];
+    /** Addresses or CIDR ranges allowed to read GET /metrics. */
+    metrics_allow: string[];
   };
   auth: {
     skew_seconds: number;
@@ -60,6 +62,7 @@ export function defaultConfig(): Config {
       header_limit_bytes: 16 * 1024,
       request_timeout_ms: 30_000,
       trusted_proxies: [],
+      metrics_allow: ['127.0.0.1/32', '::1/128'],
     },
     auth: {
       skew_seconds: 900,

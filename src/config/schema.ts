@@ -22,6 +22,7 @@ export const configSchema = {
       header_limit_bytes: { type: 'integer', minimum: 1024, maximum: 1048576 },
       request_timeout_ms: { type: 'integer', minimum: 1000 },
       trusted_proxies: { type: 'array', items: { type: 'string', minLength: 1 } },
+      metrics_allow: { type: 'array', items: { type: 'string', minLength: 1 } },
     }),
     auth: section({
       skew_seconds: { type: 'integer', minimum: 1 },

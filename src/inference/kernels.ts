@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
 import { ClassifyKernel, type ClassifyResult } from '../models/classify.js';
 import type { ModelConfig } from '../models/model-config.js';
-import { ModelStore, type StoredModel } from '../models/model-store.js';
+import { LEGACY_DOMAIN, ModelStore, type StoredModel } from '../models/model-store.js';
 import { ApiError } from '../problems/api-error.js';
 import { startModelSession } from './model-session.js';
 import { WorkQueue } from './queue.js';
@@ -14,6 +14,8 @@ import type { OcrResult } from './ocr/index.js';
 
 export interface ModelInfo {
   name: string;
+  /** The domain of a custom model; built-in models have none (every domain sees them). */
+  domain?: string;
   task: 'ocr' | 'classify' | 'detect';
   builtin: boolean;
   loaded: boolean;
@@ -25,6 +27,24 @@ export interface ModelInfo {
   created_at?: string;
 }
 
+/** Custom models are per domain: the same name in two domains is two models. */
+function customKey(domain: string, name: string): string {
+  return `${domain}/${name}`;
+}
+
+/**
+ * Why ONNX Runtime refused a model, in words that name no server path or
+ * internal: the full error goes to the log only.
+ */
+export function safeLoadReason(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  if (/^the model outputs \d+ scores for \d+ labels$/.test(message)) return message;
+  if (/protobuf|parsing failed|invalid_protobuf|model_proto/i.test(message)) return 'the file is not a valid ONNX model';
+  if (/opset|not implemented|no_suchfile|unsupported|could not find an implementation/i.test(message)) return 'the model uses an operator or opset this ONNX Runtime does not support';
+  if (/shape|dimension|dims|invalid_argument|rank/i.test(message)) return 'the model does not accept a 1x3xHxW float input of the declared size';
+  return 'the model failed to load or to run on a blank input';
+}
+
 /**
  * The models compute sessions can run. Each is loaded on first use and
  * shared by every session of it in this process (one ORT session per model).
@@ -32,7 +52,7 @@ export interface ModelInfo {
 export class KernelRegistry {
   private ocr: Promise<OcrKernel> | undefined;
   private ocrKernel: OcrKernel | undefined;
-  /** Loaded custom models by name, tagged with the file hash they were loaded from. */
+  /** Loaded custom models by customKey(domain, name), tagged with the file hash they were loaded from. */
   private readonly custom = new Map<string, { sha256: string; kernel: Promise<ClassifyKernel>; loaded?: ClassifyKernel }>();
   readonly store: ModelStore;
 
@@ -41,21 +61,26 @@ export class KernelRegistry {
     private readonly log: Logger,
   ) {
     this.store = new ModelStore(cfg.models_dir);
+    const moved = this.store.migrateLegacy();
+    if (moved.length > 0) log.info({ models: moved, domain: LEGACY_DOMAIN }, 'models from before domains moved into the default domain');
   }
 
-  has(name: string): boolean {
-    return name === 'ocr' || this.store.get(name) !== undefined;
+  /** Built-in models are seen by every domain; custom ones only by their own. */
+  has(domain: string, name: string): boolean {
+    return name === 'ocr' || this.store.get(domain, name) !== undefined;
   }
 
-  list(): ModelInfo[] {
+  /** The built-in models and the custom models of `domain` (of every domain when undefined). */
+  list(domain?: string): ModelInfo[] {
     const ocr: ModelInfo = { name: 'ocr', task: 'ocr', builtin: true, loaded: this.ocrKernel !== undefined, provider: this.ocrKernel?.provider ?? null };
     return [
       ocr,
-      ...this.store.list().map((m) => {
-        const live = this.custom.get(m.config.name);
+      ...this.store.list(domain).map((m) => {
+        const live = this.custom.get(customKey(m.domain, m.config.name));
         const loaded = live?.sha256 === m.sha256 ? live.loaded : undefined;
         return {
           name: m.config.name,
+          domain: m.domain,
           task: m.config.task,
           builtin: false,
           loaded: loaded !== undefined,
@@ -82,15 +107,16 @@ export class KernelRegistry {
 
   /** The loaded kernel of a stored model; reloaded when the file changed (a re-upload, or another replica's). */
   private customKernel(model: StoredModel): Promise<ClassifyKernel> {
-    const live = this.custom.get(model.config.name);
+    const key = customKey(model.domain, model.config.name);
+    const live = this.custom.get(key);
     if (live?.sha256 === model.sha256) return live.kernel;
     if (live) void live.kernel.then((k) => k.close(), () => undefined);
     const entry: { sha256: string; kernel: Promise<ClassifyKernel>; loaded?: ClassifyKernel } = { sha256: model.sha256, kernel: this.newKernel(model.config, model.path) };
     entry.kernel.then(
       (k) => (entry.loaded = k),
-      () => this.custom.get(model.config.name) === entry && this.custom.delete(model.config.name),
+      () => this.custom.get(key) === entry && this.custom.delete(key),
     );
-    this.custom.set(model.config.name, entry);
+    this.custom.set(key, entry);
     return entry.kernel;
   }
 
@@ -99,7 +125,7 @@ export class KernelRegistry {
    * of the declared size, then stores it. A file ONNX Runtime cannot load, or
    * one whose output does not match the labels, is a 400, and nothing is kept.
    */
-  async install(config: ModelConfig, onnx: Buffer): Promise<{ model: StoredModel; replaced: boolean }> {
+  async install(domain: string, config: ModelConfig, onnx: Buffer): Promise<{ model: StoredModel; replaced: boolean }> {
     mkdirSync(this.store.dir, { recursive: true });
     const probe = join(this.store.dir, `.upload-${randomBytes(6).toString('hex')}.onnx`);
     writeFileSync(probe, onnx);
@@ -108,21 +134,24 @@ export class KernelRegistry {
       kernel = await this.newKernel(config, probe);
       await kernel.selfTest();
     } catch (error) {
-      throw new ApiError(400, 'invalid-api-params', `Not a usable ${config.task} model: ${String((error as Error).message).split('\n')[0].slice(0, 300)}`);
+      // ONNX Runtime's messages name server paths and internals: the log gets them, the client a safe reason.
+      this.log.warn({ model: config.name, domain, err: error }, 'model upload refused');
+      throw new ApiError(400, 'invalid-api-params', `The model could not be loaded by ONNX Runtime: ${safeLoadReason(error)}.`);
     } finally {
       await kernel?.close();
       rmSync(probe, { force: true });
     }
-    const replaced = this.store.get(config.name) !== undefined;
-    const model = this.store.save(config, onnx);
-    this.log.info({ model: config.name, sha256: model.sha256, bytes: model.bytes, replaced }, 'model installed');
+    const replaced = this.store.get(domain, config.name) !== undefined;
+    const model = this.store.save(domain, config, onnx);
+    this.log.info({ model: config.name, domain, sha256: model.sha256, bytes: model.bytes, replaced }, 'model installed');
     return { model, replaced };
   }
 
-  async remove(name: string): Promise<boolean> {
-    const removed = this.store.remove(name);
-    const live = this.custom.get(name);
-    this.custom.delete(name);
+  async remove(domain: string, name: string): Promise<boolean> {
+    const removed = this.store.remove(domain, name);
+    const key = customKey(domain, name);
+    const live = this.custom.get(key);
+    this.custom.delete(key);
     if (live) await live.kernel.then((k) => k.close(), () => undefined);
     return removed !== undefined;
   }
@@ -148,14 +177,15 @@ export class KernelRegistry {
     return this.ocr;
   }
 
-  async infer(name: string, image: Buffer, signal?: AbortSignal): Promise<OcrResult | ClassifyResult> {
+  /** Runs `name` as seen from `domain` (the session owner's): built-ins, else that domain's model. */
+  async infer(domain: string, name: string, image: Buffer, signal?: AbortSignal): Promise<OcrResult | ClassifyResult> {
     if (name === 'ocr') return (await this.loadOcr()).recognize(image, { signal });
-    const model = this.store.get(name);
+    const model = this.store.get(domain, name);
     if (!model) throw new ApiError(404, 'model-not-found', `The session's model ${JSON.stringify(name)} was removed.`);
     return (await this.customKernel(model)).classify(image, signal);
   }
 
-  /** Queue state of every loaded model, for metrics. */
+  /** Queue state of every loaded model, for metrics (custom models labelled `<domain>/<name>`). */
   queues(): Array<{ model: string; running: number; queued: number; completed: number; rejected: number; timedOut: number }> {
     const out = [];
     if (this.ocrKernel) out.push({ model: 'ocr', ...this.ocrKernel.queueStats });
@@ -163,15 +193,20 @@ export class KernelRegistry {
     return out;
   }
 
-  health(): Record<string, unknown> {
+  /** Detailed health (operators only): models of `domain`, or of every domain when undefined, keyed `<domain>/<name>`. */
+  health(domain?: string): Record<string, unknown> {
     return {
       inference: {
         status: 'ok',
         configured_providers: this.cfg.providers,
         models: Object.fromEntries(
-          this.list().map((m) => [
-            m.name,
-            { loaded: m.loaded, provider: m.provider, queue: m.name === 'ocr' ? this.ocrKernel?.queueStats : this.custom.get(m.name)?.loaded?.queueStats },
+          this.list(domain).map((m) => [
+            m.domain === undefined ? m.name : `${m.domain}/${m.name}`,
+            {
+              loaded: m.loaded,
+              provider: m.provider,
+              queue: m.domain === undefined ? this.ocrKernel?.queueStats : this.custom.get(customKey(m.domain, m.name))?.loaded?.queueStats,
+            },
           ]),
         ),
       },

@@ -68,6 +68,13 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
   const rateLimits = stores.rateLimits;
   const kernels = new KernelRegistry(config.inference, log);
   const trusted = new TrustedProxies(config.server.trusted_proxies);
+  const metricsAllow = (() => {
+    try {
+      return new TrustedProxies(config.server.metrics_allow);
+    } catch (error) {
+      throw new Error(String((error as Error).message).replace('trusted_proxies', 'server.metrics_allow'));
+    }
+  })();
   metrics.observe({
     queues: () => kernels.queues(),
     degraded: () => ({ ratelimit: rateLimits.health().status !== 'ok' }),
@@ -119,10 +126,11 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
       health: [
         () => ({ ratelimit: rateLimits.health() }),
         () => ({ keypairs: { loaded: keypairs.size } }),
-        () => kernels.health(),
+        (scope) => kernels.health(scope.domain),
         async () => ({ sessions: await stores.sessions.health() }),
       ],
       metrics: metrics.registry,
+      metricsAllowed: (address) => metricsAllow.has(address),
       openapi: () => openapi,
     }),
   );

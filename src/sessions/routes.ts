@@ -88,7 +88,8 @@ export function sessionRoutes(deps: SessionDeps): RouteSpec[] {
         if (body === undefined) throw new ApiError(400, 'invalid-api-params', 'Send a JSON body with "name" and "image".');
         const acting = owner(ctx);
         const image = body.image as string;
-        if (!deps.kernels.has(image)) throw new ApiError(404, 'model-not-found', `No model named ${JSON.stringify(image)}.`);
+        // Custom models are looked up in the owner's domain; another domain's is simply not there.
+        if (!deps.kernels.has(acting.domain, image)) throw new ApiError(404, 'model-not-found', `No model named ${JSON.stringify(image)}.`);
         const now = Date.now();
         const max = acting.maxSessions ?? deps.config.sessions.default_max_sessions;
         const outcome = await deps.store.create(
@@ -179,7 +180,7 @@ export function sessionRoutes(deps: SessionDeps): RouteSpec[] {
         };
         ctx.res.once('close', onClose);
         try {
-          ctx.body = await deps.kernels.infer(session.image, image, gone.signal);
+          ctx.body = await deps.kernels.infer(ctx.state.owner!.domain, session.image, image, gone.signal);
         } finally {
           ctx.res.off('close', onClose);
         }

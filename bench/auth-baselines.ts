@@ -235,7 +235,6 @@ async function checkOnce(t: Target): Promise<void> {
   if (res.status !== 200 || authorized !== 'yes') throw new Error(`${t.label}: signed GET ${PATH} answered ${res.status} ${res.text}`);
 }
 
-const us = (ms: number) => (Number.isFinite(ms) ? (ms * 1000).toFixed(0) : '–');
 /** A signed difference in µs: +12, -3. */
 const dus = (ms: number) => (Number.isFinite(ms) ? `${ms >= 0 ? '+' : '−'}${Math.abs(ms * 1000).toFixed(0)}` : '–');
 const ms3 = (ms: number) => (Number.isFinite(ms) ? ms.toFixed(3) : '–');

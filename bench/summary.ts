@@ -77,18 +77,37 @@ const ms = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) ? x.toFi
 const day = (d?: string) => (d ? d.slice(0, 16).replace('T', ' ') : '–');
 
 function build(sections: Section[]): string {
-  let head = 'unknown';
-  try {
-    // The commit that last changed what is measured (bench/ and docs commits do not count).
-    head = execFileSync('git', ['log', '-1', '--format=%h', '--', 'src', 'bin', 'package.json'], { cwd: ROOT }).toString().trim();
-  } catch {
-    /* no git */
-  }
   // The reference commit: that of the newest dated section (profiles excluded: they are diagnostics).
   const dated = sections.filter((s) => s.date && s.commit && !s.id.includes('profile')).sort((a, b) => (a.date! < b.date! ? 1 : -1));
   const ref = dated[0]?.commit;
-  const flag = (s: Section) => (s.commit && ref && s.commit !== ref ? ' ⚠' : '');
-  const distinct = [...new Set(sections.map((s) => s.commit).filter(Boolean))];
+  // Commits that differ only outside src/, bin/ and package.json (bench or docs commits) measured the same code.
+  const sameCode = (a: string, b: string): boolean => {
+    if (a === b) return true;
+    if (a.endsWith('+') || b.endsWith('+')) return false;
+    try {
+      execFileSync('git', ['diff', '--quiet', a, b, '--', 'src', 'bin', 'package.json'], { cwd: ROOT, stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const memo = new Map<string, boolean>();
+  const atRef = (c?: string) => {
+    if (!c || !ref) return true;
+    if (!memo.has(c)) memo.set(c, sameCode(c, ref));
+    return memo.get(c)!;
+  };
+  const flag = (s: Section) => (atRef(s.commit) ? '' : ' ⚠');
+  const distinct = [...new Set(sections.map((s) => s.commit).filter((c): c is string => Boolean(c)))];
+  const differing = distinct.filter((c) => !atRef(c));
+  let srcChanged = false;
+  if (ref && !ref.endsWith('+')) {
+    try {
+      execFileSync('git', ['diff', '--quiet', ref, 'HEAD', '--', 'src', 'bin', 'package.json'], { cwd: ROOT, stdio: 'ignore' });
+    } catch {
+      srcChanged = true;
+    }
+  }
 
   const parts: string[] = [
     '## Summary',
@@ -97,15 +116,13 @@ function build(sections: Section[]): string {
       'Every figure here is copied from the section named beside it, which holds the command, the machine and the raw rounds.',
     '',
   ];
-  if (distinct.length > 1) {
+  if (differing.length > 0) {
     parts.push(
-      `**⚠ Mixed commits:** the sections were measured at ${distinct.length} different commits (${distinct.map((c) => `\`${c}\``).join(', ')}); rows marked ⚠ are not at \`${ref}\`, the commit of the newest section. Compare figures across commits only within one section (a before/after run measures both builds side by side).`,
+      `**⚠ Mixed commits:** rows marked ⚠ were measured at ${differing.map((c) => `\`${c}\``).join(', ')}, whose src/ differs from \`${ref}\`, the commit of the newest section. Compare figures across commits only within one section (a before/after run measures both builds side by side).`,
       '',
     );
   }
-  if (ref && head !== 'unknown' && !ref.startsWith(head) && !head.startsWith(ref.replace('+', ''))) {
-    parts.push(`The newest section was measured at \`${ref}\`; src/ was last changed at \`${head}\`: rerun the sections before quoting them as current.`, '');
-  }
+  if (srcChanged) parts.push(`src/ has changed since \`${ref}\` (the newest section): rerun the sections before quoting them as current.`, '');
 
   // ---- signed GET /auth/test vs the three baselines
   const baselines = sections.filter((s) => s.data?.script === 'auth-baselines');
@@ -118,7 +135,7 @@ function build(sections: Section[]): string {
         rows.push([
           `\`${s.id}\`${flag(s)}`,
           g.store ?? '–',
-          `\`${g.commit}\``,
+          g.label,
           d.sign,
           g.rps,
           g.vs?.http ?? '–',

@@ -30,6 +30,12 @@
  *   --log-level L        gateway [log] level (default info: one access line per request)
  *   --log-sink S         file (default: gateway stdout appended to a file in a temp dir) | devnull
  *   --baselines L        comma-separated subset of http,koa,floor (default all three)
+ *   --floor-shape A,R    the floor's pass-through app middlewares after its two wrappers, and route
+ *                        stages before the handler (default 1,2: the gateway's shape at ad15a97; match
+ *                        it to src/server/gateway.ts if the stage count changes)
+ *   --loadgen G          raw (default): lib.ts rawLoadRound, keep-alive sockets sending pre-built
+ *                        request bytes (a few µs of client CPU per request, so the client is not the
+ *                        bottleneck); autocannon: lib.ts loadRound (in-process autocannon, setupRequest)
  *   --max-other P        a round in which other processes used > P % of a core is redone (default 40)
  *   --quiet-wait S       before each round wait up to S s for the machine to be < 15 % busy
  *                        (default 120; 0 = do not wait, e.g. for a smoke run on a busy machine)
@@ -52,6 +58,8 @@ import {
   freePort,
   loadRound,
   machine,
+  rawGet,
+  rawLoadRound,
   median,
   sleep,
   startNodeServer,
@@ -78,6 +86,8 @@ interface Options {
   logLevel: string;
   logSink: 'file' | 'devnull';
   baselines: Baseline[];
+  loadgen: 'raw' | 'autocannon';
+  floorShape: [number, number];
   maxOtherPct: number;
   quietWaitS: number;
   build: boolean;
@@ -100,6 +110,8 @@ function parseOptions(argv: string[]): Options {
       'log-level': { type: 'string' },
       'log-sink': { type: 'string' },
       baselines: { type: 'string' },
+      loadgen: { type: 'string' },
+      'floor-shape': { type: 'string' },
       'max-other': { type: 'string' },
       'quiet-wait': { type: 'string' },
       'no-build': { type: 'boolean' },
@@ -114,6 +126,8 @@ function parseOptions(argv: string[]): Options {
   if (sign !== 'presigned' && sign !== 'round') throw new Error('--sign must be presigned or round');
   const logSink = values['log-sink'] ?? 'file';
   if (logSink !== 'file' && logSink !== 'devnull') throw new Error('--log-sink must be file or devnull');
+  const loadgen = values.loadgen ?? 'raw';
+  if (loadgen !== 'raw' && loadgen !== 'autocannon') throw new Error('--loadgen must be raw or autocannon');
   const baselines = (values.baselines ?? 'http,koa,floor').split(',').filter(Boolean) as Baseline[];
   for (const b of baselines) if (!['http', 'koa', 'floor'].includes(b)) throw new Error(`unknown baseline ${b}`);
   const connections = (values.connections ?? '1,4,50').split(',').map(Number);
@@ -133,6 +147,8 @@ function parseOptions(argv: string[]): Options {
     logLevel: values['log-level'] ?? 'info',
     logSink,
     baselines,
+    loadgen,
+    floorShape: (values['floor-shape'] ?? '1,2').split(',').map(Number) as [number, number],
     maxOtherPct: Number(values['max-other'] ?? 40),
     quietWaitS: Number(values['quiet-wait'] ?? 120),
     build: !values['no-build'],
@@ -159,6 +175,7 @@ interface Slot extends RoundResult {
   connections: number;
   lat: { p50: number; p90: number; p99: number; mean: number; count: number };
   serverCpuUsPerReq: number;
+  loadgenCpuUsPerReq: number;
   quietPct: number;
   logBytes?: number;
 }
@@ -192,7 +209,7 @@ function commitOf(dir: string): string {
 
 function signedHeaders(date?: string): Record<string, string> {
   const { headers } = signRequest({ method: 'GET', target: PATH, host: HOST, accessKey: ACCESS_KEY, secretKey: SECRET_KEY, date });
-  return { ...headers, host: HOST };
+  return { host: HOST, ...headers };
 }
 
 /**
@@ -274,7 +291,8 @@ async function main(o: Options): Promise<void> {
     for (const b of o.baselines) {
       const port = await freePort();
       const { label, script, args } = BASELINES[b];
-      const start = () => startNodeServer({ name: label, script: join(BENCH_DIR, script), args: args(port), port });
+      const extra = b === 'floor' ? ['--app', String(o.floorShape[0]), '--route', String(o.floorShape[1])] : [];
+      const start = () => startNodeServer({ name: label, script: join(BENCH_DIR, script), args: [...args(port), ...extra], port });
       targets.push({ label, kind: 'baseline', baseline: b, server: await start(), start, slots: [], discarded: [], restarts: 0 });
     }
     const labels = new Set<string>();
@@ -325,29 +343,36 @@ async function main(o: Options): Promise<void> {
       else process.stderr.write(`${t.label}: GET /health → ratelimit ${t.storeSeen}\n`);
     }
 
-    // Request headers: the same for every server in a round.
+    // Requests: the same bytes for every server in a round.
     let pool: Array<Record<string, string>> = [];
+    let poolBytes: Buffer[] = [];
     let poolMadeAt = 0;
     let next = 0;
-    const headersForRound = (): Pick<Parameters<typeof loadRound>[0], 'headers' | 'perRequestHeaders'> => {
-      if (o.sign === 'round') return { headers: signedHeaders() };
+    const requestsForRound = (): { headers?: Record<string, string>; perRequestHeaders?: () => Record<string, string>; nextRequest: () => Buffer } => {
+      if (o.sign === 'round') {
+        const headers = signedHeaders();
+        const bytes = rawGet(PATH, headers);
+        return { headers, nextRequest: () => bytes };
+      }
       // Re-sign the pool (outside the measurement) once it is a minute old: dates stay well within skew.
       if (Date.now() - poolMadeAt > 60_000) {
         const t0 = performance.now();
         pool = presign(o.pool);
+        poolBytes = pool.map((h) => rawGet(PATH, h));
         poolMadeAt = Date.now();
         next = 0;
         process.stderr.write(`  signed ${o.pool} requests in ${fmt(performance.now() - t0)} ms\n`);
       }
-      return { perRequestHeaders: () => pool[next++ % pool.length] };
+      return { perRequestHeaders: () => pool[next++ % pool.length], nextRequest: () => poolBytes[next++ % poolBytes.length] };
     };
 
-    const load = (t: Target, connections: number, durationS: number, latency?: LatencyHistogram) =>
-      loadRound(
-        { port: t.server.port, path: PATH, connections, pipelining: 1, durationS, latency, ...headersForRound() },
-        t.server.pid,
-        t.store === 'redis' ? redisPid : undefined,
-      );
+    const load = (t: Target, connections: number, durationS: number, latency?: LatencyHistogram) => {
+      const { headers, perRequestHeaders, nextRequest } = requestsForRound();
+      const extra = t.store === 'redis' ? redisPid : undefined;
+      return o.loadgen === 'raw'
+        ? rawLoadRound({ port: t.server.port, connections, durationS, nextRequest, latency }, t.server.pid, extra)
+        : loadRound({ port: t.server.port, path: PATH, connections, pipelining: 1, durationS, latency, headers, perRequestHeaders }, t.server.pid, extra);
+    };
 
     const measure = async (t: Target, round: number, connections: number): Promise<Slot> => {
       for (let attempt = 1; ; attempt++) {
@@ -377,6 +402,7 @@ async function main(o: Options): Promise<void> {
           connections,
           lat: { p50: hist.percentile(50), p90: hist.percentile(90), p99: hist.percentile(99), mean: hist.mean(), count: hist.count },
           serverCpuUsPerReq: r.total > 0 ? ((r.serverCpuPct / 100) * o.durationS * 1e6) / r.total : NaN,
+          loadgenCpuUsPerReq: r.total > 0 ? ((r.loadgenCpuPct / 100) * o.durationS * 1e6) / r.total : NaN,
           quietPct: quiet.busyPct,
           ...(t.logFile ? { logBytes: statSync(t.logFile).size } : {}),
         };
@@ -409,7 +435,7 @@ async function main(o: Options): Promise<void> {
           t.slots.push(s);
           process.stderr.write(
             `round ${round}/${o.rounds} c=${String(connections).padStart(3)} ${t.label.padEnd(28)} ${fmt(s.rps).padStart(7)} req/s  ` +
-              `p50 ${ms3(s.lat.p50)} p99 ${ms3(s.lat.p99)} ms  server ${fmt(s.serverCpuUsPerReq, 1)} µs/req  cpu server ${fmt(s.serverCpuPct)}% loadgen ${fmt(s.loadgenCpuPct)}%` +
+              `p50 ${ms3(s.lat.p50)} p99 ${ms3(s.lat.p99)} ms  server ${fmt(s.serverCpuUsPerReq, 1)} µs/req loadgen ${fmt(s.loadgenCpuUsPerReq, 1)} µs/req  cpu server ${fmt(s.serverCpuPct)}% loadgen ${fmt(s.loadgenCpuPct)}%` +
               (s.extraCpuPct !== undefined ? ` redis ${fmt(s.extraCpuPct)}%` : '') +
               ` other ${fmt(s.otherCpuPct)}%` +
               (s.logBytes !== undefined ? ` log ${fmt(s.logBytes / Math.max(1, s.total))} B/req` : '') +
@@ -434,6 +460,7 @@ interface Agg {
   p99: number;
   cpuUs: number;
   loadgen: number;
+  loadgenUs: number;
   non2xx: number;
   errors: number;
   logBytesPerReq: number;
@@ -447,6 +474,7 @@ function aggregate(t: Target, connections: number): Agg {
     p99: median(s.map((x) => x.lat.p99)),
     cpuUs: median(s.map((x) => x.serverCpuUsPerReq)),
     loadgen: median(s.map((x) => x.loadgenCpuPct)),
+    loadgenUs: median(s.map((x) => x.loadgenCpuUsPerReq)),
     non2xx: s.reduce((a, x) => a + x.non2xx, 0),
     errors: s.reduce((a, x) => a + x.errors + x.timeouts, 0),
     logBytesPerReq: median(s.filter((x) => x.logBytes !== undefined).map((x) => x.logBytes! / Math.max(1, x.total))),
@@ -467,6 +495,7 @@ function report(o: Options, targets: Target[], levels: number[], maxConn: number
       `server CPU µs/req @${maxConn}`,
       ...latencyLevels.flatMap((c) => [`p50 ms @${c}`, `p99 ms @${c}`]),
       `loadgen CPU % @${maxConn}`,
+      `loadgen µs/req @${maxConn}`,
       'non-2xx / errors',
     ],
     targets.map((t) => [
@@ -475,6 +504,7 @@ function report(o: Options, targets: Target[], levels: number[], maxConn: number
       fmt(A(t, maxConn).cpuUs, 1),
       ...latencyLevels.flatMap((c) => [ms3(A(t, c).p50), ms3(A(t, c).p99)]),
       fmt(A(t, maxConn).loadgen),
+      fmt(A(t, maxConn).loadgenUs, 1),
       `${levels.reduce((a, c) => a + A(t, c).non2xx, 0)} / ${levels.reduce((a, c) => a + A(t, c).errors, 0)}`,
     ]),
   );
@@ -526,7 +556,7 @@ function report(o: Options, targets: Target[], levels: number[], maxConn: number
   }
 
   const raw = table(
-    ['round', 'conns', 'server', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'mean ms', 'requests', 'non-2xx', 'errors', 'server CPU %', 'server µs/req', 'loadgen CPU %', ...(withRedis ? ['redis CPU %'] : []), 'other CPU %', 'busy before %', ...(o.logSink === 'file' ? ['log B/req'] : [])],
+    ['round', 'conns', 'server', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'mean ms', 'requests', 'non-2xx', 'errors', 'server CPU %', 'server µs/req', 'loadgen CPU %', 'loadgen µs/req', ...(withRedis ? ['redis CPU %'] : []), 'other CPU %', 'busy before %', ...(o.logSink === 'file' ? ['log B/req'] : [])],
     targets.flatMap((t) =>
       [...t.slots.map((s) => ({ s, n: String(s.round) })), ...t.discarded.map((s) => ({ s, n: 'discarded' }))].map(({ s, n }) => [
         n,
@@ -543,6 +573,7 @@ function report(o: Options, targets: Target[], levels: number[], maxConn: number
         fmt(s.serverCpuPct),
         fmt(s.serverCpuUsPerReq, 1),
         fmt(s.loadgenCpuPct),
+        fmt(s.loadgenCpuUsPerReq, 1),
         ...(withRedis ? [s.extraCpuPct !== undefined ? fmt(s.extraCpuPct) : '–'] : []),
         fmt(s.otherCpuPct),
         fmt(s.quietPct),
@@ -556,6 +587,7 @@ function report(o: Options, targets: Target[], levels: number[], maxConn: number
     date: started.toISOString(),
     command: o.command,
     sign: o.sign,
+    loadgen: o.loadgen,
     stores: o.stores,
     maxConn,
     commits: [...new Set(gateways.map((g) => g.commit))],
@@ -586,12 +618,12 @@ function report(o: Options, targets: Target[], levels: number[], maxConn: number
     `- baselines (same node, same flags, from bench/): ${targets
       .filter((t) => t.kind === 'baseline')
       .map((t) => `${t.label} \`${BASELINES[t.baseline!].script}\``)
-      .join(', ')}; the floor is Koa + @koa/router with the gateway's stage count for this route (3 app middlewares + router + 2 route stages + handler; see its header)`,
+      .join(', ')}; the floor is Koa + @koa/router with the gateway's stage count for this route (${2 + o.floorShape[0]} app middlewares + router + ${o.floorShape[1]} route stages + handler; see its header)`,
     `- access log: ${o.logSink === 'file' ? `gateway stdout appended to a real file in a temp dir (truncated before each round; "log B/req" in the raw table = bytes written / requests answered), log level ${o.logLevel}` : `gateway stdout → /dev/null, log level ${o.logLevel}`}; baselines log nothing`,
     `- requests: the same for every server: signed \`GET ${PATH}\` with \`Host: ${HOST}\`, ${signNote}`,
     `- readiness: each server polled until it answers, then one signed GET ${PATH} must return 200 {"authorized":"yes"}; rate-limit store in use per GET /health: ${gateways.map((g) => `${g.label} ${g.storeSeen}`).join('; ')}`,
-    `- load: autocannon in the bench process (no workers), pipelining 1, connections ${latencyLevels.join(' / ')}, ${o.rounds} round(s) × ${o.durationS} s per server and connection count${o.warmupS > 0 ? ` after a ${o.warmupS} s warm-up per server at ${maxConn} connections` : ', no warm-up'}; blocks alternate in ABBA order (${order.join(' | ')} | …); figures are medians over rounds`,
-    `- latency: every response's time from autocannon's \`response\` event (float ms) into a 1 µs histogram (autocannon's own percentiles are whole milliseconds); at ${maxConn} connections it includes queueing in the saturated client`,
+    `- load: ${o.loadgen === 'raw' ? 'bench/lib.ts rawLoadRound in the bench process (closed loop, keep-alive sockets writing pre-built request bytes, a Content-Length scan per response)' : 'autocannon in the bench process (no workers; per-request headers through `setupRequest`)'}, pipelining 1, connections ${latencyLevels.join(' / ')}, ${o.rounds} round(s) × ${o.durationS} s per server and connection count${o.warmupS > 0 ? ` after a ${o.warmupS} s warm-up per server at ${maxConn} connections` : ', no warm-up'}; blocks alternate in ABBA order (${order.join(' | ')} | …); figures are medians over rounds`,
+    `- latency: ${o.loadgen === 'raw' ? 'from writing the request to having the whole response (performance.now())' : "every response's time from autocannon's `response` event (float ms)"}, into a 1 µs histogram (autocannon's own percentiles are whole milliseconds); at ${maxConn} connections it includes queueing in the saturated client`,
     `- CPU: utime+stime from /proc for the server (all threads), process.cpuUsage() for the load generator, over the round's wall time (100 % = one core; the machine has ${nproc}); "server CPU µs/req" = server CPU time / requests answered, the cost per request independent of the client; ² = load generator ≥ 90 % of a core at ${maxConn} connections, so that server's req/s is bounded by the client and the ratios against it are flattering to the gateway`,
     `- other load: before each round the script waits (≤ ${o.quietWaitS} s) until the machine is < 15 % busy over 0.5 s; a round in which other processes used more than ${o.maxOtherPct} % of one core is redone (≤ 4 times; listed as discarded in the raw table): ${targets.map((t) => `${t.label} ${t.discarded.length}`).join(', ')}; restarts: ${targets.map((t) => `${t.label} ${t.restarts}`).join(', ')}`,
     '',

@@ -293,6 +293,131 @@ export async function loadRound(opts: LoadOptions, serverPid: number, extraPid?:
   };
 }
 
+export interface RawLoadOptions {
+  port: number;
+  connections: number;
+  durationS: number;
+  /** The raw bytes of the next request to send (one complete HTTP/1.1 request, keep-alive). */
+  nextRequest: () => Buffer;
+  latency?: LatencyHistogram;
+}
+
+/** A complete HTTP/1.1 GET as bytes: request line, the given headers in order, blank line. */
+export function rawGet(path: string, headers: Record<string, string>): Buffer {
+  const lines = [`GET ${path} HTTP/1.1`];
+  for (const [k, v] of Object.entries(headers)) lines.push(`${k}: ${v}`);
+  lines.push('Connection: keep-alive', '', '');
+  return Buffer.from(lines.join('\r\n'), 'latin1');
+}
+
+const CRLFCRLF = Buffer.from('\r\n\r\n');
+const CL_UPPER = Buffer.from('\r\nContent-Length:');
+const CL_LOWER = Buffer.from('\r\ncontent-length:');
+
+/**
+ * A minimal closed-loop HTTP/1.1 load generator in this process: `connections`
+ * keep-alive sockets, each sending pre-built request bytes, waiting for the
+ * response (pipelining 1) and sending the next. It does no per-request work
+ * beyond one write, one header scan for Content-Length and one latency sample,
+ * so it needs far less CPU per request than autocannon (which rebuilds the
+ * request from an object when headers change per request, and parses responses
+ * with a full HTTP parser). Responses must carry Content-Length (every server
+ * benchmarked here does); anything else counts as an error and closes the socket.
+ * Only responses completed within the duration are counted.
+ */
+export async function rawLoadRound(opts: RawLoadOptions, serverPid: number, extraPid?: number): Promise<RoundResult> {
+  const { connect } = await import('node:net');
+  const s0 = procCpuMs(serverPid);
+  const e0 = extraPid ? procCpuMs(extraPid) : 0;
+  const c0 = selfCpuMs();
+  const m0 = machineBusyMs();
+  let total = 0;
+  let non2xx = 0;
+  let errors = 0;
+  let stopped = false;
+  const sockets: Array<import('node:net').Socket> = [];
+  const t0 = performance.now();
+  const lat = opts.latency;
+  const open = (): void => {
+    const sock = connect({ host: '127.0.0.1', port: opts.port });
+    sock.setNoDelay(true);
+    sockets.push(sock);
+    let buf: Buffer | undefined;
+    let sentAt = 0;
+    const send = () => {
+      sentAt = performance.now();
+      sock.write(opts.nextRequest());
+    };
+    sock.on('connect', send);
+    sock.on('data', (chunk: Buffer) => {
+      let b: Buffer = buf ? Buffer.concat([buf, chunk]) : chunk;
+      buf = undefined;
+      for (;;) {
+        const end: number = b.indexOf(CRLFCRLF);
+        if (end < 0) break;
+        let at: number = b.indexOf(CL_UPPER);
+        if (at < 0 || at > end) at = b.indexOf(CL_LOWER);
+        if (at < 0 || at > end) {
+          errors++;
+          sock.destroy();
+          return;
+        }
+        let i = at + CL_UPPER.length;
+        while (b[i] === 0x20) i++;
+        let length = 0;
+        for (; b[i] >= 0x30 && b[i] <= 0x39; i++) length = length * 10 + b[i] - 0x30;
+        const size: number = end + 4 + length;
+        if (b.length < size) break;
+        if (stopped) return;
+        const status = (b[9] - 0x30) * 100 + (b[10] - 0x30) * 10 + (b[11] - 0x30);
+        const ms = performance.now() - sentAt;
+        total++;
+        if (status < 200 || status > 299) non2xx++;
+        if (lat) {
+          lat.record(ms);
+          if (status < 200 || status > 299) lat.non2xx++;
+        }
+        if (b.length === size) {
+          send();
+          return;
+        }
+        b = b.subarray(size);
+        send();
+      }
+      buf = b;
+    });
+    sock.on('error', () => {
+      if (!stopped) errors++;
+    });
+    sock.on('close', () => {
+      if (!stopped) setTimeout(open, 10); // the server closed it: reconnect, as autocannon does
+    });
+  };
+  for (let i = 0; i < opts.connections; i++) open();
+  await sleep(opts.durationS * 1000);
+  stopped = true;
+  const wall = performance.now() - t0;
+  const s1 = procCpuMs(serverPid);
+  const e1 = extraPid ? procCpuMs(extraPid) : 0;
+  const c1 = selfCpuMs();
+  const m1 = machineBusyMs();
+  for (const sock of sockets) sock.destroy();
+  return {
+    rps: (total / wall) * 1000,
+    p50: lat ? lat.percentile(50) : NaN,
+    p90: lat ? lat.percentile(90) : NaN,
+    p99: lat ? lat.percentile(99) : NaN,
+    total,
+    non2xx,
+    errors,
+    timeouts: 0,
+    serverCpuPct: ((s1 - s0) / wall) * 100,
+    loadgenCpuPct: ((c1 - c0) / wall) * 100,
+    ...(extraPid ? { extraCpuPct: ((e1 - e0) / wall) * 100 } : {}),
+    otherCpuPct: ((m1 - m0 - (s1 - s0) - (c1 - c0) - (e1 - e0)) / wall) * 100,
+  };
+}
+
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;

@@ -392,6 +392,13 @@ export async function runAuthBench(o: AuthBenchOptions): Promise<void> {
       raw,
       '',
       '</details>',
+      '',
+      `<!-- data ${JSON.stringify({
+        script: 'auth',
+        date: started.toISOString(),
+        command: o.command,
+        servers: targets.map((t) => ({ label: t.label, kind: t.kind, rps: Math.round(median(t.rounds.map((r) => r.rps))), ratio: Number((median(t.rounds.map((r) => r.rps)) / bareRps).toFixed(3)) })),
+      })} -->`,
     ].join('\n');
 
     if (o.profile) {

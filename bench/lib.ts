@@ -3,7 +3,7 @@
  * accounting, one in-process autocannon run, medians and RESULTS.md sections.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, openSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -47,12 +47,12 @@ export function machineBusyMs(): number {
  * maxWaitMs) until everything else uses less than `threshold` % of one core over
  * a 1 s sample. Returns the last sample's busy % and the time waited.
  */
-export async function waitQuiet(threshold = 15, maxWaitMs = 30_000): Promise<{ busyPct: number; waitedMs: number }> {
+export async function waitQuiet(threshold = 15, maxWaitMs = 30_000, sampleMs = 1000): Promise<{ busyPct: number; waitedMs: number }> {
   const t0 = Date.now();
   for (;;) {
     const b0 = machineBusyMs();
-    await sleep(1000);
-    const busyPct = (machineBusyMs() - b0) / 10;
+    await sleep(sampleMs);
+    const busyPct = ((machineBusyMs() - b0) / sampleMs) * 100;
     if (busyPct < threshold || Date.now() - t0 > maxWaitMs) return { busyPct, waitedMs: Date.now() - t0 };
   }
 }
@@ -92,7 +92,8 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 /**
  * Starts `node [nodeFlags] script args` with stdout to /dev/null (so logging
  * costs the server what it costs in production with a fast sink, and costs the
- * load generator nothing), then polls `readyPath` until it answers.
+ * load generator nothing) or, with `stdoutFile`, appended to that file (a real
+ * access log on disk), then polls `readyPath` until it answers.
  */
 export async function startNodeServer(opts: {
   name: string;
@@ -102,13 +103,16 @@ export async function startNodeServer(opts: {
   nodeFlags?: string[];
   readyPath?: string;
   cwd?: string;
+  /** Append the server's stdout to this file instead of /dev/null. */
+  stdoutFile?: string;
 }): Promise<ChildServer> {
-  const devnull = openSync('/dev/null', 'w');
+  const out = opts.stdoutFile ? openSync(opts.stdoutFile, 'a') : openSync('/dev/null', 'w');
   const child = spawn(process.execPath, [...(opts.nodeFlags ?? []), opts.script, ...opts.args], {
     cwd: opts.cwd ?? ROOT,
-    stdio: ['ignore', devnull, 'pipe'],
+    stdio: ['ignore', out, 'pipe'],
     env: { ...process.env, NODE_ENV: 'production' },
   });
+  closeSync(out); // the child has its own copy
   live.add(child);
   let stderr = '';
   child.stderr!.on('data', (c: Buffer) => {
@@ -165,6 +169,49 @@ export interface LoadOptions {
   headers?: Record<string, string>;
   /** Called for every request (fresh signatures); returns the headers to send. */
   perRequestHeaders?: () => Record<string, string>;
+  /** Records every response's latency (autocannon's own histogram has 1 ms resolution). */
+  latency?: LatencyHistogram;
+}
+
+/**
+ * Response times with 1 µs resolution: one counter per microsecond up to 1 s,
+ * exact values above. autocannon's `result.latency` percentiles are whole
+ * milliseconds (its HDR histogram records integers), too coarse for a server
+ * answering in 0.1-2 ms; its `response` event carries the float duration.
+ */
+export class LatencyHistogram {
+  private readonly counts = new Uint32Array(1_000_000);
+  private readonly slow: number[] = [];
+  count = 0;
+  /** Responses that were not 2xx (recorded too: they are answers the client waited for). */
+  non2xx = 0;
+
+  record(ms: number): void {
+    const us = Math.round(ms * 1000);
+    if (us < this.counts.length) this.counts[us < 0 ? 0 : us]++;
+    else this.slow.push(us);
+    this.count++;
+  }
+
+  /** The p-th percentile (0-100) in milliseconds, to the microsecond; NaN when empty. */
+  percentile(p: number): number {
+    if (this.count === 0) return NaN;
+    const rank = Math.max(1, Math.ceil((p / 100) * this.count));
+    let seen = 0;
+    for (let us = 0; us < this.counts.length; us++) {
+      seen += this.counts[us];
+      if (seen >= rank) return us / 1000;
+    }
+    const slow = [...this.slow].sort((a, b) => a - b);
+    return slow[Math.min(slow.length - 1, rank - seen - 1)] / 1000;
+  }
+
+  mean(): number {
+    let sum = 0;
+    for (let us = 0; us < this.counts.length; us++) if (this.counts[us]) sum += us * this.counts[us];
+    for (const us of this.slow) sum += us;
+    return this.count ? sum / this.count / 1000 : NaN;
+  }
 }
 
 export interface RoundResult {
@@ -202,14 +249,22 @@ export async function loadRound(opts: LoadOptions, serverPid: number, extraPid?:
   const c0 = selfCpuMs();
   const m0 = machineBusyMs();
   const t0 = performance.now();
-  const result = await autocannon({
+  const run = autocannon({
     url: `http://127.0.0.1:${opts.port}${opts.path}`,
     connections: opts.connections,
     pipelining: opts.pipelining,
     duration: opts.durationS,
     headers: opts.headers,
     requests,
-  } as never);
+  } as never) as PromiseLike<unknown> & { on(event: string, fn: (...args: never[]) => void): void };
+  if (opts.latency) {
+    const h = opts.latency;
+    run.on('response', (_client: unknown, status: number, _bytes: number, ms: number) => {
+      h.record(ms);
+      if (status < 200 || status > 299) h.non2xx++;
+    });
+  }
+  const result = await run;
   const wall = performance.now() - t0;
   const s1 = procCpuMs(serverPid);
   const e1 = extraPid ? procCpuMs(extraPid) : 0;
@@ -231,6 +286,131 @@ export async function loadRound(opts: LoadOptions, serverPid: number, extraPid?:
     non2xx: r.non2xx,
     errors: r.errors,
     timeouts: r.timeouts,
+    serverCpuPct: ((s1 - s0) / wall) * 100,
+    loadgenCpuPct: ((c1 - c0) / wall) * 100,
+    ...(extraPid ? { extraCpuPct: ((e1 - e0) / wall) * 100 } : {}),
+    otherCpuPct: ((m1 - m0 - (s1 - s0) - (c1 - c0) - (e1 - e0)) / wall) * 100,
+  };
+}
+
+export interface RawLoadOptions {
+  port: number;
+  connections: number;
+  durationS: number;
+  /** The raw bytes of the next request to send (one complete HTTP/1.1 request, keep-alive). */
+  nextRequest: () => Buffer;
+  latency?: LatencyHistogram;
+}
+
+/** A complete HTTP/1.1 GET as bytes: request line, the given headers in order, blank line. */
+export function rawGet(path: string, headers: Record<string, string>): Buffer {
+  const lines = [`GET ${path} HTTP/1.1`];
+  for (const [k, v] of Object.entries(headers)) lines.push(`${k}: ${v}`);
+  lines.push('Connection: keep-alive', '', '');
+  return Buffer.from(lines.join('\r\n'), 'latin1');
+}
+
+const CRLFCRLF = Buffer.from('\r\n\r\n');
+const CL_UPPER = Buffer.from('\r\nContent-Length:');
+const CL_LOWER = Buffer.from('\r\ncontent-length:');
+
+/**
+ * A minimal closed-loop HTTP/1.1 load generator in this process: `connections`
+ * keep-alive sockets, each sending pre-built request bytes, waiting for the
+ * response (pipelining 1) and sending the next. It does no per-request work
+ * beyond one write, one header scan for Content-Length and one latency sample,
+ * so it needs far less CPU per request than autocannon (which rebuilds the
+ * request from an object when headers change per request, and parses responses
+ * with a full HTTP parser). Responses must carry Content-Length (every server
+ * benchmarked here does); anything else counts as an error and closes the socket.
+ * Only responses completed within the duration are counted.
+ */
+export async function rawLoadRound(opts: RawLoadOptions, serverPid: number, extraPid?: number): Promise<RoundResult> {
+  const { connect } = await import('node:net');
+  const s0 = procCpuMs(serverPid);
+  const e0 = extraPid ? procCpuMs(extraPid) : 0;
+  const c0 = selfCpuMs();
+  const m0 = machineBusyMs();
+  let total = 0;
+  let non2xx = 0;
+  let errors = 0;
+  let stopped = false;
+  const sockets: Array<import('node:net').Socket> = [];
+  const t0 = performance.now();
+  const lat = opts.latency;
+  const open = (): void => {
+    const sock = connect({ host: '127.0.0.1', port: opts.port });
+    sock.setNoDelay(true);
+    sockets.push(sock);
+    let buf: Buffer | undefined;
+    let sentAt = 0;
+    const send = () => {
+      sentAt = performance.now();
+      sock.write(opts.nextRequest());
+    };
+    sock.on('connect', send);
+    sock.on('data', (chunk: Buffer) => {
+      let b: Buffer = buf ? Buffer.concat([buf, chunk]) : chunk;
+      buf = undefined;
+      for (;;) {
+        const end: number = b.indexOf(CRLFCRLF);
+        if (end < 0) break;
+        let at: number = b.indexOf(CL_UPPER);
+        if (at < 0 || at > end) at = b.indexOf(CL_LOWER);
+        if (at < 0 || at > end) {
+          errors++;
+          sock.destroy();
+          return;
+        }
+        let i = at + CL_UPPER.length;
+        while (b[i] === 0x20) i++;
+        let length = 0;
+        for (; b[i] >= 0x30 && b[i] <= 0x39; i++) length = length * 10 + b[i] - 0x30;
+        const size: number = end + 4 + length;
+        if (b.length < size) break;
+        if (stopped) return;
+        const status = (b[9] - 0x30) * 100 + (b[10] - 0x30) * 10 + (b[11] - 0x30);
+        const ms = performance.now() - sentAt;
+        total++;
+        if (status < 200 || status > 299) non2xx++;
+        if (lat) {
+          lat.record(ms);
+          if (status < 200 || status > 299) lat.non2xx++;
+        }
+        if (b.length === size) {
+          send();
+          return;
+        }
+        b = b.subarray(size);
+        send();
+      }
+      buf = b;
+    });
+    sock.on('error', () => {
+      if (!stopped) errors++;
+    });
+    sock.on('close', () => {
+      if (!stopped) setTimeout(open, 10); // the server closed it: reconnect, as autocannon does
+    });
+  };
+  for (let i = 0; i < opts.connections; i++) open();
+  await sleep(opts.durationS * 1000);
+  stopped = true;
+  const wall = performance.now() - t0;
+  const s1 = procCpuMs(serverPid);
+  const e1 = extraPid ? procCpuMs(extraPid) : 0;
+  const c1 = selfCpuMs();
+  const m1 = machineBusyMs();
+  for (const sock of sockets) sock.destroy();
+  return {
+    rps: (total / wall) * 1000,
+    p50: lat ? lat.percentile(50) : NaN,
+    p90: lat ? lat.percentile(90) : NaN,
+    p99: lat ? lat.percentile(99) : NaN,
+    total,
+    non2xx,
+    errors,
+    timeouts: 0,
     serverCpuPct: ((s1 - s0) / wall) * 100,
     loadgenCpuPct: ((c1 - c0) / wall) * 100,
     ...(extraPid ? { extraCpuPct: ((e1 - e0) / wall) * 100 } : {}),

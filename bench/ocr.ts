@@ -132,6 +132,7 @@ async function main(): Promise<void> {
     const mh = median(times.http);
     const section = [
       `Command: \`npx tsc -p tsconfig.json && node --import tsx bench/ocr.ts --rounds ${ROUNDS} --seconds ${SECONDS}\``,
+      `Date: ${new Date().toISOString()}`,
       `Machine: ${machine()}. Gateway provider: ${provider}. ${images.length} images of 800x256 with 2-3 lines each, ${ROUNDS} rounds after a warm-up; each round runs every image through @gutenye/ocr-node 1.4.8 (in the bench process), kernelgate's pipeline in-process (OcrKernel, same process as the bench), and kernelgate over signed HTTP (a spawned gateway), one after the other.`,
       '',
       '| path | median ms per image | vs @gutenye/ocr-node |',
@@ -161,6 +162,8 @@ async function main(): Promise<void> {
       `| ${Object.values(stages).map((v) => median(v).toFixed(1)).join(' | ')} |`,
       '',
       `Gateway peak RSS (VmHWM) after the run: ${hwm.toFixed(0)} MiB (current RSS ${rss.toFixed(0)} MiB).`,
+      '',
+      `<!-- data ${JSON.stringify({ script: 'ocr', date: new Date().toISOString(), gutenyeMs: Number(mg.toFixed(1)), inprocMs: Number(mi.toFixed(1)), httpMs: Number(mh.toFixed(1)), gatewayDurationMs: Number(median(times.model).toFixed(1)), peakRssMiB: Math.round(hwm) })} -->`,
       '',
       `Raw per-image ms: gutenye ${JSON.stringify(times.guten.map((t) => Math.round(t)))}; in-process ${JSON.stringify(times.inproc.map((t) => Math.round(t)))}; HTTP ${JSON.stringify(times.http.map((t) => Math.round(t)))}`,
     ].join('\n');

@@ -6,13 +6,19 @@
  * request each, 900 s window, key names shaped like "kp:<20-char access key>"),
  * and divides the used_memory delta from INFO memory by the key count.
  *
- *   node --import tsx bench/redis-key-memory.ts [count]
+ *   node --import tsx bench/redis-key-memory.ts [count] [--no-write]
+ *
+ * Writes the `redis-key-memory` section of bench/RESULTS.md unless --no-write.
  */
 import { Redis } from 'ioredis';
 import { RedisRateLimitStore } from '../src/ratelimit/index.js';
 import { startRedisServer } from '../test/helpers/redis-server.js';
+import { machine, writeSection } from './lib.js';
 
-const COUNT = Number(process.argv[2] ?? 100_000);
+const args = process.argv.slice(2);
+const WRITE = !args.includes('--no-write');
+const COUNT = Number(args.find((a) => !a.startsWith('--')) ?? 100_000);
+const command = `node --import tsx bench/redis-key-memory.ts${args.length ? ` ${args.join(' ')}` : ''}`;
 const BATCH = 2_000;
 
 async function usedMemory(client: Redis): Promise<number> {
@@ -42,11 +48,31 @@ try {
   const sample = store.redisKey(accessKey(0));
   const value = await admin.get(sample);
   const perKey = (after - before) / COUNT;
-  console.log(`redis-server ${(await admin.info('server')).match(/redis_version:(\S+)/)?.[1]}`);
-  console.log(`keys created: ${keys} in ${seconds.toFixed(2)} s (${Math.round(COUNT / seconds)} consume/s, one client)`);
-  console.log(`sample key: ${sample} (${sample.length} bytes), value: ${value} (${value?.length} bytes), PTTL ${await admin.pttl(sample)} ms`);
-  console.log(`used_memory: ${before} → ${after} bytes, delta ${after - before}`);
-  console.log(`bytes per key: ${perKey.toFixed(1)}`);
+  const lines = [
+    `redis-server ${(await admin.info('server')).match(/redis_version:(\S+)/)?.[1]}`,
+    `keys created: ${keys} in ${seconds.toFixed(2)} s (${Math.round(COUNT / seconds)} consume/s, one client)`,
+    `sample key: \`${sample}\` (${sample.length} bytes), value: \`${value}\` (${value?.length} bytes), PTTL ${await admin.pttl(sample)} ms`,
+    `used_memory: ${before} → ${after} bytes, delta ${after - before}`,
+    `bytes per key: **${perKey.toFixed(1)}**`,
+  ];
+  console.log(lines.join('\n'));
+  if (WRITE) {
+    writeSection(
+      'redis-key-memory',
+      [
+        '## Redis memory per idle rate-limit key',
+        '',
+        `- command: \`${command}\``,
+        `- date: ${new Date().toISOString()}`,
+        `- machine: ${machine()}`,
+        `- method: ${COUNT} keys created through RedisRateLimitStore.consume() (one request each, 900 s window) on a private redis-server; used_memory delta from INFO memory / key count`,
+        '',
+        ...lines.map((l) => `- ${l}`),
+        '',
+        `<!-- data ${JSON.stringify({ script: 'redis-key-memory', date: new Date().toISOString(), command, bytesPerKey: Number(perKey.toFixed(1)) })} -->`,
+      ].join('\n'),
+    );
+  }
 } finally {
   await store.close();
   admin.disconnect();

@@ -16,7 +16,7 @@ export async function proxyCommand(argv: string[]): Promise<void> {
       'client-window': { type: 'string', default: '60' },
     },
   });
-  const { accessKey, secretKey } = credentials(values.keypair, process.env);
+  const { accessKey, secretKey } = await credentials(values.keypair, process.env);
   const proxy = createSigningProxy({
     upstream: values.upstream!,
     accessKey,

@@ -1,7 +1,10 @@
 /** The server-side signing proxy in front of a spawned gateway. */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
@@ -9,6 +12,7 @@ import fc from 'fast-check';
 import { checkTarget, createSigningProxy, stripOwnerFromBody, stripOwnerFromQuery, type ProxyOptions } from '../src/proxy/proxy.js';
 import { ADMIN, ALICE, BIN, BOB, ROOT, rawRequest, startGateway, writeKeypair, type TestGateway, type TestKeypair } from './helpers/gateway.js';
 import { assertProblem } from './helpers/problems.js';
+import { freePort } from './helpers/redis-server.js';
 
 const run = promisify(execFile);
 
@@ -107,6 +111,33 @@ describe('signing proxy hardening', () => {
     );
     assert.equal(fromEnv.code, 1);
     assert.match(fromEnv.stderr, /superadmin keypair .*--allow-admin/);
+  });
+
+  it('asks the gateway at the first request when it was down at start, and then refuses an admin keypair', async () => {
+    const port = await freePort();
+    const early = createSigningProxy({ upstream: `http://127.0.0.1:${port}`, accessKey: ADMIN.accessKey, secretKey: ADMIN.secretKey, port: 0 });
+    proxies.push(early);
+    const proxyPort = (await early.listen()).port;
+    assertProblem(await rawRequest(proxyPort, { method: 'GET', target: '/auth/test' }), 503, 'service-unavailable');
+    // The gateway comes up on that port with the admin keypair.
+    const config = join(gw.dir, 'late.toml');
+    writeFileSync(config, `[log]\nlevel = "warn"\n[keypairs]\ndir = ${JSON.stringify(gw.keypairDir)}\n`);
+    const late = spawn(process.execPath, [BIN, 'serve', '--config', config, '--port', String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      await new Promise<void>((resolveUp, reject) => {
+        late.once('exit', (code) => reject(new Error(`gateway exited ${code}`)));
+        createInterface({ input: late.stdout! }).on('line', (line) => line.includes('kernelgate listening') && resolveUp());
+      });
+      const refused = await rawRequest(proxyPort, { method: 'GET', target: '/session' });
+      assertProblem(refused, 503, 'service-unavailable');
+      assert.match(refused.json.detail, /not configured/);
+      assert.ok(!refused.text.includes(ADMIN.accessKey));
+    } finally {
+      late.removeAllListeners('exit');
+      const exited = new Promise((r) => late.once('exit', r));
+      late.kill('SIGTERM');
+      await exited;
+    }
   });
 
   it('leaves /models out of the default allow-list', async () => {

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ADMIN, BIN, BOB, rawRequest, startGateway, writeKeypair, type TestGateway } from './helpers/gateway.js';
 import { renderText } from './helpers/render-text.js';
+import { freePort } from './helpers/redis-server.js';
 import { ocrModelPaths } from '../src/inference/ocr/index.js';
 
 const run = promisify(execFile);
@@ -108,5 +109,71 @@ describe('kernelgate CLI', () => {
     );
     assert.equal(result.code, 1);
     assert.match(result.stderr, /no keypair/);
+  });
+});
+
+describe('kernelgate CLI without a gateway', () => {
+  const exec = (args: string[], env: NodeJS.ProcessEnv = process.env) =>
+    run(process.execPath, [BIN, ...args], { env }).then(
+      (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
+      (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
+    );
+  // No keypair in the environment: --help must never ask for one.
+  const bare = { ...process.env, KERNELGATE_ACCESS_KEY: '', KERNELGATE_SECRET_KEY: '', BACKEND_ACCESS_KEY: '', BACKEND_SECRET_KEY: '' };
+
+  const commands = [
+    [], ['serve'], ['keypair'], ['keypair', 'create'], ['keypair', 'list'], ['keypair', 'revoke'], ['sign'], ['proxy'],
+    ['model'], ['model', 'upload'], ['model', 'list'], ['model', 'remove'], ['model', 'backup'], ['model', 'restore'],
+  ];
+  for (const command of commands) {
+    it(`answers ${['kernelgate', ...command, '--help'].join(' ')} with usage, options and an example, exit 0`, async () => {
+      const r = await exec([...command, '--help'], bare);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, new RegExp(`^Usage: kernelgate ${command.join(' ')}`));
+      assert.match(r.stdout, /\n(Options|Subcommands|Commands):\n/);
+      assert.match(r.stdout, /--help/);
+      assert.match(r.stdout, /\nExample:\n {2}kernelgate /);
+      assert.equal(r.stderr, '');
+      assert.doesNotMatch(r.stdout, /no keypair/);
+    });
+  }
+
+  it('gives proxy the usage it really takes (a keypair, not a config file)', async () => {
+    const r = await exec(['--help']);
+    assert.match(r.stdout, /proxy\s+-k KEYPAIR\.toml/);
+    assert.doesNotMatch(r.stdout, /proxy\s+\[--config FILE\]/);
+    assert.equal((await exec(['help', 'sign'])).stdout, (await exec(['sign', '-h'])).stdout);
+  });
+
+  it('signs --headers-only without loading the server (well under a second)', async () => {
+    const env = { ...bare, KERNELGATE_ACCESS_KEY: 'AKIAKGATECLITIME0001', KERNELGATE_SECRET_KEY: 'cliTimeSecret000000000000000000000000000' };
+    const minTime = async (args: string[]) => {
+      let best = Infinity;
+      for (let i = 0; i < 3; i++) {
+        const start = performance.now();
+        const r = await run(process.execPath, args, { env });
+        best = Math.min(best, performance.now() - start);
+        if (args[1] === 'sign') assert.match(r.stdout, /^Authorization: BackendAI /m);
+      }
+      return best;
+    };
+    await minTime([BIN, 'sign', 'GET', '/auth/test', '--headers-only']);
+    const nodeStart = await minTime(['-e', '0']);
+    const signing = await minTime([BIN, 'sign', 'GET', '/auth/test', '--headers-only']);
+    // It took 5-15 times a bare `node -e 0` when every command imported the gateway (0.5-1.6 s); about 1-1.5 times now.
+    // The bound is relative to a bare node start, so a loaded machine slows both alike.
+    assert.ok(signing < 400 || signing < 2.5 * nodeStart, `sign --headers-only took ${Math.round(signing)} ms, a bare node start ${Math.round(nodeStart)} ms`);
+  });
+
+  it('says which URL it tried when nothing answers, not "fetch failed"', async () => {
+    const port = await freePort();
+    const env = { ...bare, KERNELGATE_ACCESS_KEY: 'AKIAKGATECLIDOWN0001', KERNELGATE_SECRET_KEY: 'cliDownSecret000000000000000000000000000', KERNELGATE_ENDPOINT: `http://127.0.0.1:${port}` };
+    const r = await exec(['sign', 'GET', '/auth/test?echo=1'], env);
+    assert.notEqual(r.code, 0);
+    assert.equal(r.stderr.trim(), `kernelgate sign: nothing answered at http://127.0.0.1:${port}/auth/test?echo=1 (connection refused)`);
+    assert.doesNotMatch(r.stderr, /fetch failed/);
+    const m = await exec(['model', 'list', '--endpoint', `http://127.0.0.1:${port}/gw`], env);
+    assert.equal(m.code, 1);
+    assert.match(m.stderr, new RegExp(`nothing answered at http://127\\.0\\.0\\.1:${port}/gw/models \\(connection refused\\)`));
   });
 });

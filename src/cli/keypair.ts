@@ -1,6 +1,6 @@
 import { randomBytes, randomInt } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfigFile } from '../config/config.js';
 import { formatKeypair, parseKeypair, type Keypair, type Role } from '../keypairs/keypair.js';
@@ -18,6 +18,27 @@ export function newAccessKey(): string {
 /** 40 characters from a CSPRNG (64-symbol alphabet, so each byte maps without bias). */
 export function newSecretKey(): string {
   return [...randomBytes(40)].map((b) => SECRET_ALPHABET[b & 63]).join('');
+}
+
+/**
+ * Writes a keypair file atomically: a temp file in the same folder (mode 0600, a name the gateway does not
+ * read), flushed, then renamed over the target, so the gateway's watcher never sees half a file.
+ */
+export function writeKeypairFileAtomic(file: string, text: string): void {
+  const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  const fd = openSync(tmp, 'wx', 0o600);
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    renameSync(tmp, file);
+  } catch (error) {
+    unlinkSync(tmp);
+    throw error;
+  }
 }
 
 function keypairDir(values: { dir?: string; config?: string }): string {
@@ -74,8 +95,7 @@ export function keypairCommand(argv: string[], out: (line: string) => void): num
       expiresAt,
     };
     const file = join(dir, `${accessKey}.toml`);
-    writeFileSync(file, formatKeypair(keypair), { mode: 0o600, flag: 'wx' });
-    chmodSync(file, 0o600);
+    writeKeypairFileAtomic(file, formatKeypair(keypair));
     if (values.json) {
       out(JSON.stringify({ access_key: accessKey, secret_key: keypair.secretKey, file }));
     } else {
@@ -127,7 +147,7 @@ export function keypairCommand(argv: string[], out: (line: string) => void): num
       out(`deleted ${accessKey}`);
     } else {
       const k = parseKeypair(readFileSync(file, 'utf8'));
-      writeFileSync(file, formatKeypair({ ...k, isActive: false }), { mode: 0o600 });
+      writeKeypairFileAtomic(file, formatKeypair({ ...k, isActive: false }));
       out(`revoked ${accessKey}`);
     }
     return 0;

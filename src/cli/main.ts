@@ -1,15 +1,9 @@
-import { ConfigError } from '../config/config.js';
-import { keypairCommand } from './keypair.js';
-import { serve } from './serve.js';
-import { signCommand } from './sign.js';
+import { helpFor, USAGE, wantsHelp } from './help.js';
 
-const USAGE = `usage: kernelgate <command>
-  serve   [--config FILE] [--host ADDR] [--port N]   run the gateway
-  keypair create|list|revoke [...]                   manage keypair files
-  sign    METHOD PATH [--data ...] [--endpoint URL]  sign and send one request
-  model   upload|list|remove|backup|restore [...]     manage custom models (admin keypair)
-  proxy   [--config FILE] [...]                      run the server-side signing proxy`;
-
+/**
+ * Each command loads only its own modules (dynamic imports): `kernelgate sign`
+ * must not pay for Koa, ONNX Runtime and the config schema on every call.
+ */
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   const io = {
@@ -17,15 +11,33 @@ export async function main(argv: string[]): Promise<number> {
     err: (line: string) => process.stderr.write(`${line}\n`),
     env: process.env,
   };
+  if (command === 'help' && rest.length > 0) {
+    const text = helpFor(rest[0], rest.slice(1));
+    io.out(`${text ?? USAGE}\n`);
+    return text === undefined ? 2 : 0;
+  }
+  if (command !== undefined && wantsHelp(rest)) {
+    const text = helpFor(command, rest);
+    if (text !== undefined) {
+      io.out(`${text}\n`);
+      return 0;
+    }
+  }
   try {
     switch (command) {
-      case 'serve':
+      case 'serve': {
+        const { serve } = await import('./serve.js');
         await serve(rest);
         return -1; // keep running
-      case 'keypair':
-        return keypairCommand(rest, (line) => io.out(`${line}\n`));
-      case 'sign':
+      }
+      case 'keypair': {
+        const { keypairCommand } = await import('./keypair.js');
+        return await keypairCommand(rest, (line) => io.out(`${line}\n`));
+      }
+      case 'sign': {
+        const { signCommand } = await import('./sign.js');
         return await signCommand(rest, io);
+      }
       case 'model': {
         const { modelCommand } = await import('./model.js');
         return await modelCommand(rest, io);
@@ -46,8 +58,10 @@ export async function main(argv: string[]): Promise<number> {
         return 2;
     }
   } catch (error) {
-    const message = error instanceof ConfigError ? `configuration error: ${error.message}` : `kernelgate: ${(error as Error).message}`;
+    // By name, not instanceof: importing config.js here would load the schema compiler for every command.
+    const isConfigError = (error as Error)?.name === 'ConfigError';
+    const message = isConfigError ? `configuration error: ${(error as Error).message}` : `kernelgate ${command}: ${(error as Error).message}`;
     io.err(message);
-    return error instanceof ConfigError ? 78 : 1;
+    return isConfigError ? 78 : 1;
   }
 }

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { KernelgateClient } from '../client/client.js';
-import { credentials, endpointOf } from './credentials.js';
+import { credentials, describeFetchFailure, endpointOf } from './credentials.js';
 import type { Io } from './sign.js';
 
 /**
@@ -20,28 +20,36 @@ export async function modelCommand(argv: string[], io: Io): Promise<number> {
       keypair: { type: 'string', short: 'k' },
     },
   });
-  const client = new KernelgateClient({ endpoint: endpointOf(values.endpoint, io.env), ...credentials(values.keypair, io.env) });
+  if (!['upload', 'list', 'remove', 'backup', 'restore'].includes(action ?? '')) {
+    throw new Error('usage: kernelgate model upload|list|remove|backup|restore (see kernelgate model --help)');
+  }
+  const endpoint = endpointOf(values.endpoint, io.env);
+  const client = new KernelgateClient({ endpoint, ...(await credentials(values.keypair, io.env)) });
+  const request = (method: string, path: string, options?: Parameters<KernelgateClient['request']>[2]) =>
+    client.request(method, path, options).catch((error: unknown) => {
+      throw describeFetchFailure(new URL(new URL(endpoint).pathname.replace(/\/$/, '') + path, new URL(endpoint).origin).href, error);
+    });
   let response: Response;
   switch (action) {
     case 'upload': {
       if (!values.onnx || !values.config) throw new Error('usage: kernelgate model upload --config CONFIG.json --onnx MODEL.onnx');
       const config = JSON.parse(readFileSync(values.config, 'utf8')) as Record<string, unknown>;
-      response = await client.request('POST', '/models', { json: { ...config, model: readFileSync(values.onnx).toString('base64') } });
+      response = await request('POST', '/models', { json: { ...config, model: readFileSync(values.onnx).toString('base64') } });
       break;
     }
     case 'list':
-      response = await client.request('GET', '/models');
+      response = await request('GET', '/models');
       break;
     case 'remove':
       if (!positionals[0]) throw new Error('usage: kernelgate model remove NAME');
-      response = await client.request('DELETE', `/models/${encodeURIComponent(positionals[0])}`);
+      response = await request('DELETE', `/models/${encodeURIComponent(positionals[0])}`);
       break;
     case 'backup':
-      response = await client.request('GET', '/models/backup');
+      response = await request('GET', '/models/backup');
       break;
     case 'restore':
       if (!positionals[0]) throw new Error('usage: kernelgate model restore BACKUP.json');
-      response = await client.request('POST', '/models/restore', { body: readFileSync(positionals[0]), contentType: 'application/json' });
+      response = await request('POST', '/models/restore', { body: readFileSync(positionals[0]), contentType: 'application/json' });
       break;
     default:
       throw new Error('usage: kernelgate model upload|list|remove|backup|restore');

@@ -2,7 +2,12 @@ import { parseArgs } from 'node:util';
 import { credentials } from './credentials.js';
 import { createSigningProxy } from '../proxy/proxy.js';
 
-/** `kernelgate proxy --keypair FILE [--upstream URL] [--host H] [--port N] [--allow /a,/b]` */
+const list = (value: string | undefined) => value?.split(',').map((p) => p.trim()).filter(Boolean);
+
+/**
+ * `kernelgate proxy -k KEYPAIR.toml [--upstream URL] [--host H] [--port N] [--allow /a,/b]
+ * [--client-limit N] [--client-window S] [--trusted-proxies LIST] [--allow-admin] [--allow-owner]`
+ */
 export async function proxyCommand(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
@@ -14,18 +19,33 @@ export async function proxyCommand(argv: string[]): Promise<void> {
       allow: { type: 'string' },
       'client-limit': { type: 'string', default: '600' },
       'client-window': { type: 'string', default: '60' },
+      'trusted-proxies': { type: 'string' },
+      'allow-admin': { type: 'boolean', default: false },
+      'allow-owner': { type: 'boolean', default: false },
     },
   });
-  const { accessKey, secretKey } = credentials(values.keypair, process.env);
+  const { accessKey, secretKey, role } = await credentials(values.keypair, process.env);
+  const allowAdmin = values['allow-admin']!;
+  if (role !== undefined && role !== 'user' && !allowAdmin) {
+    throw new Error(`refusing to sign with the ${role} keypair ${values.keypair}: every visitor would hold its powers. Use a user keypair, or pass --allow-admin.`);
+  }
+  const number = (name: string, value: string, max: number) => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || n > max) throw new Error(`--${name} must be a whole number up to ${max}`);
+    return n;
+  };
   const proxy = createSigningProxy({
     upstream: values.upstream!,
     accessKey,
     secretKey,
     host: values.host,
-    port: Number(values.port),
-    allow: values.allow?.split(',').map((p) => p.trim()).filter(Boolean),
-    clientLimit: Number(values['client-limit']),
-    clientWindowSeconds: Number(values['client-window']),
+    port: number('port', values.port!, 65535),
+    allow: list(values.allow),
+    clientLimit: number('client-limit', values['client-limit']!, Number.MAX_SAFE_INTEGER),
+    clientWindowSeconds: number('client-window', values['client-window']!, 86400 * 366),
+    trustedProxies: list(values['trusted-proxies']),
+    allowAdmin,
+    allowOwner: values['allow-owner'],
   });
   const address = await proxy.listen();
   process.stdout.write(`${JSON.stringify({ msg: 'kernelgate proxy listening', host: address.address, port: address.port, upstream: values.upstream, accessKey })}\n`);

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { KernelgateClient } from '../client/client.js';
-import { credentials, endpointOf } from './credentials.js';
+import { credentials, describeFetchFailure, endpointOf } from './credentials.js';
 import { algorithmOfSignMethod } from '../signing/algorithms.js';
 
 const IMAGE_TYPES: Record<string, string> = {
@@ -65,7 +65,7 @@ export async function signCommand(argv: string[], io: Io): Promise<number> {
   const endpoint = endpointOf(values.endpoint, io.env);
   const client = new KernelgateClient({
     endpoint,
-    ...credentials(values.keypair, io.env),
+    ...(await credentials(values.keypair, io.env)),
     algorithm,
     apiVersion: values['api-version'],
     bodyHashMode: values['body-hash'],
@@ -82,7 +82,13 @@ export async function signCommand(argv: string[], io: Io): Promise<number> {
     for (const [k, v] of Object.entries(client.sign(method.toUpperCase(), target, body, contentType))) io.out(`${k}: ${v}\n`);
     return 0;
   }
-  const response = await client.request(method, path, { body, contentType, headers: extra });
+  let response: Response;
+  try {
+    response = await client.request(method, path, { body, contentType, headers: extra });
+  } catch (error) {
+    const url = new URL(new URL(endpoint).pathname.replace(/\/$/, '') + path, new URL(endpoint).origin);
+    throw describeFetchFailure(url.href, error);
+  }
   if (values.include) {
     io.out(`HTTP/1.1 ${response.status} ${response.statusText}\n`);
     response.headers.forEach((v, k) => io.out(`${k}: ${v}\n`));

@@ -1,11 +1,13 @@
-import { readdirSync, readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { ACCESS_KEY_FORMAT, parseKeypair, type Keypair } from './keypair.js';
+import { hasPublishedSecret } from './published.js';
 
 interface Entry {
   keypair: Keypair;
-  mtimeMs: number;
+  /** mtime and size of the file this came from: a file that did not change is not read again. */
+  version: string;
 }
 
 /**
@@ -14,11 +16,23 @@ interface Entry {
  * as a safety net for file systems where watching is unreliable. Lookups never
  * touch the disk: a miss that went to disk would take measurably longer than a
  * hit and tell an attacker which access keys exist.
+ *
+ * A broken file is reported once per change of the file (mtime + size), not on
+ * every rescan; a missing folder once until it appears.
  */
 export class KeypairStore {
   private readonly entries = new Map<string, Entry>();
+  /** Files that were refused, by access key: the version that was reported. */
+  private readonly refused = new Map<string, string>();
   private watcher: FSWatcher | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private missingReported = false;
+  /**
+   * Set while the gateway listens on a non-loopback address: keypairs whose
+   * secret is published (examples/keypairs/, documentation examples) are then
+   * refused when they appear, as the gateway refused to start with one.
+   */
+  refusePublished = false;
 
   constructor(
     readonly dir: string,
@@ -27,20 +41,30 @@ export class KeypairStore {
 
   start(rescanMs = 2000): void {
     this.rescan();
-    try {
-      this.watcher = watch(this.dir, (_event, filename) => {
-        if (typeof filename === 'string' && filename.endsWith('.toml')) this.refresh(filename.slice(0, -5));
-      });
-      this.watcher.on('error', () => undefined);
-    } catch {
-      this.log?.warn({ dir: this.dir }, 'cannot watch keypair folder; relying on rescans');
-    }
+    this.watchFolder();
     this.timer = setInterval(() => this.rescan(), rescanMs);
     this.timer.unref();
   }
 
+  private watchFolder(): void {
+    if (this.watcher || !existsSync(this.dir)) return;
+    try {
+      this.watcher = watch(this.dir, (_event, filename) => {
+        if (typeof filename === 'string' && filename.endsWith('.toml')) this.refresh(filename.slice(0, -5));
+      });
+      this.watcher.on('error', () => {
+        // The folder went away (or the watch broke): rescans carry on, and watch again once it is back.
+        this.watcher?.close();
+        this.watcher = undefined;
+      });
+    } catch (error) {
+      this.log?.warn({ dir: this.dir, reason: (error as Error).message }, 'cannot watch keypair folder; relying on rescans every 2 s');
+    }
+  }
+
   stop(): void {
     this.watcher?.close();
+    this.watcher = undefined;
     if (this.timer) clearInterval(this.timer);
   }
 
@@ -57,8 +81,8 @@ export class KeypairStore {
     return [...this.entries.values()].map((e) => e.keypair);
   }
 
-  /** Only called with names that passed ACCESS_KEY_FORMAT, so they are safe to join into a path. */
-  private fileOf(accessKey: string): string {
+  /** The file of an access key. Only called with names that passed ACCESS_KEY_FORMAT, so they are safe to join into a path. */
+  fileOf(accessKey: string): string {
     return join(this.dir, `${accessKey}.toml`);
   }
 
@@ -66,8 +90,19 @@ export class KeypairStore {
     let names: string[];
     try {
       names = readdirSync(this.dir).filter((n) => n.endsWith('.toml'));
-    } catch {
+      this.missingReported = false;
+      this.watchFolder();
+    } catch (error) {
       names = [];
+      if (!this.missingReported) {
+        this.missingReported = true;
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') {
+          this.log?.warn({ dir: this.dir }, `folder ${this.dir.replace(/\/?$/, '/')} does not exist; create one with kernelgate keypair create`);
+        } else {
+          this.log?.warn({ dir: this.dir, reason: (error as Error).message }, `cannot read keypair folder ${this.dir}`);
+        }
+      }
     }
     const seen = new Set<string>();
     for (const name of names) {
@@ -76,26 +111,36 @@ export class KeypairStore {
       this.refresh(key);
     }
     for (const key of this.entries.keys()) if (!seen.has(key)) this.entries.delete(key);
+    for (const key of this.refused.keys()) if (!seen.has(key)) this.refused.delete(key);
   }
 
   private refresh(accessKey: string): void {
     if (!ACCESS_KEY_FORMAT.test(accessKey)) return;
     const file = this.fileOf(accessKey);
-    let mtimeMs: number;
+    let version: string;
     try {
-      mtimeMs = statSync(file).mtimeMs;
+      const stat = statSync(file);
+      version = `${stat.mtimeMs}:${stat.size}:${stat.ino}`;
     } catch {
       this.entries.delete(accessKey);
+      this.refused.delete(accessKey);
       return;
     }
-    const current = this.entries.get(accessKey);
-    if (current !== undefined && current.mtimeMs === mtimeMs) return;
+    if (this.entries.get(accessKey)?.version === version || this.refused.get(accessKey) === version) return;
     try {
       const keypair = parseKeypair(readFileSync(file, 'utf8'));
       if (keypair.accessKey !== accessKey) throw new Error('access_key does not match the file name');
-      this.entries.set(accessKey, { keypair, mtimeMs });
+      if (this.refusePublished && hasPublishedSecret(keypair)) {
+        this.entries.delete(accessKey);
+        this.refused.set(accessKey, version);
+        this.log?.error({ file }, 'refusing keypair file: its secret is published in the kernelgate repository and this gateway listens on a non-loopback address');
+        return;
+      }
+      this.entries.set(accessKey, { keypair, version });
+      this.refused.delete(accessKey);
     } catch (error) {
       this.entries.delete(accessKey);
+      this.refused.set(accessKey, version);
       this.log?.warn({ file, reason: (error as Error).message }, 'ignoring invalid keypair file');
     }
   }

@@ -1,7 +1,8 @@
 /**
  * Property-based fuzzing of the pure parsers on the request path, in-process:
  * Authorization, signing dates, canonicalisation, keypair files, config and the
- * verifier. Each property runs a bounded number of times (the whole file stays
+ * verifier; at the end, long adversarial strings with a time bound for every
+ * parser that sees client input. Each property runs a bounded number of times (the whole file stays
  * well under 40 s on two cores).
  */
 import { describe, it } from 'node:test';
@@ -20,6 +21,15 @@ import { SigningDateCache, parseSigningDate } from '../src/signing/dates.js';
 import { signRequest } from '../src/signing/sign-request.js';
 import { SigningKeyCache } from '../src/signing/signing-key.js';
 import { ALICE, BOB } from './helpers/gateway.js';
+import { parse as parseQuery } from 'node:querystring';
+import Router from '@koa/router';
+import { decodeBase64 } from '../src/http/base64.js';
+import { parseBody } from '../src/http/body-parsers.js';
+import { addressBucket, resolveClient, TrustedProxies } from '../src/http/client-view.js';
+import { extractImage } from '../src/inference/image-input.js';
+import { MODEL_NAME, parseModelConfig } from '../src/models/model-config.js';
+import { SESSION_NAME } from '../src/sessions/routes.js';
+import { ownerParam, resolveOwner } from '../src/sessions/scope.js';
 
 const RUNS = 1000;
 
@@ -119,7 +129,7 @@ describe('fuzz: parseAuthorization', () => {
           signMethod: signMethodOf(algorithm),
           algorithm,
           accessKey,
-          signature: signature.toLowerCase(),
+          signature, // as sent: upper case stays upper case, and then never matches (lower-case hex only)
         });
       }),
       { numRuns: RUNS },
@@ -657,6 +667,232 @@ describe('fuzz: verifyRequest', () => {
         assert.equal(outcome(request(c.method, c.target, headers, c.body)), 'ok');
       }),
       { numRuns: RUNS },
+    );
+  });
+});
+
+// ---------------------------------------------------------------- long adversarial strings (issue 7 item 1)
+
+/**
+ * Every parser that sees client input gets long repetitions of the characters
+ * that make regular expressions and hand-written scanners backtrack or loop
+ * (spaces, quotes, commas, equals, colons, brackets, base64 letters), with a
+ * tail that forces a late failure. Each call must finish within a time bound
+ * and return a result or a typed error: `"A" + 120000 spaces + "!"` took the
+ * old base64 check 10-40 s.
+ */
+describe('fuzz: long adversarial strings, every client-facing parser, time-bounded', () => {
+  const TRICKY = [' ', '  ', '\t', ',', ', ', '=', '==', '"', '" ,', ';', ':', '::', 'A', 'a', '0', '9', '-', '+', '/', '.', '[', ']', '\\', '\r\n', 'a=', 'x,', '%', '%2', 'T', 'Z', '_', 'credential=', 'signMethod=', 'unknown', '1.2.3.4', '::1', 'GMT '];
+  const PREFIX = ['', 'A', 'BackendAI ', 'Sorna signMethod=HMAC-SHA256, ', 'data:image/png;base64,', 'data:', 'multipart/form-data; boundary=', 'application/json; ', '2024-01-01T00:00:00', 'Mon, 01 Jan 2024 ', '10.0.0.1, ', '[::1]:'];
+  const TAIL = ['', '!', '"', '\u0000', '=', ' ', '\u00e9', ',', ':', '\ud800', 'Z'];
+  /** 10k to 100k characters: one to four tricky units repeated, a prefix that gets a parser going, a tail that fails late. */
+  const repeated = (units: readonly string[]) =>
+    fc
+      .tuple(fc.constantFrom(...PREFIX), fc.array(fc.constantFrom(...units), { minLength: 1, maxLength: 4 }), fc.integer({ min: 10_000, max: 100_000 }), fc.constantFrom(...TAIL))
+      .map(([prefix, parts, n, tail]) => {
+        const unit = parts.join('');
+        return prefix + unit.repeat(Math.ceil(n / unit.length)).slice(0, n) + tail;
+      });
+  // Whitespace runs get their own share: they are what `[…\s]*…\s*$` patterns choke on.
+  const longAdversarial = fc.oneof({ weight: 3, arbitrary: repeated(TRICKY) }, { weight: 1, arbitrary: repeated([' ', '\t', '\r\n', ' A', ', ', '= ']) });
+  // No shrinking: on a quadratic parser every shrink step would be another slow call.
+  const LONG_RUNS = { numRuns: 40, endOnFailure: true };
+  /** Generous on a loaded 2-core machine; a quadratic parser takes seconds to minutes on these inputs. */
+  const BOUND_MS = 300;
+
+  function within<T>(what: string, input: string, f: () => T): T {
+    const started = performance.now();
+    const result = f();
+    const ms = performance.now() - started;
+    assert.ok(ms < BOUND_MS, `${what} took ${Math.round(ms)} ms on ${JSON.stringify(input.slice(0, 40))}… (${input.length} chars)`);
+    return result;
+  }
+  async function withinAsync<T>(what: string, input: string, f: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    const result = await f();
+    const ms = performance.now() - started;
+    assert.ok(ms < BOUND_MS * 3, `${what} took ${Math.round(ms)} ms on ${JSON.stringify(input.slice(0, 40))}… (${input.length} chars)`);
+    return result;
+  }
+  /** Runs f; an ApiError with a 4xx status is a typed refusal, anything else thrown fails the property. */
+  function apiErrorOr<T>(f: () => T): T | ApiError {
+    try {
+      return f();
+    } catch (error) {
+      assert.ok(error instanceof ApiError, `threw ${inspect(error).slice(0, 300)}`);
+      assert.ok(error.status >= 400 && error.status < 500, `status ${error.status}`);
+      return error;
+    }
+  }
+
+  it('parseAuthorization, algorithmOfSignMethod', () => {
+    fc.assert(
+      fc.property(longAdversarial, (s) => {
+        const r = within('parseAuthorization', s, () => parseAuthorization(s));
+        assert.equal(typeof r.ok, 'boolean');
+        within('algorithmOfSignMethod', s, () => algorithmOfSignMethod(s));
+      }),
+      LONG_RUNS,
+    );
+  });
+
+  it('parseSigningDate and SigningDateCache', () => {
+    const cache = new SigningDateCache(16);
+    fc.assert(
+      fc.property(longAdversarial, (s) => {
+        for (const raw of [s, s.slice(0, 64), s.slice(-64)]) {
+          const r = within('parseSigningDate', raw, () => parseSigningDate(raw));
+          assert.ok(r === undefined || Number.isFinite(r.epochMs));
+          within('SigningDateCache', raw, () => cache.parse(raw));
+        }
+      }),
+      LONG_RUNS,
+    );
+  });
+
+  it('canonicalContentType, trimHeaderValue, stringToSign', () => {
+    fc.assert(
+      fc.property(longAdversarial, (s) => {
+        assert.equal(typeof within('canonicalContentType', s, () => canonicalContentType(s)), 'string');
+        assert.equal(typeof within('trimHeaderValue', s, () => trimHeaderValue(s)), 'string');
+        const parts = { method: 'POST', target: s, date: s, host: s, contentType: s, apiVersion: s, bodyHash: 'a'.repeat(64) };
+        assert.equal(typeof within('stringToSign', s, () => stringToSign(parts)), 'string');
+      }),
+      LONG_RUNS,
+    );
+  });
+
+  it('decodeBase64 (images and model uploads), with and without data: URLs and size limits', () => {
+    fc.assert(
+      fc.property(longAdversarial, fc.boolean(), (s, dataUrl) => {
+        const r = within('decodeBase64', s, () => decodeBase64(s, { dataUrl, maxBytes: dataUrl ? 1000 : undefined }));
+        assert.equal(typeof r.ok, 'boolean');
+        if (r.ok) assert.ok(Buffer.isBuffer(r.bytes));
+        else assert.ok(r.reason === 'invalid' || r.reason === 'too-large');
+      }),
+      LONG_RUNS,
+    );
+  });
+
+  it('resolveClient (X-Forwarded-For / -Host / -Proto, Host) and addressBucket', () => {
+    const trusted = new TrustedProxies(['127.0.0.0/8', '10.0.0.0/8', '::1', 'fd00::/8']);
+    fc.assert(
+      fc.property(longAdversarial, fc.constantFrom('127.0.0.1', '::ffff:10.1.2.3', '::1', '192.0.2.1', undefined), (s, peer) => {
+        const headers = { host: s, 'x-forwarded-for': s, 'x-forwarded-host': s, 'x-forwarded-proto': s };
+        const view = within('resolveClient', s, () => resolveClient(peer, headers, trusted));
+        assert.equal(typeof view.address, 'string');
+        assert.equal(typeof view.host, 'string');
+        // Also as repeated headers (Node hands some of them over as arrays).
+        within('resolveClient[]', s, () => resolveClient(peer, { host: s, 'x-forwarded-for': [s, s], 'x-forwarded-host': [s, s] } as never, trusted));
+        within('addressBucket', s, () => addressBucket(s));
+        within('addressBucket(view)', view.address, () => addressBucket(view.address));
+      }),
+      LONG_RUNS,
+    );
+  });
+
+  it('verifyRequest (Authorization, Date, X-BackendAI-Version, Content-Type, Host): ApiError 400/401 only', () => {
+    const policy: VerifyPolicy = { algorithms: new Set<HashAlgorithm>(['sha256']), skewMs: 900_000, bodyHashMode: 'backendai', apiVersions: new Set(API_VERSIONS) };
+    const lookup = (ak: string) => (ak === ALICE.accessKey ? { accessKey: ALICE.accessKey, secretKey: ALICE.secretKey, role: 'user' as const, domain: 'default', user: '', isActive: true } : undefined);
+    const ctx: VerifyContext = { lookup, keys: new SigningKeyCache(), dates: new SigningDateCache(), now: Date.now() };
+    const good = signRequest({ method: 'GET', target: '/auth/test', host: 'h', accessKey: ALICE.accessKey, secretKey: ALICE.secretKey });
+    fc.assert(
+      fc.property(longAdversarial, fc.constantFrom('authorization', 'date', 'x-backendai-version', 'content-type', 'host', 'all'), (s, which) => {
+        const headers: Record<string, string> = {
+          authorization: good.headers.Authorization,
+          date: good.headers.Date,
+          'x-backendai-version': good.headers['X-BackendAI-Version'],
+        };
+        if (which === 'all') for (const k of ['authorization', 'date', 'x-backendai-version', 'content-type']) headers[k] = s;
+        else if (which !== 'host') headers[which] = s;
+        const req: RequestToVerify = { method: 'GET', target: '/auth/test', host: which === 'host' || which === 'all' ? s : 'h', body: Buffer.alloc(0), header: (n) => headers[n] };
+        const r = within('verifyRequest', s, () => apiErrorOr(() => verifyRequest(req, policy, ctx)));
+        if (r instanceof ApiError) assert.ok(r.status === 400 || r.status === 401);
+      }),
+      LONG_RUNS,
+    );
+  });
+
+  it('parseBody (JSON, +json, form) and ownerParam/resolveOwner on query strings', () => {
+    const requester = { accessKey: ALICE.accessKey, secretKey: ALICE.secretKey, role: 'admin' as const, domain: 'default', user: '', isActive: true };
+    fc.assert(
+      fc.property(longAdversarial, fc.constantFrom('application/json', 'application/problem+json', 'application/x-www-form-urlencoded', 'text/plain'), (s, type) => {
+        const bodies = [s, `{"owner_access_key": "${s.replace(/["\\]/g, '')}"}`, `{"a":${'['.repeat(5000)}`];
+        for (const text of bodies) {
+          const body = within('parseBody', text, () => apiErrorOr(() => parseBody(Buffer.from(text), type)));
+          const query = within('querystring', s, () => parseQuery(`owner_access_key=${s}&owner_access_key=${s}&${s}`));
+          within('ownerParam', s, () => apiErrorOr(() => ownerParam(query, body instanceof ApiError ? undefined : body)));
+          within('ownerParam(single)', s, () => apiErrorOr(() => ownerParam({ owner_access_key: s }, undefined)));
+          within('resolveOwner', s, () => apiErrorOr(() => resolveOwner(requester, s, () => undefined, Date.now())));
+        }
+      }),
+      { ...LONG_RUNS, numRuns: 20 },
+    );
+  });
+
+  it('name and key checks: access keys, session names, model names, model configs', () => {
+    const sessionName = new RegExp(SESSION_NAME);
+    const modelName = new RegExp(MODEL_NAME);
+    fc.assert(
+      fc.property(longAdversarial, (s) => {
+        within('ACCESS_KEY_FORMAT', s, () => ACCESS_KEY_FORMAT.test(s));
+        within('SESSION_NAME', s, () => sessionName.test(s));
+        within('MODEL_NAME', s, () => modelName.test(s));
+        within('parseModelConfig', s, () => apiErrorOr(() => parseModelConfig({ name: s, task: s, input: { width: 8, height: 8, color: s }, labels: [s] })));
+      }),
+      LONG_RUNS,
+    );
+  });
+
+  it('route matching on long paths', () => {
+    const router = new Router();
+    for (const path of ['/', '/auth/role', '/auth/test', '/health', '/metrics', '/models', '/models/:name', '/models/backup', '/models/restore', '/openapi.json', '/session', '/session/:name', '/session/:name/infer']) {
+      router.register(path, ['GET', 'POST'], [() => undefined]);
+    }
+    fc.assert(
+      fc.property(longAdversarial, fc.constantFrom('/session/', '/models/', '/', '/session/x/', '/auth/'), (s, head) => {
+        const path = head + s.replace(/[?#]/g, '');
+        within('router.match', path, () => router.match(path, 'POST'));
+      }),
+      LONG_RUNS,
+    );
+  });
+
+  it('extractImage (raw, multipart, JSON base64): an image or an ApiError, never a crash', async () => {
+    await fc.assert(
+      fc.asyncProperty(longAdversarial, fc.constantFrom('multipart/form-data; boundary=', 'multipart/form-data; boundary="', 'application/json', 'image/png', ''), async (s, typeHead) => {
+        const contentType = typeHead === 'application/json' || typeHead === 'image/png' ? `${typeHead}; ${s.slice(0, 8000)}` : typeHead + s.slice(0, 8000);
+        const boundary = s.slice(0, 60).replace(/[\r\n"]/g, '') || 'b';
+        const bodies = [Buffer.from(s), Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="image"; filename="${s}"\r\n\r\n${s}\r\n--${boundary}--\r\n`)];
+        for (const raw of bodies) {
+          const outcome = await withinAsync('extractImage', s, () =>
+            extractImage(raw, contentType, { image: s }, 1 << 20).then(
+              (image) => image,
+              (error: unknown) => error,
+            ),
+          );
+          if (!Buffer.isBuffer(outcome)) {
+            assert.ok(outcome instanceof ApiError, `rejected with ${inspect(outcome).slice(0, 300)}`);
+            assert.ok(outcome.status >= 400 && outcome.status < 500);
+          }
+        }
+      }),
+      { ...LONG_RUNS, numRuns: 20 },
+    );
+  });
+
+  it('parseKeypair on long text (keypair files are operator input, but cheap to check)', () => {
+    fc.assert(
+      fc.property(longAdversarial, (s) => {
+        within('parseKeypair', s, () => {
+          try {
+            parseKeypair(`access_key = "AKIAIOSFODNN7EXAMPLE"\nsecret_key = "${s.replace(/["\\\n\r]/g, '')}"\n${s}`);
+          } catch (error) {
+            assert.ok(error instanceof Error);
+          }
+        });
+      }),
+      { ...LONG_RUNS, numRuns: 10 },
     );
   });
 });

@@ -90,9 +90,12 @@ describe('gateway: signed request path', () => {
     assertProblem(wrongKey, 401, 'auth-failed');
     const flipped = good.headers.Authorization.replace(/.$/, (c) => (c === 'a' ? 'b' : 'a'));
     assertProblem(await gw.request({ method: 'GET', target: '/auth/test', headers: { ...good.headers, Authorization: flipped } }), 401, 'auth-failed');
-    // Upper-case hex is the same signature.
+    // Signatures are lower-case hex only (issue 7 item 12): upper case is a mismatch, with the one message.
+    assert.match(sig, /[a-f]/);
     const upper = good.headers.Authorization.replace(sig, sig.toUpperCase());
-    assert.equal((await gw.request({ method: 'GET', target: '/auth/test', headers: { ...good.headers, Authorization: upper } })).status, 200);
+    const upperRes = await gw.request({ method: 'GET', target: '/auth/test', headers: { ...good.headers, Authorization: upper } });
+    assertProblem(upperRes, 401, 'auth-failed');
+    assert.equal(upperRes.json.detail, 'Access key not found, inactive, expired, or signature mismatch.');
   });
 
   it('checks versions and dates', async () => {
@@ -118,6 +121,29 @@ describe('gateway: signed request path', () => {
     assert.equal((await gw.request({ method: 'GET', target: '/auth/test', headers: sign({ date: tokyo }) })).status, 200);
     const la = new Date(Date.now() - 8 * 3600_000).toISOString().replace('Z', '-08:00');
     assert.equal((await gw.request({ method: 'GET', target: '/auth/test', headers: sign({ date: la }) })).status, 200);
+    // Offsets within ±14:00 only (issue 7 item 12): a wider one would stretch one key date over days.
+    const inOffset = (minutes: number, colon = true) => {
+      const sign = minutes < 0 ? '-' : '+';
+      const a = Math.abs(minutes);
+      const zone = `${sign}${String(Math.floor(a / 60)).padStart(2, '0')}${colon ? ':' : ''}${String(a % 60).padStart(2, '0')}`;
+      return new Date(Date.now() + minutes * 60_000).toISOString().replace(/\.\d{3}Z$/, zone);
+    };
+    for (const minutes of [14 * 60, -14 * 60, -12 * 60]) {
+      const res = await gw.request({ method: 'GET', target: '/auth/test', headers: sign({ date: inOffset(minutes) }) });
+      assert.equal(res.status, 200, `${inOffset(minutes)}: ${res.text}`);
+    }
+    const rfcWide = (minutes: number) => {
+      const d = new Date(Date.now() + minutes * 60_000).toUTCString().replace(' GMT', '');
+      const a = Math.abs(minutes);
+      return `${d} ${minutes < 0 ? '-' : '+'}${String(Math.floor(a / 60)).padStart(2, '0')}${String(a % 60).padStart(2, '0')}`;
+    };
+    for (const date of [inOffset(14 * 60 + 1), inOffset(-(14 * 60 + 1)), inOffset(99 * 60 + 59), inOffset(-(99 * 60 + 59), false), inOffset(18 * 60), inOffset(20 * 60, false), rfcWide(15 * 60), rfcWide(-(99 * 60))]) {
+      // signRequest refuses such dates, so the header is swapped in: the date check (400) runs before the signature's (401).
+      const res = await gw.request({ method: 'GET', target: '/auth/test', headers: { ...sign({}), Date: date } });
+      assertProblem(res, 400, 'invalid-auth-params');
+      assert.equal(res.json.detail, 'Unparseable date', date);
+    }
+    assert.equal((await gw.request({ method: 'GET', target: '/auth/test', headers: sign({ date: rfcWide(14 * 60) }) })).status, 200);
     // X-BackendAI-Date when Date is absent; legacy Sorna headers.
     const viaHeader = sign({});
     viaHeader['X-BackendAI-Date'] = viaHeader.Date;

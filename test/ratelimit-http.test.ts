@@ -69,7 +69,8 @@ function assert429(res: Response, exp: Omit<Expect, 'fresh'>): void {
   assert.equal(remaining(res), 0);
   const retry = header(res, 'retry-after');
   assert.match(retry, /^\d+$/, `Retry-After is whole seconds, got ${JSON.stringify(retry)}`);
-  assert.ok(Number(retry) >= 1 && Number(retry) <= 2 * exp.window, `Retry-After ${retry} within [1, 2 × window]`);
+  // Never longer than the window (issue 7 item 20: 1074 s was seen for a 900 s window).
+  assert.ok(Number(retry) >= 1 && Number(retry) <= exp.window, `Retry-After ${retry} within [1, window]`);
 }
 
 const statusTally = (list: Response[]) => list.reduce<Record<number, number>>((m, r) => ((m[r.status] = (m[r.status] ?? 0) + 1), m), {});
@@ -188,9 +189,10 @@ for (const store of ['memory', 'redis'] as const) {
       for (let i = 0; i < 3; i++) {
         const refused = await gw.signed({ method: 'GET', target: '/auth/test', as: EDGE });
         assert429(refused, exp);
-        // Sliding window: a full window frees its first slot 0.2 W into the next one (5 × (W − e)/W ≤ 4).
+        // A burst that fills the window at once: its requests are all a window old one window after the
+        // last of them, so the first slot frees then, not 0.2 W into the next window (issue 7 item 20).
         const retry = Number(header(refused, 'retry-after'));
-        assert.ok(retry > WINDOW && retry <= Math.ceil(1.2 * WINDOW), `Retry-After ${retry} s`);
+        assert.ok(retry <= WINDOW && retry >= WINDOW - 10, `Retry-After ${retry} s for a ${WINDOW} s window`);
         assert.ok(Math.abs(Number(header(refused, 'x-ratelimit-reset')) / 1000 - retry) <= 1, 'Reset and Retry-After agree');
       }
       // Refused requests spend nothing and leave other tenants alone.
@@ -300,7 +302,7 @@ describe('rate limits over HTTP: window rollover (window_seconds = 2)', () => {
         const refused = await gw.signed({ method: 'GET', target: '/auth/test', as: ROLL });
         assert429(refused, exp);
         const retryAfter = Number(header(refused, 'retry-after'));
-        assert.ok(retryAfter <= 4, `${store}: Retry-After ${retryAfter} s for a 2 s window`);
+        assert.ok(retryAfter <= 2, `${store}: Retry-After ${retryAfter} s for a 2 s window`);
 
         // Honouring Retry-After is enough to be admitted again.
         await sleep(retryAfter * 1000 + 100);

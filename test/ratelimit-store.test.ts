@@ -75,10 +75,11 @@ async function checkExactEdge(store: RateLimitStore, key: string, limit: number)
 }
 
 describe('sliding-window arithmetic (pure)', () => {
-  test('a full window frees capacity gradually after roll-over, fully after two windows', () => {
+  test('a full window frees capacity gradually after roll-over, fully a window after its last request', () => {
     const W = 1000;
     let state;
-    for (let i = 0; i < 10; i++) state = slidingWindowStep(state, 0, 10, W).state;
+    for (let i = 0; i < 9; i++) state = slidingWindowStep(state, 0, 10, W).state;
+    state = slidingWindowStep(state, 400, 10, W).state;
     const refused = slidingWindowStep(state, 500, 10, W);
     assert.equal(refused.allowed, false);
     // The full window must roll over (500 ms) and then its weight must fall to 9/10 (100 ms).
@@ -87,7 +88,40 @@ describe('sliding-window arithmetic (pure)', () => {
     const ok = slidingWindowStep(state, 1100, 10, W);
     assert.equal(ok.allowed, true);
     assert.equal(ok.remaining, 0);
-    assert.equal(slidingWindowStep(state, 2000, 10, W).remaining, 9);
+    // A window after the last request every counted request is a window old: a fresh quota.
+    assert.equal(slidingWindowStep(state, 1399, 10, W).remaining, 2); // 10 × 601/1000 of the old window still counts
+    assert.equal(slidingWindowStep(state, 1400, 10, W).remaining, 9);
+  });
+
+  test('Retry-After is never longer than the window, and a request sent then is admitted (issue 7 item 20)', () => {
+    // The case seen: 5 requests in 6 s of a 900 s window gave 894 + 180 = 1074 s.
+    const W = 900_000;
+    let state;
+    for (const at of [0, 1500, 3000, 4500, 6000]) state = slidingWindowStep(state, at, 5, W).state;
+    const refused = slidingWindowStep(state, 6000, 5, W);
+    assert.equal(refused.allowed, false);
+    assert.equal(refused.retryAfterMs, W);
+    assert.equal(slidingWindowStep(state, 6000 + W - 1, 5, W).allowed, false);
+    assert.equal(slidingWindowStep(state, 6000 + W, 5, W).allowed, true);
+    // Any traffic, any limit: the delay is ≤ W, the request at now + delay is admitted, one ms earlier is not.
+    let seed = 7;
+    const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
+    for (let run = 0; run < 2000; run++) {
+      const limit = 1 + rand(12);
+      const w = 1000 * (1 + rand(5));
+      let s;
+      let now = rand(3 * w);
+      for (let i = 0, n = rand(4 * limit); i < n; i++) {
+        now += rand(Math.ceil((2 * w) / limit));
+        const out = slidingWindowStep(s, now, limit, w);
+        if (out.allowed) s = out.state;
+        else {
+          assert.ok(out.retryAfterMs >= 1 && out.retryAfterMs <= w, `delay ${out.retryAfterMs} for window ${w}`);
+          assert.equal(slidingWindowStep(s, now + out.retryAfterMs, limit, w).allowed, true, `run ${run}: not admitted after the delay`);
+          assert.equal(slidingWindowStep(s, now + out.retryAfterMs - 1, limit, w).allowed, false, `run ${run}: the delay is not the smallest`);
+        }
+      }
+    }
   });
 
   test('limit 0 admits nothing', () => {
@@ -157,7 +191,7 @@ describe('RedisRateLimitStore', () => {
     for (let i = 0; i < 4; i++) await store.consume(key, 4, 60);
     for (let i = 0; i < 20; i++) assert.equal((await store.consume(key, 4, 60)).allowed, false);
     const raw = await admin.get(store.redisKey(key));
-    assert.match(raw ?? '', /^\d+:4:0$/);
+    assert.match(raw ?? '', /^\d+:4:0:\d+$/); // start:current:previous:last
   });
 
   test('window roll-over with a 1 s window', async () => {
@@ -174,6 +208,17 @@ describe('RedisRateLimitStore', () => {
     assert.equal((await store.consume(key, 3, 1)).remaining, 2, 'full capacity after two idle windows');
   });
 
+  test('Retry-After after a burst is never longer than the window (issue 7 item 20), memory and redis alike', async () => {
+    for (const store of [new MemoryRateLimitStore(), await redisStore()]) {
+      const key = freshKey('burst');
+      for (let i = 0; i < 5; i++) assert.equal((await store.consume(key, 5, 900)).allowed, true);
+      const refused = await store.consume(key, 5, 900);
+      assert.equal(refused.allowed, false);
+      assert.ok(refused.retryAfterSeconds <= 900 && refused.retryAfterSeconds >= 899, `${store.kind}: Retry-After ${refused.retryAfterSeconds} s`);
+      assert.ok(refused.resetMs <= 900_000, `${store.kind}: reset ${refused.resetMs} ms`);
+    }
+  });
+
   test('keys carry a TTL, use the prefix, and vanish when idle', async () => {
     const store = await redisStore({ keyPrefix: 'test:rl:' });
     const key = freshKey('ttl');
@@ -184,7 +229,8 @@ describe('RedisRateLimitStore', () => {
     const long = freshKey('ttl900');
     await store.consume(long, 5, 900);
     const pttl900 = await admin.pttl(store.redisKey(long));
-    assert.ok(pttl900 > 1_790_000 && pttl900 <= 1_800_000, `PTTL ${pttl900}`);
+    // A window after the last request nothing counted is left: the key lives one window.
+    assert.ok(pttl900 > 890_000 && pttl900 <= 900_000, `PTTL ${pttl900}`);
     await sleep(2200);
     assert.equal(await admin.exists(`test:rl:${key}`), 0);
   });

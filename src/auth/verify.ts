@@ -1,11 +1,11 @@
-import { ApiError, authFailed, invalidAuth } from '../problems/api-error.js';
+import { ApiError } from '../problems/api-error.js';
 import { bodyHash, emptyBodyHash, type HashAlgorithm } from '../signing/algorithms.js';
 import { parseAuthorization, type AuthorizationParams } from '../signing/authorization.js';
 import { stringToSign, trimHeaderValue } from '../signing/canonical.js';
 import type { SigningDateCache } from '../signing/dates.js';
 import { expectedSignature, signatureMatches } from '../signing/signature.js';
 import type { SigningKeyCache } from '../signing/signing-key.js';
-import { isUsable, type Keypair } from '../keypairs/keypair.js';
+import { ACCESS_KEY_FORMAT, isUsable, type Keypair } from '../keypairs/keypair.js';
 
 /** What the verifier needs of a request; built by the middleware, or by tests directly. */
 export interface RequestToVerify {
@@ -53,6 +53,42 @@ export interface Verified {
 const DECOY_ID = '\u0000decoy';
 const DECOY_SECRET = 'kernelgate-decoy-secret-never-matches-anything';
 
+/** The one message every refused credential gets: which keys exist is nobody's business. */
+export const AUTH_FAILED_MESSAGE = 'Access key not found, inactive, expired, or signature mismatch.';
+
+/**
+ * Why a request failed authentication, for the operator's log (at info, with
+ * the access key and scheme where the header names them). Never the secret, the
+ * signature or the raw header; the client sees only the problem's detail.
+ */
+export interface AuthFailureLog {
+  reason: string;
+  scheme?: string;
+  accessKey?: string;
+}
+
+function failure(status: 400 | 401, detail: string, why: AuthFailureLog): ApiError {
+  const slug = status === 400 ? 'invalid-auth-params' : 'auth-failed';
+  return new ApiError(status, slug, detail, { log: { msg: 'authentication failed', ...why } });
+}
+
+/** The scheme word and access key of a header that did not parse, when they look like ones (never the signature). */
+function namedIn(header: string): Pick<AuthFailureLog, 'scheme' | 'accessKey'> {
+  const space = header.indexOf(' ');
+  const word = space === -1 ? header : header.slice(0, space);
+  const scheme = word.length > 0 && word.length <= 20 && /^[A-Za-z][A-Za-z0-9_-]*$/.test(word) ? word : undefined;
+  // `credential=<key>:<signature>`: only what precedes a colon, only in the access-key format.
+  const at = header.indexOf('credential=');
+  let accessKey: string | undefined;
+  if (at !== -1) {
+    const rest = header.slice(at + 'credential='.length, at + 'credential='.length + 200);
+    const colon = rest.indexOf(':');
+    const candidate = colon === -1 ? '' : trimHeaderValue(rest.slice(0, colon));
+    if (!candidate.includes(',') && ACCESS_KEY_FORMAT.test(candidate)) accessKey = candidate;
+  }
+  return { ...(scheme === undefined ? {} : { scheme }), ...(accessKey === undefined ? {} : { accessKey }) };
+}
+
 /** The API version header, Backend.AI's name first, then the legacy Sorna name. */
 export function apiVersionOf(req: Pick<RequestToVerify, 'header'>): string | undefined {
   const raw = req.header('x-backendai-version') ?? req.header('x-sorna-version');
@@ -73,22 +109,31 @@ export function checkApiVersion(req: Pick<RequestToVerify, 'header'>, policy: Ve
  * failures throw ApiError (400 for malformed parameters, 401 for credentials).
  */
 export function verifyRequest(req: RequestToVerify, policy: VerifyPolicy, ctx: VerifyContext): Verified {
-  const apiVersion = checkApiVersion(req, policy);
   const header = req.header('authorization');
-  if (header === undefined || header === '') throw authFailed('No credentials were given.');
-  const parsed = parseAuthorization(trimHeaderValue(header));
-  if (!parsed.ok) throw invalidAuth(parsed.reason);
+  let apiVersion: string | undefined;
+  try {
+    apiVersion = checkApiVersion(req, policy);
+  } catch (error) {
+    const e = error as ApiError;
+    throw new ApiError(e.status, e.slug, e.message, { log: { msg: 'authentication failed', reason: 'unsupported API version', ...namedIn(header ?? '') } });
+  }
+  if (header === undefined || header === '') throw failure(401, 'No credentials were given.', { reason: 'no credentials' });
+  const trimmed = trimHeaderValue(header);
+  const parsed = parseAuthorization(trimmed);
+  if (!parsed.ok) throw failure(400, parsed.reason, { reason: `malformed Authorization header: ${parsed.reason}`, ...namedIn(trimmed) });
   const auth = parsed.value;
-  if (!policy.algorithms.has(auth.algorithm)) throw invalidAuth('Unsupported signMethod');
-  if (apiVersion === undefined || apiVersion === '') throw invalidAuth('Missing X-BackendAI-Version header');
+  const who = { scheme: auth.scheme, accessKey: auth.accessKey };
+  if (!policy.algorithms.has(auth.algorithm)) throw failure(400, 'Unsupported signMethod', { reason: `sign method ${auth.algorithm} not allowed`, ...who });
+  if (apiVersion === undefined || apiVersion === '') throw failure(400, 'Missing X-BackendAI-Version header', { reason: 'missing API version', ...who });
 
   const rawDate = req.header('date') ?? req.header('x-backendai-date') ?? req.header('x-sorna-date');
-  if (rawDate === undefined) throw invalidAuth('Missing Date or X-BackendAI-Date header');
+  if (rawDate === undefined) throw failure(400, 'Missing Date or X-BackendAI-Date header', { reason: 'missing date', ...who });
   const dateValue = trimHeaderValue(rawDate);
   const date = ctx.dates.parse(dateValue);
-  if (date === undefined) throw invalidAuth('Unparseable date');
+  if (date === undefined) throw failure(400, 'Unparseable date', { reason: 'unparseable date', ...who });
   if (!(Math.abs(ctx.now - date.epochMs) < policy.skewMs)) {
-    throw invalidAuth('Date is too far from the server time');
+    const skew = Math.round((date.epochMs - ctx.now) / 1000);
+    throw failure(400, 'Date is too far from the server time', { reason: `clock skew ${skew > 0 ? '+' : ''}${skew} s (allowed ±${policy.skewMs / 1000} s)`, ...who });
   }
 
   const host = trimHeaderValue(req.host);
@@ -127,8 +172,10 @@ export function verifyRequest(req: RequestToVerify, policy: VerifyPolicy, ctx: V
     }
   }
   if (!usable || !matches) {
-    // One message for all three: which keys exist is nobody's business.
-    throw authFailed('Access key not found, inactive, expired, or signature mismatch.');
+    // One message for the client; the operator's log says which.
+    const reason = found === undefined ? 'unknown access key' : !found.isActive ? 'inactive access key' : !usable ? 'expired access key'
+      : /[A-F]/.test(auth.signature) ? 'signature mismatch (upper-case hex; signatures are lower-case hex)' : 'signature mismatch';
+    throw failure(401, AUTH_FAILED_MESSAGE, { reason, ...who });
   }
   return { keypair: found, auth, apiVersion, bodySigned };
 }

@@ -1,4 +1,5 @@
 import busboy from 'busboy';
+import { decodeBase64 } from '../http/base64.js';
 import { ApiError } from '../problems/api-error.js';
 import { canonicalContentType } from '../signing/canonical.js';
 
@@ -22,10 +23,12 @@ export async function extractImage(
   } else if (type === 'application/json') {
     const value = json?.image;
     if (typeof value !== 'string') throw new ApiError(400, 'invalid-api-params', 'JSON body needs "image": a base64 string.');
-    const b64 = value.replace(/^data:[^,]*;base64,/, '');
-    if (!/^[A-Za-z0-9+/\s]*={0,2}\s*$/.test(b64)) throw new ApiError(400, 'invalid-image', '"image" is not valid base64.');
-    if (Math.floor((b64.length * 3) / 4) > maxBytes + 3) throw tooLarge(maxBytes);
-    image = Buffer.from(b64, 'base64');
+    const decoded = decodeBase64(value, { dataUrl: true, maxBytes });
+    if (!decoded.ok) {
+      if (decoded.reason === 'too-large') throw tooLarge(maxBytes);
+      throw new ApiError(400, 'invalid-image', `"image" is ${decoded.detail}.`);
+    }
+    image = decoded.bytes;
   } else {
     throw new ApiError(415, 'unsupported-media-type', 'Send the image as image/*, multipart/form-data (field "image") or JSON {"image": base64}.');
   }

@@ -1,3 +1,4 @@
+import { decodeBase64 } from '../http/base64.js';
 import type { KernelRegistry } from '../inference/kernels.js';
 import type { Keypair } from '../keypairs/keypair.js';
 import { ApiError } from '../problems/api-error.js';
@@ -12,8 +13,6 @@ export interface ModelRouteDeps {
   lookup(accessKey: string): Keypair | undefined;
 }
 
-const BASE64 = /^[A-Za-z0-9+/\s]*={0,2}\s*$/;
-
 /** The ONNX bytes of an upload (`model`: base64), its config (every other member) and its `domain`, if named. */
 function upload(raw: unknown): { config: ReturnType<typeof parseModelConfig>; onnx: Buffer; domain?: string } {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new ApiError(400, 'invalid-api-params', 'Each model must be a JSON object.');
@@ -22,10 +21,11 @@ function upload(raw: unknown): { config: ReturnType<typeof parseModelConfig>; on
     throw new ApiError(400, 'invalid-api-params', '"domain" must be a domain name (at most 128 characters).');
   }
   const parsed = parseModelConfig(config);
-  if (typeof model !== 'string' || model.length === 0 || !BASE64.test(model)) {
-    throw new ApiError(400, 'invalid-api-params', '"model" must be the ONNX file, base64-encoded.');
+  const decoded = typeof model === 'string' && model.length > 0 ? decodeBase64(model) : undefined;
+  if (!decoded?.ok) {
+    throw new ApiError(400, 'invalid-api-params', `"model" must be the ONNX file, base64-encoded${decoded ? ` (${decoded.detail})` : ''}.`);
   }
-  return { config: parsed, onnx: Buffer.from(model, 'base64'), domain: domain as string | undefined };
+  return { config: parsed, onnx: decoded.bytes, domain: domain as string | undefined };
 }
 
 /**

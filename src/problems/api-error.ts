@@ -55,12 +55,14 @@ export class ApiError extends Error {
   readonly headers: Record<string, string>;
   /** Extra members placed in the problem document (never secrets). */
   readonly extra: Record<string, unknown>;
+  /** Operator-only detail: logged at info with the request id, never sent to the client (never secrets). */
+  readonly logFields?: { msg: string } & Record<string, unknown>;
 
   constructor(
     status: number,
     slug: ProblemSlug,
     detail: string,
-    opts: { headers?: Record<string, string>; extra?: Record<string, unknown> } = {},
+    opts: { headers?: Record<string, string>; extra?: Record<string, unknown>; log?: { msg: string } & Record<string, unknown> } = {},
   ) {
     super(detail);
     this.name = 'ApiError';
@@ -69,6 +71,7 @@ export class ApiError extends Error {
     this.title = TITLES[slug];
     this.headers = opts.headers ?? {};
     this.extra = opts.extra ?? {};
+    if (opts.log) this.logFields = opts.log;
   }
 }
 

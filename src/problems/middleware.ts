@@ -49,6 +49,10 @@ export function renderProblem(ctx: Context, caught: unknown, baseUri: string, lo
   if (error.status >= 500 && !(caught instanceof ApiError)) {
     log?.error({ err: caught, reqId: ctx.state.reqId }, 'unhandled error');
   }
+  if (error.logFields) {
+    const { msg, ...fields } = error.logFields;
+    log?.info({ reqId: ctx.state.reqId, client: ctx.state.client?.address, ...fields, status: error.status }, msg);
+  }
   ctx.status = error.status;
   ctx.set(error.headers);
   ctx.type = 'application/problem+json';

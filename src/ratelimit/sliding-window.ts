@@ -12,6 +12,15 @@
  * gets exactly `limit` requests and `remaining` drops by exactly one per admitted
  * request. Refused requests change nothing.
  *
+ * One more number, the time of the last admitted request, makes the estimate
+ * exact where it is known to be wrong: once that request is a full window old,
+ * every counted request is, and the key starts afresh. Without it a burst that
+ * fills a window within its first W / limit ms would be refused for longer than
+ * the window (the estimate spreads the burst evenly over it: 5 requests in 6 s
+ * of a 900 s window waited 894 + 180 = 1074 s), while a true sliding log frees a
+ * slot at most W after any refusal. So Retry-After never exceeds the window, and
+ * a request sent when it says is admitted.
+ *
  * Windows are anchored at the key's first request rather than at wall-clock
  * multiples of W, so a fresh key's reset is a full window (the documented
  * `X-RateLimit-Reset: 897065` shape), and keys do not all roll over at once.
@@ -24,6 +33,8 @@ export interface WindowState {
   start: number;
   current: number;
   previous: number;
+  /** When the last admitted request came, ms since the epoch (absent on a fresh key). */
+  last?: number;
 }
 
 export interface WindowOutcome {
@@ -44,8 +55,9 @@ export function roll(state: WindowState | undefined, now: number, windowMs: numb
   // A clock that stepped backwards is treated as "still at the window start"
   // rather than producing negative elapsed time and over-weighting `previous`.
   const elapsed = Math.max(0, now - state.start);
-  if (elapsed >= 2 * windowMs) return { start: now, current: 0, previous: 0 };
-  if (elapsed >= windowMs) return { start: state.start + windowMs, current: 0, previous: state.current };
+  // Every counted request is at least a window old: nothing of them is left.
+  if (elapsed >= 2 * windowMs || (state.last !== undefined && now - state.last >= windowMs)) return { start: now, current: 0, previous: 0 };
+  if (elapsed >= windowMs) return { start: state.start + windowMs, current: 0, previous: state.current, last: state.last };
   return { ...state };
 }
 
@@ -59,33 +71,43 @@ export function slidingWindowStep(
   const elapsed = Math.max(0, now - s.start);
   // Capacity left in count×ms units after the previous window's weighted share.
   const budget = limit * windowMs - s.previous * (windowMs - elapsed);
-  const expiresAt = s.start + 2 * windowMs;
 
   if (limit > 0 && (s.current + 1) * windowMs <= budget) {
     s.current += 1;
+    s.last = now;
     return {
       allowed: true,
       remaining: Math.floor(budget / windowMs) - s.current,
       resetMs: s.start + windowMs - now,
       retryAfterMs: 0,
       state: s,
-      expiresAt,
+      expiresAt: expiry(s, windowMs),
     };
   }
 
-  const retryAfterMs = retryDelay(s, elapsed, limit, windowMs);
-  return { allowed: false, remaining: 0, resetMs: retryAfterMs, retryAfterMs, state: s, expiresAt };
+  const retryAfterMs = retryDelay(s, now, elapsed, limit, windowMs);
+  return { allowed: false, remaining: 0, resetMs: retryAfterMs, retryAfterMs, state: s, expiresAt: expiry(s, windowMs) };
 }
 
-/** Smallest whole number of ms after which one more request would be admitted. */
-function retryDelay(s: WindowState, elapsed: number, limit: number, windowMs: number): number {
+/** When a state becomes "no state": two windows after its start, or a window after its last request. */
+function expiry(s: WindowState, windowMs: number): number {
+  return s.last === undefined ? s.start + 2 * windowMs : Math.min(s.start + 2 * windowMs, s.last + windowMs);
+}
+
+/** Smallest whole number of ms after which one more request would be admitted; never more than the window. */
+function retryDelay(s: WindowState, now: number, elapsed: number, limit: number, windowMs: number): number {
   if (limit <= 0) return windowMs; // nothing is ever admitted; answer with something finite
+  let delay: number;
   if (s.current < limit && s.previous > 0) {
     // Still inside this window: wait for previous × (W − elapsed − t) ≤ (limit − current − 1) × W.
-    return windowMs - elapsed - Math.floor(((limit - s.current - 1) * windowMs) / s.previous);
+    delay = windowMs - elapsed - Math.floor(((limit - s.current - 1) * windowMs) / s.previous);
+  } else {
+    // This window is full: wait for the roll-over, then for the (new) previous
+    // weight to fall far enough: current × (W − e') ≤ (limit − 1) × W.
+    const intoNext = windowMs - Math.floor(((limit - 1) * windowMs) / s.current);
+    delay = windowMs - elapsed + intoNext;
   }
-  // This window is full: wait for the roll-over, then for the (new) previous
-  // weight to fall far enough: current × (W − e') ≤ (limit − 1) × W.
-  const intoNext = windowMs - Math.floor(((limit - 1) * windowMs) / s.current);
-  return windowMs - elapsed + intoNext;
+  // Or for the last admitted request to be a window old (see roll()), whichever comes first.
+  if (s.last !== undefined) delay = Math.min(delay, s.last + windowMs - now);
+  return Math.max(1, Math.min(delay, windowMs));
 }

@@ -53,7 +53,8 @@ export function parseAuthorization(header: string): ParseResult {
   if (signature.length !== HEX_LENGTH[algorithm] || !HEX.test(signature)) {
     return fail(`Signature must be ${HEX_LENGTH[algorithm]} hex digits for ${signMethod.toUpperCase()}`);
   }
-  return { ok: true, value: { scheme, signMethod, algorithm, accessKey, signature: signature.toLowerCase() } };
+  // Kept as sent: upper-case hex is well-formed but never matches (signatureMatches compares lower-case only).
+  return { ok: true, value: { scheme, signMethod, algorithm, accessKey, signature } };
 }
 
 function fail(reason: string): ParseResult {

@@ -9,6 +9,8 @@ export interface SigningDate {
 
 /** Longest date we bother parsing; anything longer is junk. */
 const MAX_DATE_LENGTH = 64;
+/** UTC-12:00 (Baker Island) to UTC+14:00 (Kiribati): ±14:00 covers every real offset. */
+export const MAX_OFFSET_MINUTES = 14 * 60;
 // ISO 8601 with a time part (extended or basic). Date-only values are refused:
 // a signature must be bound to a moment, not a day.
 const ISO_SHAPE = /^[+-]?\d{4,6}-?(?:\d{2}-?\d{2}|W\d{2}-?\d|\d{3})T\d{2}/;
@@ -29,7 +31,11 @@ function utcMillis(y: number, mo: number, d: number, h: number, mi: number, s: n
   return Date.UTC(y, mo - 1, d, h, mi, s, ms);
 }
 
-function parseFast(raw: string): SigningDate | null | undefined {
+/** parseFast's verdict for a date that must not reach luxon either. */
+const REFUSED = 'refused';
+
+/** undefined: not a fast form (luxon decides); null: a fast form out of range (luxon decides); REFUSED: refused. */
+function parseFast(raw: string): SigningDate | null | undefined | typeof REFUSED {
   const iso = ISO_FAST.exec(raw);
   if (iso) {
     const [, y, , mo, d, h, , mi, sec, frac, zone] = iso;
@@ -40,8 +46,9 @@ function parseFast(raw: string): SigningDate | null | undefined {
       const digits = zone.slice(1).replace(':', '');
       const oh = Number(digits.slice(0, 2));
       const om = digits.length > 2 ? Number(digits.slice(2)) : 0;
-      if (oh > 18 || om > 59) return null; // unusual offsets: let luxon decide
       offsetMin = (zone[0] === '-' ? -1 : 1) * (oh * 60 + om);
+      // Real offsets lie within ±14:00; a wider one would stretch one key date over many days.
+      if (om > 59 || Math.abs(offsetMin) > MAX_OFFSET_MINUTES) return REFUSED;
     }
     // The key date is the calendar day as written, i.e. in the date's own offset.
     return { epochMs: local - offsetMin * 60_000, keyDate: `${y}${mo}${d}` };
@@ -64,6 +71,7 @@ function parseFast(raw: string): SigningDate | null | undefined {
 export function parseSigningDate(raw: string): SigningDate | undefined {
   if (raw.length === 0 || raw.length > MAX_DATE_LENGTH) return undefined;
   const fast = parseFast(raw);
+  if (fast === REFUSED) return undefined;
   if (fast) return fast;
   let parsed: DateTime | undefined;
   if (ISO_SHAPE.test(raw)) {
@@ -74,6 +82,7 @@ export function parseSigningDate(raw: string): SigningDate | undefined {
   }
   // Years outside 0000-9999 would give a key date that is not YYYYMMDD.
   if (parsed === undefined || !parsed.isValid || parsed.year < 0 || parsed.year > 9999) return undefined;
+  if (!(Math.abs(parsed.offset) <= MAX_OFFSET_MINUTES)) return undefined;
   const epochMs = parsed.toMillis();
   if (!Number.isFinite(epochMs)) return undefined;
   return { epochMs, keyDate: parsed.toFormat('yyyyMMdd') };

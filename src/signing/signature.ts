@@ -5,12 +5,14 @@ export function computeSignature(algorithm: HashAlgorithm, signingKey: Buffer, s
   return createHmac(algorithm, signingKey).update(stringToSign, 'utf8').digest('hex');
 }
 
-const HEX = /^[0-9a-fA-F]+$/;
+/** Lower-case only: one encoding per signature, as Backend.AI and SigV4 compare it. */
+const HEX = /^[0-9a-f]+$/;
 
 /**
  * Constant-time comparison of a client's hex signature with the expected digest.
- * The format is checked first (exact length, hex only) because Buffer.from(hex)
- * silently drops trailing junk; only well-formed input reaches timingSafeEqual.
+ * The format is checked first (exact length, lower-case hex only) because
+ * Buffer.from(hex) silently drops trailing junk and would read "AB" as "ab";
+ * only well-formed input reaches timingSafeEqual. Upper-case hex is a mismatch.
  */
 export function signatureMatches(algorithm: HashAlgorithm, expected: Buffer, providedHex: string): boolean {
   if (providedHex.length !== HEX_LENGTH[algorithm] || !HEX.test(providedHex)) return false;

@@ -11,6 +11,8 @@ import { connect } from 'node:net';
 import { ALICE, BOB, startGateway, type TestGateway, type TestKeypair } from './helpers/gateway.js';
 import { assertProblem } from './helpers/problems.js';
 import { signRequest } from '../src/signing/sign-request.js';
+import { MemoryRateLimitStore, RedisRateLimitStore, type RateLimitStore } from '../src/ratelimit/index.js';
+import { startRedisServer, type TestRedisServer } from './helpers/redis-server.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const BODY_BYTES = 10_000_000; // just under the default 10 MiB body limit
@@ -250,5 +252,36 @@ describe('connections: max_connections and request_timeout_ms', () => {
     assert.ok(outcome.ms >= 1900, `cut off after ${outcome.ms} ms, before the timeout`);
     assert.ok(outcome.ms < 3000, `cut off only after ${outcome.ms} ms`);
     assert.equal(outcome.status, 408);
+  });
+});
+
+describe('rate-limit stores: peek spends nothing and agrees with consume', () => {
+  let redis: TestRedisServer;
+  const stores: Array<[string, RateLimitStore]> = [];
+  before(async () => {
+    redis = await startRedisServer();
+    const r = new RedisRateLimitStore({ url: redis.url });
+    await r.ready(5000);
+    stores.push(['memory', new MemoryRateLimitStore()], ['redis', r]);
+  });
+  after(async () => {
+    for (const [, s] of stores) await s.close();
+    await redis?.stop();
+  });
+
+  it('memory and redis', async () => {
+    for (const [name, store] of stores) {
+      for (let i = 0; i < 5; i++) assert.equal((await store.peek('k', 3, 60)).allowed, true, `${name}: peek ${i} on a fresh key`);
+      for (let i = 0; i < 3; i++) {
+        const peeked = await store.peek('k', 3, 60);
+        const spent = await store.consume('k', 3, 60);
+        assert.equal(spent.allowed, true, `${name}: consume ${i}`);
+        assert.equal(peeked.remaining, spent.remaining, `${name}: peek predicts consume's remaining`);
+      }
+      const over = await store.peek('k', 3, 60);
+      assert.equal(over.allowed, false, `${name}: over the limit`);
+      assert.ok(over.retryAfterSeconds >= 1 && over.retryAfterSeconds <= 120);
+      assert.equal((await store.consume('k', 3, 60)).allowed, false);
+    }
   });
 });

@@ -2,7 +2,7 @@ import { ApiError } from '../problems/api-error.js';
 import { bodyHash, emptyBodyHash, type HashAlgorithm } from '../signing/algorithms.js';
 import { parseAuthorization, type AuthorizationParams } from '../signing/authorization.js';
 import { stringToSign, trimHeaderValue } from '../signing/canonical.js';
-import type { SigningDateCache } from '../signing/dates.js';
+import type { SigningDate, SigningDateCache } from '../signing/dates.js';
 import { expectedSignature, signatureMatches } from '../signing/signature.js';
 import type { SigningKeyCache } from '../signing/signing-key.js';
 import { ACCESS_KEY_FORMAT, isUsable, type Keypair } from '../keypairs/keypair.js';
@@ -104,11 +104,19 @@ export function checkApiVersion(req: Pick<RequestToVerify, 'header'>, policy: Ve
   return version;
 }
 
+/** What the headers alone establish: format, sign method, version and date are acceptable. */
+export interface CheckedHeaders {
+  apiVersion: string;
+  auth: AuthorizationParams;
+  date: SigningDate;
+  dateValue: string;
+}
+
 /**
- * Verifies a Backend.AI signed request. Format checks come before any crypto;
- * failures throw ApiError (400 for malformed parameters, 401 for credentials).
+ * The checks that need no body and no secret (run before the body is read, so that a malformed or
+ * stale request costs no body read). Throws 400/401 ApiErrors as verifyRequest does.
  */
-export function verifyRequest(req: RequestToVerify, policy: VerifyPolicy, ctx: VerifyContext): Verified {
+export function checkHeaders(req: Pick<RequestToVerify, 'header'>, policy: VerifyPolicy, ctx: Pick<VerifyContext, 'dates' | 'now'>): CheckedHeaders {
   const header = req.header('authorization');
   let apiVersion: string | undefined;
   try {
@@ -135,6 +143,16 @@ export function verifyRequest(req: RequestToVerify, policy: VerifyPolicy, ctx: V
     const skew = Math.round((date.epochMs - ctx.now) / 1000);
     throw failure(400, 'Date is too far from the server time', { reason: `clock skew ${skew > 0 ? '+' : ''}${skew} s (allowed ±${policy.skewMs / 1000} s)`, ...who });
   }
+  return { apiVersion, auth, date, dateValue };
+}
+
+/**
+ * Verifies a Backend.AI signed request. Format checks come before any crypto;
+ * failures throw ApiError (400 for malformed parameters, 401 for credentials).
+ * `checked` is checkHeaders' result when the caller already ran it.
+ */
+export function verifyRequest(req: RequestToVerify, policy: VerifyPolicy, ctx: VerifyContext, checked?: CheckedHeaders): Verified {
+  const { apiVersion, auth, date, dateValue } = checked ?? checkHeaders(req, policy, ctx);
 
   const host = trimHeaderValue(req.host);
   const found = ctx.lookup(auth.accessKey);

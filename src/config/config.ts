@@ -12,6 +12,8 @@ export interface Config {
     body_limit_bytes: number;
     header_limit_bytes: number;
     request_timeout_ms: number;
+    /** Open client connections at most; more are dropped at accept. */
+    max_connections: number;
     trusted_proxies: string[];
     /** Addresses or CIDR ranges allowed to read GET /metrics. */
     metrics_allow: string[];
@@ -61,6 +63,7 @@ export function defaultConfig(): Config {
       body_limit_bytes: 10 * 1024 * 1024,
       header_limit_bytes: 16 * 1024,
       request_timeout_ms: 30_000,
+      max_connections: 1024,
       trusted_proxies: [],
       metrics_allow: ['127.0.0.1/32', '::1/128'],
     },

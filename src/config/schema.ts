@@ -21,6 +21,7 @@ export const configSchema = {
       body_limit_bytes: { type: 'integer', minimum: 0 },
       header_limit_bytes: { type: 'integer', minimum: 1024, maximum: 1048576 },
       request_timeout_ms: { type: 'integer', minimum: 1000 },
+      max_connections: { type: 'integer', minimum: 1 },
       trusted_proxies: { type: 'array', items: { type: 'string', minLength: 1 } },
       metrics_allow: { type: 'array', items: { type: 'string', minLength: 1 } },
     }),

@@ -4,13 +4,19 @@ import { ApiError } from '../problems/api-error.js';
 
 const EMPTY = Buffer.alloc(0);
 
+/** Whether the request announces a body (a non-zero Content-Length or any Transfer-Encoding). */
+export function requestHasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
 /**
  * Reads the request body once, as bytes, within `limit`. The signature covers
  * these exact bytes whatever the content type; parsers work from this buffer.
  */
 export async function readRawBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const length = req.headers['content-length'];
-  if (req.headers['transfer-encoding'] === undefined && (length === undefined || length === '0')) return EMPTY;
+  if (!requestHasBody(req)) return EMPTY;
   if (length !== undefined && Number(length) > limit) {
     // Refuse before reading a byte; Node closes the connection after the reply.
     throw tooLarge(limit);
@@ -26,5 +32,9 @@ export async function readRawBody(req: IncomingMessage, limit: number): Promise<
 }
 
 function tooLarge(limit: number): ApiError {
-  return new ApiError(413, 'request-too-large', `Request body is larger than ${limit} bytes.`);
+  return new ApiError(
+    413,
+    'request-too-large',
+    `Request body is larger than ${limit} bytes, the gateway's limit (config key server.body_limit_bytes); send a smaller body or ask the operator to raise the limit.`,
+  );
 }

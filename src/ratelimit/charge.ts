@@ -41,3 +41,19 @@ export async function charge(ctx: Context, store: RateLimitStore, payer: Payer, 
     });
   }
 }
+
+/**
+ * Refuses (429, with that payer's headers) when any of the payers is already over its limit; spends
+ * nothing. For checks before a request's body is read, when who pays is only claimed.
+ */
+export async function refuseIfOver(ctx: Context, store: RateLimitStore, payers: Payer[], windowSeconds: number): Promise<void> {
+  const decisions = await Promise.all(payers.map((p) => store.peek(p.key, p.limit, windowSeconds)));
+  const refused = decisions.findIndex((d) => !d.allowed);
+  if (refused === -1) return;
+  const payer = payers[refused]!;
+  const decision = decisions[refused]!;
+  ctx.set(rateLimitHeaders(decision, payer.policy));
+  throw new ApiError(429, 'rate-limit-exceeded', `Rate limit exceeded: ${payer.limit} requests per ${windowSeconds} seconds.`, {
+    headers: { 'Retry-After': String(Math.max(1, decision.retryAfterSeconds)) },
+  });
+}

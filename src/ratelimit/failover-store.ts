@@ -74,10 +74,18 @@ export class FailoverRateLimitStore implements RateLimitStore {
     return this.degradedReason !== undefined;
   }
 
-  async consume(key: string, limit: number, windowSeconds: number): Promise<RateLimitDecision> {
+  consume(key: string, limit: number, windowSeconds: number): Promise<RateLimitDecision> {
+    return this.call('consume', key, limit, windowSeconds);
+  }
+
+  peek(key: string, limit: number, windowSeconds: number): Promise<RateLimitDecision> {
+    return this.call('peek', key, limit, windowSeconds);
+  }
+
+  private async call(op: 'consume' | 'peek', key: string, limit: number, windowSeconds: number): Promise<RateLimitDecision> {
     if (!this.degraded) {
       try {
-        const decision = await this.primary.consume(key, limit, windowSeconds);
+        const decision = await this.primary[op](key, limit, windowSeconds);
         this.consecutiveTimeouts = 0;
         return decision;
       } catch (err) {
@@ -93,7 +101,7 @@ export class FailoverRateLimitStore implements RateLimitStore {
     if (this.onRedisFailure === 'deny') {
       throw unavailable('The rate-limit store is unavailable.', Math.max(1, Math.ceil(this.probeIntervalMs / 1000)));
     }
-    return this.fallback.consume(key, limit, windowSeconds);
+    return this.fallback[op](key, limit, windowSeconds);
   }
 
   health(): RateLimitHealth {

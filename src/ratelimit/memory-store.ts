@@ -73,6 +73,22 @@ export class MemoryRateLimitStore implements RateLimitStore {
     };
   }
 
+  async peek(key: string, limit: number, windowSeconds: number): Promise<RateLimitDecision> {
+    checkConsumeArgs(key, limit, windowSeconds);
+    const now = this.now();
+    const stored = this.entries.get(key);
+    const out = slidingWindowStep(stored && stored.expiresAt > now ? stored : undefined, now, limit, windowSeconds * 1000);
+    return {
+      allowed: out.allowed,
+      limit,
+      // What a request admitted now would leave, as consume() would report it.
+      remaining: out.allowed ? out.remaining : 0,
+      resetMs: out.resetMs,
+      windowSeconds,
+      retryAfterSeconds: out.allowed ? 0 : retryAfterSeconds(out.retryAfterMs),
+    };
+  }
+
   health(): RateLimitHealth {
     return { status: 'ok', store: 'memory' };
   }

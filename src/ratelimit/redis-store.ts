@@ -13,7 +13,7 @@ import type { RateLimitDecision, RateLimitHealth, RateLimitStore } from './types
 import { checkConsumeArgs, retryAfterSeconds } from './validate.js';
 
 // Mirrors slidingWindowStep() in sliding-window.ts; see there for the maths.
-// Returns {allowed 0/1, remaining, resetMs, retryAfterMs}.
+// Returns {allowed 0/1, remaining, resetMs, retryAfterMs}. ARGV[3] = "1" only peeks: nothing is written.
 export const CONSUME_LUA = `
 local key = KEYS[1]
 local limit = tonumber(ARGV[1])
@@ -44,9 +44,11 @@ local budget = limit * w - p * (w - e)
 if limit > 0 and (c + 1) * w <= budget then
   c = c + 1
   l = now
-  local ttl = s + 2 * w - now
-  if ttl > w then ttl = w end
-  redis.call('SET', key, string.format('%d:%d:%d:%d', s, c, p, l), 'PX', ttl)
+  if ARGV[3] ~= '1' then
+    local ttl = s + 2 * w - now
+    if ttl > w then ttl = w end
+    redis.call('SET', key, string.format('%d:%d:%d:%d', s, c, p, l), 'PX', ttl)
+  end
   return {1, math.floor(budget / w) - c, s + w - now, 0}
 end
 
@@ -79,7 +81,7 @@ export interface RedisRateLimitStoreOptions extends FailFastRedisOptions {
   keyPrefix?: string;
 }
 
-type ConsumeScript = (key: string, limit: number, windowMs: number) => Promise<unknown>;
+type ConsumeScript = (key: string, limit: number, windowMs: number, peekOnly?: '1') => Promise<unknown>;
 
 export class RedisRateLimitStore implements RateLimitStore {
   readonly kind = 'redis' as const;
@@ -114,11 +116,21 @@ export class RedisRateLimitStore implements RateLimitStore {
     return this.keyPrefix + key;
   }
 
-  async consume(key: string, limit: number, windowSeconds: number): Promise<RateLimitDecision> {
+  consume(key: string, limit: number, windowSeconds: number): Promise<RateLimitDecision> {
+    return this.call(key, limit, windowSeconds, false);
+  }
+
+  peek(key: string, limit: number, windowSeconds: number): Promise<RateLimitDecision> {
+    return this.call(key, limit, windowSeconds, true);
+  }
+
+  private async call(key: string, limit: number, windowSeconds: number, peekOnly: boolean): Promise<RateLimitDecision> {
     checkConsumeArgs(key, limit, windowSeconds);
     let reply: unknown;
     try {
-      reply = await this.script(this.redisKey(key), limit, windowSeconds * 1000);
+      reply = peekOnly
+        ? await this.script(this.redisKey(key), limit, windowSeconds * 1000, '1')
+        : await this.script(this.redisKey(key), limit, windowSeconds * 1000);
     } catch (err) {
       this.lastError = describeRedisError(err);
       throw err;

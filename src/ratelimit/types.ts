@@ -32,6 +32,11 @@ export interface RateLimitHealth {
 export interface RateLimitStore {
   /** Spends one request for `key` if the limit allows it. Refused requests spend nothing. */
   consume(key: string, limit: number, windowSeconds: number): Promise<RateLimitDecision>;
+  /**
+   * Would one more request for `key` be admitted now? Spends nothing: used before a request's body
+   * is read, when the payer is only claimed, not yet verified.
+   */
+  peek(key: string, limit: number, windowSeconds: number): Promise<RateLimitDecision>;
   readonly kind: 'memory' | 'redis';
   health(): RateLimitHealth;
   close(): Promise<void>;

@@ -12,7 +12,10 @@ import { addressBucket, resolveClient, TrustedProxies } from '../http/client-vie
 import { KeypairStore } from '../keypairs/keypair-store.js';
 import { ApiError } from '../problems/api-error.js';
 import { problemMiddleware } from '../problems/middleware.js';
-import { charge, rateLimitHeaders } from '../ratelimit/charge.js';
+import { charge, rateLimitHeaders, refuseIfOver, type Payer } from '../ratelimit/charge.js';
+import { isUsable } from '../keypairs/keypair.js';
+import { requestHasBody } from '../http/raw-body.js';
+import { lingerOnClose } from '../http/linger.js';
 import type { RateLimitStore } from '../ratelimit/types.js';
 import { SigningDateCache } from '../signing/dates.js';
 import { SigningKeyCache } from '../signing/signing-key.js';
@@ -95,12 +98,22 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     const k = ctx.state.auth!.keypair;
     return charge(ctx, rateLimits, { key: `ak:${k.accessKey}`, limit: k.rateLimit ?? config.ratelimit.default_limit, policy: 'keypair' }, windowSeconds);
   };
+  const refuseBeforeBody = (ctx: GatewayContext, claimed: string) => {
+    const payers: Payer[] = [];
+    const k = keypairs.get(claimed);
+    if (k !== undefined && isUsable(k, Date.now())) {
+      payers.push({ key: `ak:${k.accessKey}`, limit: k.rateLimit ?? config.ratelimit.default_limit, policy: 'keypair' });
+    }
+    payers.push({ key: `ip:${addressBucket(ctx.state.client.address)}`, limit: config.ratelimit.anonymous_limit, policy: 'anonymous' });
+    return refuseIfOver(ctx, rateLimits, payers, windowSeconds);
+  };
   const authDeps = {
     policy,
     bodyLimit: config.server.body_limit_bytes,
     verifyContext: () => ({ lookup: (ak: string) => keypairs.get(ak), keys: keyCache, dates: dateCache, now: Date.now() }),
     chargeAnonymous,
     chargeKeypair,
+    refuseBeforeBody,
   };
   const signed = signedRequest(authDeps);
   const unsigned = publicRequest(authDeps);
@@ -170,6 +183,11 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     try {
       await next();
     } finally {
+      // Answered without reading the whole body (refused early): close rather than drain it all.
+      if (!ctx.req.complete && requestHasBody(ctx.req) && !ctx.headerSent) {
+        ctx.set('Connection', 'close');
+        lingerOnClose(ctx.req.socket);
+      }
       const route = (ctx as unknown as { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       metrics.record(ctx.method, route, ctx.status, seconds);
@@ -210,12 +228,17 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
       maxHeaderSize: config.server.header_limit_bytes,
       requestTimeout: config.server.request_timeout_ms,
       headersTimeout: Math.min(config.server.request_timeout_ms, 20_000),
+      // Node enforces both timeouts on a sweep, every 30 s by default: sweep often enough that a slow
+      // client is cut off within half a second of its deadline.
+      connectionsCheckingInterval: Math.min(500, Math.floor(config.server.request_timeout_ms / 4)),
       keepAliveTimeout: 5_000,
       // Node would answer a missing Host with a bare 400; we answer it with a problem document.
       requireHostHeader: false,
     },
     app.callback(),
   );
+  // Past this many open connections new ones are closed at accept, before any byte is read.
+  server.maxConnections = config.server.max_connections;
   server.on(
     'clientError',
     answerClientErrors({

@@ -12,6 +12,35 @@ import type { SessionRecord, SessionStore } from './types.js';
 export const SESSION_NAME = '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$';
 const NAME_RE = new RegExp(SESSION_NAME);
 
+/** Bounds of a session's `config` (README "Sessions"): kept small so every store handles it cheaply. */
+export const MAX_CONFIG_BYTES = 64 * 1024;
+export const MAX_CONFIG_DEPTH = 32;
+
+/**
+ * Refuses a `config` nested deeper than MAX_CONFIG_DEPTH (objects and arrays; the config object itself
+ * is level 1) or larger than MAX_CONFIG_BYTES as JSON. The depth walk is iterative, so no nesting can
+ * overflow the stack, and it runs before anything serializes the value (JSON.stringify recurses).
+ */
+export function checkSessionConfig(config: unknown): void {
+  const stack: Array<[unknown, number]> = [[config, 1]];
+  let visited = 0;
+  while (stack.length > 0) {
+    const [value, depth] = stack.pop()!;
+    if (value === null || typeof value !== 'object') continue;
+    if (depth > MAX_CONFIG_DEPTH) {
+      throw new ApiError(400, 'invalid-api-params', `Invalid request body "config": nested deeper than ${MAX_CONFIG_DEPTH} levels.`);
+    }
+    // Every object or array takes at least 2 bytes of JSON: past this many the size limit is exceeded.
+    if (++visited > MAX_CONFIG_BYTES / 2) throw configTooLarge(`more than ${MAX_CONFIG_BYTES / 2} objects and arrays`);
+    for (const child of Object.values(value)) if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
+  }
+  const bytes = Buffer.byteLength(JSON.stringify(config));
+  if (bytes > MAX_CONFIG_BYTES) throw configTooLarge(`${bytes} bytes as JSON`);
+}
+
+const configTooLarge = (what: string) =>
+  new ApiError(400, 'invalid-api-params', `Invalid request body "config": ${what}; the limit is ${MAX_CONFIG_BYTES} bytes as JSON.`);
+
 const ownerQuery = {
   type: 'object',
   properties: { owner_access_key: { type: 'string', maxLength: 128 } },
@@ -86,6 +115,7 @@ export function sessionRoutes(deps: SessionDeps): RouteSpec[] {
       async handler(ctx) {
         const body = ctx.state.body;
         if (body === undefined) throw new ApiError(400, 'invalid-api-params', 'Send a JSON body with "name" and "image".');
+        if (body.config !== undefined) checkSessionConfig(body.config);
         const acting = owner(ctx);
         const image = body.image as string;
         // Custom models are looked up in the owner's domain; another domain's is simply not there.

@@ -153,6 +153,7 @@ export function checkHeaders(req: Pick<RequestToVerify, 'header'>, policy: Verif
  */
 export function verifyRequest(req: RequestToVerify, policy: VerifyPolicy, ctx: VerifyContext, checked?: CheckedHeaders): Verified {
   const { apiVersion, auth, date, dateValue } = checked ?? checkHeaders(req, policy, ctx);
+  const who = { scheme: auth.scheme, accessKey: auth.accessKey };
 
   const host = trimHeaderValue(req.host);
   const found = ctx.lookup(auth.accessKey);

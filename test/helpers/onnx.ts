@@ -171,8 +171,11 @@ function loopModel(h: number, w: number, trip: 'constant' | 'data', count: numbe
 
 /** Hangs on every input, the blank self-test included. */
 export const loopForeverModel = (h: number, w: number) => loopModel(h, w, 'constant', 1n << 62n);
-/** Passes the blank self-test (0 iterations), then runs "forever" on any non-black image. */
-export const loopOnInputModel = (h: number, w: number) => loopModel(h, w, 'data', 1e15);
+/**
+ * Passes the blank self-test (0 iterations), then loops `scale` × sum(x) times on a real image: "forever"
+ * by default, or a chosen length (a white image normalized with mean 0, std 1 sums to 3·h·w).
+ */
+export const loopOnInputModel = (h: number, w: number, scale = 1e15) => loopModel(h, w, 'data', scale);
 
 /** `ConstantOfShape` of `elements` floats (a shape computed at run time, so nothing folds it at load). */
 export function constantOfShapeModel(h: number, w: number, elements: number): Buffer {

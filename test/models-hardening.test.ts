@@ -1,0 +1,181 @@
+/**
+ * Issue 7 hardening of custom models (items 2, 3, 6, 14): replacing or deleting a model during a run,
+ * decoding inside the queue (memory bounded by the queue), hostile ONNX uploads, and per-tenant fairness.
+ * Models are real ONNX files written by hand (test/helpers/onnx.ts) or PaddleOCR's direction classifier.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { ocrModelPaths } from '../src/inference/ocr/index.js';
+import { ADMIN, ALICE, BOB, ROOT, startGateway, type TestGateway, type TestKeypair } from './helpers/gateway.js';
+import { constantOfShapeModel, externalDataModel, loopForeverModel, loopOnInputModel, tinyClassifier } from './helpers/onnx.js';
+import { assertProblem } from './helpers/problems.js';
+
+const json = (v: unknown) => JSON.stringify(v);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const H = 8, W = 8;
+const config = (name: string) => ({ name, task: 'classify', input: { width: W, height: H }, labels: ['a', 'b'], top_k: 2 });
+
+/** Resident memory of a process, bytes (Linux). */
+export function rssBytes(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'latin1'));
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+/** Child processes of `pid` (Linux). */
+function children(pid: number): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'latin1');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) out.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+async function until(what: string, check: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) assert.fail(`timed out waiting for: ${what}`);
+    await sleep(50);
+  }
+}
+
+const upload = (gw: TestGateway, name: string, onnx: Buffer, as: TestKeypair = ADMIN) =>
+  gw.signed({ method: 'POST', target: '/models', as, body: json({ ...config(name), model: onnx.toString('base64') }), timeoutMs: 60_000 });
+
+async function session(gw: TestGateway, as: TestKeypair, name: string, image: string): Promise<void> {
+  const res = await gw.signed({ method: 'POST', target: '/session', as, body: json({ name, image }) });
+  assert.ok(res.status === 201 || res.status === 200, res.text);
+}
+
+const infer = (gw: TestGateway, as: TestKeypair, name: string, body: Buffer, timeoutMs = 60_000) =>
+  gw.signed({ method: 'POST', target: `/session/${name}/infer`, as, body, contentType: 'image/png', timeoutMs });
+
+describe('custom models under stress', () => {
+  let white: Buffer;
+  before(async () => {
+    white = await sharp({ create: { width: W, height: H, channels: 3, background: '#ffffff' } }).png().toBuffer();
+  });
+
+  describe('replace and delete during a run (item 2), fairness between tenants (item 14)', () => {
+    let gw: TestGateway;
+    before(async () => {
+      gw = await startGateway({ config: '[inference]\nconcurrency = 1\nmax_queue = 4\ntimeout_ms = 60000\n' });
+    });
+    after(() => gw.stop());
+
+    it('keeps serving when a model is replaced and then deleted while jobs run on it; the old session is released after them', async () => {
+      // ~0.5-1 s per run on a white image (a Loop of 3·8·8 × 3000 iterations).
+      assert.equal((await upload(gw, 'slow', loopOnInputModel(H, W, 3000))).status, 201);
+      await session(gw, ALICE, 'slow', 'slow');
+      const running = [1, 2, 3].map(() => infer(gw, ALICE, 'slow', white));
+      await until('a model process is running', () => children(gw.proc.pid!).length > 0);
+      await sleep(300);
+      const replaced = await upload(gw, 'slow', loopOnInputModel(H, W, 3001));
+      assert.equal(replaced.status, 200, replaced.text);
+      const deleted = await gw.signed({ method: 'DELETE', target: '/models/slow', as: ADMIN });
+      assert.equal(deleted.status, 200, deleted.text);
+      const results = await Promise.all(running);
+      for (const r of results) assert.equal(r.status, 200, `jobs already in flight finish on the old session: ${r.text}`);
+      assert.equal(gw.proc.exitCode, null, 'the gateway is alive');
+      // Every model process is released once its last job is over.
+      await until('no model process is left', () => children(gw.proc.pid!).length === 0);
+      assertProblem(await infer(gw, ALICE, 'slow', white), 404, 'model-not-found');
+      assert.equal((await upload(gw, 'slow', loopOnInputModel(H, W, 10))).status, 201);
+      assert.equal((await infer(gw, ALICE, 'slow', white)).status, 200, 'later requests work');
+    });
+
+    it('serves a quiet tenant while a noisy one floods the same model; the noisy one gets 503 + Retry-After', async () => {
+      assert.equal((await upload(gw, 'shared', loopOnInputModel(H, W, 2000))).status, 201);
+      await session(gw, BOB, 'noisy', 'shared');
+      await session(gw, ALICE, 'quiet', 'shared');
+      const flood = Array.from({ length: 8 }, () => infer(gw, BOB, 'noisy', white));
+      await sleep(200);
+      const quiet = await infer(gw, ALICE, 'quiet', white);
+      assert.equal(quiet.status, 200, `the quiet tenant is served: ${quiet.text}`);
+      const noisy = await Promise.all(flood);
+      const refused = noisy.filter((r) => r.status === 503);
+      assert.ok(refused.length > 0, 'the noisy tenant is throttled');
+      for (const r of refused) assert.ok(Number(r.headers['retry-after']) >= 1, 'with Retry-After');
+      assert.ok(noisy.every((r) => r.status === 200 || r.status === 503), noisy.map((r) => r.status).join());
+    });
+  });
+
+  describe('hostile uploads (item 6)', () => {
+    let gw: TestGateway;
+    before(async () => {
+      gw = await startGateway({ config: '[inference]\ntimeout_ms = 6000\nmodel_memory_mb = 512\n' });
+    });
+    after(() => gw.stop());
+
+    it('gives up on a self-test that never ends (Loop with a huge trip count): 400, its process killed', async () => {
+      const began = Date.now();
+      const res = await upload(gw, 'forever', loopForeverModel(H, W));
+      assertProblem(res, 400, 'invalid-api-params');
+      assert.match(res.json.detail, /did not finish within 6000 ms/);
+      assert.ok(Date.now() - began < 20_000);
+      await until('the probe process is gone', () => children(gw.proc.pid!).length === 0);
+      const list = await gw.signed({ method: 'GET', target: '/models', as: ADMIN });
+      assert.ok(!list.json.models.some((m: { name: string }) => m.name === 'forever'), 'nothing was kept');
+    });
+
+    it('caps what a model may allocate (ConstantOfShape of 4 GB): 400, the gateway itself stays small', async () => {
+      const res = await upload(gw, 'hog', constantOfShapeModel(H, W, 1e9));
+      assertProblem(res, 400, 'invalid-api-params');
+      assert.match(res.json.detail, /more than 512 MB.*inference\.model_memory_mb/);
+      assert.equal(gw.proc.exitCode, null);
+      assert.ok(rssBytes(gw.proc.pid!) < 600 * 1024 * 1024, `gateway RSS ${rssBytes(gw.proc.pid!)}`);
+    });
+
+    it('refuses ONNX external data, inside the models folder or anywhere else', async () => {
+      // A file beside the models: ONNX Runtime itself would read it for a model loaded from that folder.
+      writeFileSync(join(gw.dir, 'models', 'secret.bin'), Buffer.from('SECRETS!'));
+      for (const location of ['secret.bin', '/etc/passwd', '../config.toml']) {
+        const res = await upload(gw, 'leak', externalDataModel(H, W, location));
+        assertProblem(res, 400, 'invalid-api-params');
+        assert.match(res.json.detail, /external data/);
+        assert.ok(!res.text.includes(gw.dir), 'no server paths in the answer');
+      }
+    });
+
+    it('stops a run that never ends (504), serves other tenants meanwhile and afterwards, and SIGTERM still exits at once', async () => {
+      assert.equal((await upload(gw, 'trap', loopOnInputModel(H, W))).status, 201, 'a blank self-test passes');
+      assert.equal((await upload(gw, 'tiny', tinyClassifier(H, W))).status, 201);
+      await session(gw, ALICE, 'trap', 'trap');
+      await session(gw, BOB, 'tiny', 'tiny');
+      const began = Date.now();
+      const stuck = infer(gw, ALICE, 'trap', white);
+      await sleep(500);
+      const meanwhile = await infer(gw, BOB, 'tiny', white);
+      assert.equal(meanwhile.status, 200, meanwhile.text);
+      assert.ok(Date.now() - began < 5000, 'another model is served while the trap runs');
+      const res = await stuck;
+      assertProblem(res, 504, 'gateway-timeout');
+      assert.ok(Date.now() - began < 15_000);
+      await until('the stuck process was killed', () => children(gw.proc.pid!).length <= 1);
+      assert.equal((await infer(gw, BOB, 'tiny', white)).status, 200, 'served afterwards');
+      const ocr = await gw.signed({ method: 'GET', target: '/models', as: ROOT });
+      assert.equal(ocr.status, 200);
+
+      // A run stuck again; SIGTERM must not wait for it.
+      const again = infer(gw, ALICE, 'trap', white).catch((e: unknown) => e);
+      await until('the trap runs again', () => children(gw.proc.pid!).length >= 2);
+      await sleep(300);
+      const exited = new Promise<number>((r) => gw.proc.once('exit', () => r(Date.now())));
+      const signalled = Date.now();
+      gw.proc.kill('SIGTERM');
+      const at = await exited;
+      assert.ok(at - signalled < 3000, `exited ${at - signalled} ms after SIGTERM`);
+      assert.equal(gw.proc.signalCode, null, 'by itself, not killed');
+      await again;
+    });
+  });
+});

@@ -137,7 +137,8 @@ export async function inspectImage(input: Buffer, limits: Partial<DecodeLimits> 
   let width: number;
   let height: number;
   try {
-    const meta = await open(input, lim).metadata();
+    // Only the header is read here, so no pixel limit: the check below names both numbers.
+    const meta = await sharp(input, { failOn: 'error', limitInputPixels: false }).metadata();
     width = meta.width ?? 0;
     height = meta.height ?? 0;
   } catch (err) {

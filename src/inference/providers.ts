@@ -83,7 +83,11 @@ function bindingDir(): string | undefined {
   }
 }
 
-const CUDA_LIBRARY: Partial<Record<NodeJS.Platform, string>> = { linux: 'libonnxruntime_providers_cuda.so', win32: 'onnxruntime_providers_cuda.dll' };
+/** The CUDA provider and the shared provider bridge it needs, per platform. */
+const CUDA_LIBRARIES: Partial<Record<NodeJS.Platform, string[]>> = {
+  linux: ['libonnxruntime_providers_cuda.so', 'libonnxruntime_providers_shared.so'],
+  win32: ['onnxruntime_providers_cuda.dll', 'onnxruntime_providers_shared.dll'],
+};
 
 /**
  * Why `provider` cannot load on this machine, found without asking ORT (which prints red error lines while
@@ -92,10 +96,11 @@ const CUDA_LIBRARY: Partial<Record<NodeJS.Platform, string>> = { linux: 'libonnx
  */
 export function providerUnavailable(provider: string): string | undefined {
   if (provider !== 'cuda') return undefined;
-  const lib = CUDA_LIBRARY[process.platform];
-  if (!lib || process.arch !== 'x64') return `no CUDA build of onnxruntime-node for ${process.platform}/${process.arch}`;
+  const libs = CUDA_LIBRARIES[process.platform];
+  if (!libs || process.arch !== 'x64') return `no CUDA build of onnxruntime-node for ${process.platform}/${process.arch}`;
   const dir = bindingDir();
-  if (dir && !existsSync(join(dir, lib))) return `CUDA add-on not installed (${lib} is not in onnxruntime-node's bin folder)`;
+  const missing = dir ? libs.find((lib) => !existsSync(join(dir, lib))) : undefined;
+  if (missing) return `CUDA add-on not installed (${missing} is not in onnxruntime-node's bin folder)`;
   return undefined;
 }
 

@@ -40,7 +40,7 @@ export interface WorkQueueOptions {
 export interface RunOptions {
   timeoutMs?: number;
   signal?: AbortSignal;
-  /** The tenant the job is for (fair queueing); jobs without one share the owner "". */
+  /** The tenant the job is for (fair queueing); jobs without one share the owner "", which has no per-owner cap. */
   owner?: string;
 }
 
@@ -123,7 +123,8 @@ export class WorkQueue {
   #admit(owner: string): ApiError | undefined {
     const name = this.#opts.name;
     const mine = this.#waiting.get(owner)?.length ?? 0;
-    if (mine >= this.#opts.maxQueuedPerOwner) {
+    // Jobs that name no owner (library use, tests) are only bound by maxQueued.
+    if (owner !== '' && mine >= this.#opts.maxQueuedPerOwner) {
       return unavailable(`${name} is busy: you already have ${mine} requests queued (the per-tenant limit); retry later`, this.retryAfterSeconds(this.#ahead(owner)));
     }
     if (this.#queued < this.#opts.maxQueued) return undefined;

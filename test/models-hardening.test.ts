@@ -108,6 +108,32 @@ describe('custom models under stress', () => {
     });
   });
 
+  describe('fail fast (item 5)', () => {
+    let gw: TestGateway;
+    before(async () => {
+      gw = await startGateway({ config: '[inference]\nconcurrency = 1\nmax_queue = 16\ntimeout_ms = 4000\n' });
+    });
+    after(() => gw.stop());
+
+    it('refuses at once with 503 + Retry-After a job whose wait cannot end within the deadline', async () => {
+      assert.equal((await upload(gw, 'second', loopOnInputModel(H, W, 5000))).status, 201); // ~1 s a run
+      await session(gw, ALICE, 'a', 'second');
+      await session(gw, BOB, 'b', 'second');
+      assert.equal((await infer(gw, ALICE, 'a', white)).status, 200, 'learns how long a run takes');
+      const sent = Date.now();
+      const answers = await Promise.all(
+        Array.from({ length: 8 }, (_, i) => infer(gw, i % 2 ? ALICE : BOB, i % 2 ? 'a' : 'b', white).then((r) => ({ r, ms: Date.now() - sent }))),
+      );
+      const fast = answers.filter(({ r, ms }) => r.status === 503 && ms < 2000);
+      assert.ok(fast.length > 0, `some were refused well before the 4 s deadline: ${answers.map(({ r, ms }) => `${r.status}@${ms}`).join(' ')}`);
+      for (const { r } of fast) {
+        assert.ok(Number(r.headers['retry-after']) >= 1);
+        assert.match(r.json.detail, /deadline/);
+      }
+      assert.ok(answers.some(({ r }) => r.status === 200), 'the first ones are served');
+    });
+  });
+
   describe('decoding inside the queue (item 3)', () => {
     let gw: TestGateway;
     before(async () => {

@@ -49,4 +49,49 @@ describe('work queue', () => {
     await assert.rejects(queue.run(async () => 1, { signal: AbortSignal.abort() }), (e: unknown) => e instanceof ApiError && e.status === 408);
     assert.deepEqual([queue.stats.running, queue.stats.queued], [0, 0]);
   });
+
+  it('serves owners round-robin and caps each owner\'s waiting jobs (a quiet tenant is not locked out)', async () => {
+    const queue = new WorkQueue({ concurrency: 1, maxQueued: 4, timeoutMs: 10_000 });
+    const order: string[] = [];
+    const gates: Array<() => void> = [];
+    const job = (label: string) => () => new Promise<string>((r) => gates.push(() => { order.push(label); r(label); }));
+    const running = queue.run(job('noisy-0'), { owner: 'noisy' });
+    const noisy = [1, 2].map((i) => queue.run(job(`noisy-${i}`), { owner: 'noisy' }));
+    // Half of maxQueued per owner: the noisy tenant's third waiting job is refused with Retry-After.
+    await assert.rejects(queue.run(job('noisy-3'), { owner: 'noisy' }), (e: unknown) => e instanceof ApiError && e.status === 503 && Number(e.headers['Retry-After']) >= 1);
+    const quiet = queue.run(job('quiet-0'), { owner: 'quiet' });
+    while (gates.length > 0 || queue.stats.running > 0) {
+      await new Promise((r) => setImmediate(r));
+      gates.shift()?.();
+    }
+    await Promise.all([running, ...noisy, quiet]);
+    assert.deepEqual(order, ['noisy-0', 'noisy-1', 'quiet-0', 'noisy-2'], 'the quiet job runs after one noisy job, not after all of them');
+  });
+
+  it('pushes out the busiest owner\'s newest job when the whole queue is full and a quieter owner arrives', async () => {
+    const queue = new WorkQueue({ concurrency: 1, maxQueued: 4, maxQueuedPerOwner: 4, timeoutMs: 10_000 });
+    let release!: () => void;
+    const first = queue.run(() => new Promise<void>((r) => (release = r)), { owner: 'noisy' });
+    const noisy = [1, 2, 3, 4].map(() => queue.run(async () => 'noisy', { owner: 'noisy' }).catch((e: unknown) => e));
+    assert.equal(queue.stats.queued, 4);
+    const quiet = queue.run(async () => 'quiet', { owner: 'quiet' });
+    assert.equal(queue.stats.queued, 4);
+    const pushedOut = await noisy[3];
+    assert.ok(pushedOut instanceof ApiError && pushedOut.status === 503, 'the noisy tenant\'s newest job gets the 503');
+    release();
+    await first;
+    assert.equal(await quiet, 'quiet');
+  });
+
+  it('refuses at once (503 + Retry-After) a job that cannot finish within its deadline', async () => {
+    const queue = new WorkQueue({ concurrency: 1, maxQueued: 16, timeoutMs: 1000 });
+    await queue.run(() => new Promise((r) => setTimeout(r, 300))); // learns a run takes ~300 ms
+    const busy = queue.run(() => new Promise((r) => setTimeout(r, 300)));
+    const waiting = [1, 2].map(() => queue.run(() => new Promise((r) => setTimeout(r, 300))));
+    const began = performance.now();
+    // Three jobs ahead of it (~900 ms) plus its own run: past the 1000 ms deadline.
+    await assert.rejects(queue.run(async () => 1), (e: unknown) => e instanceof ApiError && e.status === 503 && Number(e.headers['Retry-After']) >= 1);
+    assert.ok(performance.now() - began < 200, 'refused without waiting for the deadline');
+    await Promise.all([busy, ...waiting]);
+  });
 });

@@ -43,6 +43,10 @@ export interface Config {
     max_image_pixels: number;
     concurrency: number;
     max_queue: number;
+    /** Waiting jobs one tenant may hold per model; 0: half of max_queue. */
+    max_queue_per_owner: number;
+    /** Memory cap of one custom model's process, MB; 0: none. */
+    model_memory_mb: number;
     timeout_ms: number;
     threads: number;
     /** Uploaded custom models (relative paths resolve against the config file). */
@@ -92,6 +96,8 @@ export function defaultConfig(): Config {
       max_image_pixels: 40_000_000,
       concurrency: 1,
       max_queue: 16,
+      max_queue_per_owner: 0,
+      model_memory_mb: 2048,
       timeout_ms: 30_000,
       threads: 0,
       models_dir: 'models',

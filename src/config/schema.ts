@@ -64,6 +64,8 @@ export const configSchema = {
       max_image_pixels: { type: 'integer', minimum: 1 },
       concurrency: { type: 'integer', minimum: 1 },
       max_queue: { type: 'integer', minimum: 0 },
+      max_queue_per_owner: { type: 'integer', minimum: 0 },
+      model_memory_mb: { type: 'integer', minimum: 0 },
       timeout_ms: { type: 'integer', minimum: 1 },
       threads: { type: 'integer', minimum: 0 },
       models_dir: { type: 'string', minLength: 1 },

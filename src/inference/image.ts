@@ -89,9 +89,11 @@ export function sniffFormat(buf: Buffer): Sniffed {
 }
 
 /** Map a libvips / sharp failure to the client's fault it describes. */
-function fromSharpError(err: unknown, format: ImageFormat): ApiError {
+function fromSharpError(err: unknown, format: ImageFormat, maxPixels?: number): ApiError {
   const msg = err instanceof Error ? err.message : String(err);
-  if (/pixel limit/i.test(msg)) return tooLarge('image has more pixels than allowed');
+  if (/pixel limit/i.test(msg)) {
+    return tooLarge(`image has more pixels than the limit${maxPixels ? ` of ${maxPixels}` : ''} (config inference.max_image_pixels); send a smaller image`);
+  }
   if (/timeout/i.test(msg)) return tooLarge('image took too long to decode');
   if (/unsupported image format|no loader|not a known file format/i.test(msg)) {
     return unsupported(`cannot decode this ${format} variant`);
@@ -135,15 +137,18 @@ export async function inspectImage(input: Buffer, limits: Partial<DecodeLimits> 
   let width: number;
   let height: number;
   try {
-    const meta = await open(input, lim).metadata();
+    // Only the header is read here, so no pixel limit: the check below names both numbers.
+    const meta = await sharp(input, { failOn: 'error', limitInputPixels: false }).metadata();
     width = meta.width ?? 0;
     height = meta.height ?? 0;
   } catch (err) {
-    throw fromSharpError(err, format);
+    throw fromSharpError(err, format, lim.maxPixels);
   }
   if (width <= 0 || height <= 0) throw invalid('image has no pixels');
   if (width * height > lim.maxPixels) {
-    throw tooLarge(`image is ${width}x${height} pixels; the limit is ${lim.maxPixels} pixels`);
+    throw tooLarge(
+      `image is ${width}x${height} = ${width * height} pixels; the limit is ${lim.maxPixels} pixels (config inference.max_image_pixels); send a smaller image`,
+    );
   }
   return { format, width, height };
 }
@@ -169,6 +174,6 @@ export async function decodeImage(input: Buffer, limits: Partial<DecodeLimits> =
     return { data, width: info.width, height: info.height, format };
   } catch (err) {
     if (err instanceof ApiError) throw err;
-    throw fromSharpError(err, format);
+    throw fromSharpError(err, format, lim.maxPixels);
   }
 }

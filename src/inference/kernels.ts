@@ -7,7 +7,8 @@ import { ClassifyKernel, type ClassifyResult } from '../models/classify.js';
 import type { ModelConfig } from '../models/model-config.js';
 import { LEGACY_DOMAIN, ModelStore, type StoredModel } from '../models/model-store.js';
 import { ApiError } from '../problems/api-error.js';
-import { startModelSession } from './model-session.js';
+import { ModelFailure, startIsolatedSession } from './model-session.js';
+import { externalDataReferences } from './onnx-inspect.js';
 import { WorkQueue } from './queue.js';
 import { OcrKernel } from './ocr/kernel.js';
 import type { OcrResult } from './ocr/index.js';
@@ -100,9 +101,17 @@ export class KernelRegistry {
   }
 
   private newKernel(config: ModelConfig, path: string): Promise<ClassifyKernel> {
-    const queue = new WorkQueue({ concurrency: this.cfg.concurrency, maxQueued: this.cfg.max_queue, timeoutMs: this.cfg.timeout_ms, name: config.name });
+    const queue = new WorkQueue({ concurrency: this.cfg.concurrency, maxQueued: this.cfg.max_queue, maxQueuedPerOwner: this.cfg.max_queue_per_owner, timeoutMs: this.cfg.timeout_ms, name: config.name });
     const limits = { maxBytes: this.cfg.max_image_bytes, maxPixels: this.cfg.max_image_pixels };
-    return startModelSession(path, this.sessionOptions()).then((session) => new ClassifyKernel(config, session, queue, limits));
+    // Uploaded models run in child processes with a deadline and a memory cap (model-session.ts).
+    const isolated = {
+      ...this.sessionOptions(),
+      loadTimeoutMs: Math.max(this.cfg.timeout_ms, 60_000),
+      runTimeoutMs: this.cfg.timeout_ms,
+      maxMemoryBytes: this.cfg.model_memory_mb * 1024 * 1024,
+      memoryKey: 'inference.model_memory_mb',
+    };
+    return ClassifyKernel.create({ config, queue, limits, timeoutMs: this.cfg.timeout_ms, logger: this.log, start: () => startIsolatedSession(path, isolated) });
   }
 
   /** The loaded kernel of a stored model; reloaded when the file changed (a re-upload, or another replica's). */
@@ -110,7 +119,8 @@ export class KernelRegistry {
     const key = customKey(model.domain, model.config.name);
     const live = this.custom.get(key);
     if (live?.sha256 === model.sha256) return live.kernel;
-    if (live) void live.kernel.then((k) => k.close(), () => undefined);
+    // The old version finishes what it has in flight, then releases its session (never mid-run).
+    if (live) void live.kernel.then((k) => k.retire(), () => undefined);
     const entry: { sha256: string; kernel: Promise<ClassifyKernel>; loaded?: ClassifyKernel } = { sha256: model.sha256, kernel: this.newKernel(model.config, model.path) };
     entry.kernel.then(
       (k) => (entry.loaded = k),
@@ -121,11 +131,20 @@ export class KernelRegistry {
   }
 
   /**
-   * Checks an uploaded model by loading it and running it once on a blank input
-   * of the declared size, then stores it. A file ONNX Runtime cannot load, or
-   * one whose output does not match the labels, is a 400, and nothing is kept.
+   * Checks an uploaded model, then stores it: no external-data references (uploads are one file, and a
+   * reference would read other files beside it), and it loads and runs once on a blank input of the
+   * declared size in an isolated process, within the request deadline and the memory cap. A file that
+   * fails any of this is a 400, and nothing is kept.
    */
   async install(domain: string, config: ModelConfig, onnx: Buffer): Promise<{ model: StoredModel; replaced: boolean }> {
+    const refuse = (why: string) => new ApiError(400, 'invalid-api-params', `Not a usable ${config.task} model: ${why.split('\n')[0]!.slice(0, 300)}`);
+    let external: string[];
+    try {
+      external = externalDataReferences(onnx);
+    } catch (error) {
+      throw refuse(`not an ONNX file (${(error as Error).message})`);
+    }
+    if (external.length > 0) throw refuse(`it references external data files (${external.slice(0, 3).join(', ')}); upload a model with its weights inside the .onnx file`);
     mkdirSync(this.store.dir, { recursive: true });
     const probe = join(this.store.dir, `.upload-${randomBytes(6).toString('hex')}.onnx`);
     writeFileSync(probe, onnx);
@@ -135,7 +154,9 @@ export class KernelRegistry {
       await kernel.selfTest();
     } catch (error) {
       // ONNX Runtime's messages name server paths and internals: the log gets them, the client a safe reason.
+      // Our own deadline and memory-cap failures say only what the operator configured, so they pass.
       this.log.warn({ model: config.name, domain, err: error }, 'model upload refused');
+      if (error instanceof ModelFailure && error.kind !== 'crashed') throw refuse(error.message);
       throw new ApiError(400, 'invalid-api-params', `The model could not be loaded by ONNX Runtime: ${safeLoadReason(error)}.`);
     } finally {
       await kernel?.close();
@@ -152,8 +173,16 @@ export class KernelRegistry {
     const key = customKey(domain, name);
     const live = this.custom.get(key);
     this.custom.delete(key);
-    if (live) await live.kernel.then((k) => k.close(), () => undefined);
+    // Requests already running finish first; the session is released after the last one.
+    if (live) void live.kernel.then((k) => k.retire(), () => undefined);
     return removed !== undefined;
+  }
+
+  /** Shutdown: stop every custom model's process now (waiting requests get 503). */
+  async close(): Promise<void> {
+    const all = [...this.custom.values()];
+    this.custom.clear();
+    await Promise.allSettled(all.map((e) => e.kernel.then((k) => k.close())));
   }
 
   private loadOcr(): Promise<OcrKernel> {
@@ -161,7 +190,7 @@ export class KernelRegistry {
       providers: this.cfg.providers,
       intraOpNumThreads: this.cfg.threads > 0 ? this.cfg.threads : undefined,
       limits: { maxBytes: this.cfg.max_image_bytes, maxPixels: this.cfg.max_image_pixels },
-      queue: { concurrency: this.cfg.concurrency, maxQueued: this.cfg.max_queue, timeoutMs: this.cfg.timeout_ms },
+      queue: { concurrency: this.cfg.concurrency, maxQueued: this.cfg.max_queue, maxQueuedPerOwner: this.cfg.max_queue_per_owner, timeoutMs: this.cfg.timeout_ms },
       logger: this.log,
     }).then(
       (kernel) => {
@@ -177,12 +206,15 @@ export class KernelRegistry {
     return this.ocr;
   }
 
-  /** Runs `name` as seen from `domain` (the session owner's): built-ins, else that domain's model. */
-  async infer(domain: string, name: string, image: Buffer, signal?: AbortSignal): Promise<OcrResult | ClassifyResult> {
-    if (name === 'ocr') return (await this.loadOcr()).recognize(image, { signal });
+  /**
+   * Runs `name` as seen from `domain` (the session owner's): built-ins, else that domain's model.
+   * `owner`: the tenant (session owner's access key) the work is queued for, fairly against others.
+   */
+  async infer(domain: string, name: string, image: Buffer, signal?: AbortSignal, owner?: string): Promise<OcrResult | ClassifyResult> {
+    if (name === 'ocr') return (await this.loadOcr()).recognize(image, { signal, owner });
     const model = this.store.get(domain, name);
     if (!model) throw new ApiError(404, 'model-not-found', `The session's model ${JSON.stringify(name)} was removed.`);
-    return (await this.customKernel(model)).classify(image, signal);
+    return (await this.customKernel(model)).classify(image, { signal, owner });
   }
 
   /** Queue state of every loaded model, for metrics (custom models labelled `<domain>/<name>`). */

@@ -9,8 +9,15 @@
  * This module creates sessions on the calling thread; model-session.ts hosts one per model in a worker
  * thread and shares it process-wide.
  */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import os from 'node:os';
+import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
+
+// ORT's own log lines are plain text on stderr; every failure we care about reaches us as an exception and
+// is logged as JSON by the gateway, so the native logger only speaks for fatal errors.
+ort.env.logLevel = 'fatal';
 
 /** Minimal logger shape (pino's `warn(obj, msg)` fits it) so this module needs no logging setup. */
 export interface InferenceLogger {
@@ -24,6 +31,8 @@ export interface SessionOptions {
   /** Threads for one operator; defaults to the machine's cores (see defaultIntraOpThreads). */
   intraOpNumThreads?: number;
   logger?: InferenceLogger;
+  /** How the model is named in errors when it is loaded from bytes. */
+  label?: string;
 }
 
 export interface ProviderFailure {
@@ -64,6 +73,37 @@ export function defaultIntraOpThreads(): number {
   return Math.max(1, Math.min(4, cores));
 }
 
+/** The folder of onnxruntime-node's native binding, where optional provider libraries are installed. */
+function bindingDir(): string | undefined {
+  try {
+    const main = createRequire(import.meta.url).resolve('onnxruntime-node');
+    return join(dirname(main), '..', 'bin', 'napi-v6', process.platform, process.arch);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The CUDA provider and the shared provider bridge it needs, per platform. */
+const CUDA_LIBRARIES: Partial<Record<NodeJS.Platform, string[]>> = {
+  linux: ['libonnxruntime_providers_cuda.so', 'libonnxruntime_providers_shared.so'],
+  win32: ['onnxruntime_providers_cuda.dll', 'onnxruntime_providers_shared.dll'],
+};
+
+/**
+ * Why `provider` cannot load on this machine, found without asking ORT (which prints red error lines while
+ * it fails): the CUDA provider needs its add-on library beside the binding (installed only by
+ * `npm install` with the CUDA flag; see README "GPU"). undefined: worth trying.
+ */
+export function providerUnavailable(provider: string): string | undefined {
+  if (provider !== 'cuda') return undefined;
+  const libs = CUDA_LIBRARIES[process.platform];
+  if (!libs || process.arch !== 'x64') return `no CUDA build of onnxruntime-node for ${process.platform}/${process.arch}`;
+  const dir = bindingDir();
+  const missing = dir ? libs.find((lib) => !existsSync(join(dir, lib))) : undefined;
+  if (missing) return `CUDA add-on not installed (${missing} is not in onnxruntime-node's bin folder)`;
+  return undefined;
+}
+
 function sessionOptions(provider: string, intraOpNumThreads: number): ort.InferenceSession.SessionOptions {
   return {
     executionProviders: [provider],
@@ -71,9 +111,8 @@ function sessionOptions(provider: string, intraOpNumThreads: number): ort.Infere
     executionMode: 'sequential',
     intraOpNumThreads,
     interOpNumThreads: 1,
-    // Errors from a provider that fails to load are reported through our return value; ORT's own
-    // error-level log line for it would only be noise on stderr.
-    logSeverityLevel: provider === 'cpu' ? 3 : 4,
+    // Errors reach us as exceptions (and are logged as JSON); ORT's own text lines would only be noise.
+    logSeverityLevel: 4,
     extra: {
       // Idle ORT worker threads spin-wait by default; on a 2-core box that steals CPU from the Node event
       // loop (HTTP, signing, JS post-processing) between runs. Sleeping costs microseconds per run.
@@ -82,8 +121,24 @@ function sessionOptions(provider: string, intraOpNumThreads: number): ort.Infere
   };
 }
 
+const reported = new Set<string>();
+
+/**
+ * Log which execution provider loaded and why the ones before it were skipped: one JSON line per
+ * distinct outcome per process (the three OCR models, or every custom model on the same providers,
+ * share one line).
+ */
+export function reportProvider(logger: InferenceLogger | undefined, configured: readonly string[], provider: string, skipped: readonly ProviderFailure[]): void {
+  const key = JSON.stringify([configured, provider, skipped]);
+  if (reported.has(key)) return;
+  reported.add(key);
+  const why = skipped.length === 0 ? `first of the configured providers [${configured.join(', ')}]` : skipped.map((f) => `${f.provider} skipped: ${f.reason}`).join('; ');
+  (logger?.info ?? logger?.warn)?.call(logger, { provider, configured_providers: configured, skipped, why }, `inference: using execution provider ${provider}`);
+}
+
 /** Try each provider in order; the first session that loads wins. Never caches. */
-export async function createSession(modelPath: string, opts: SessionOptions): Promise<LoadedSession> {
+export async function createSession(model: string | Uint8Array, opts: SessionOptions): Promise<LoadedSession> {
+  const modelPath = typeof model === 'string' ? model : (opts.label ?? 'model');
   const threads = opts.intraOpNumThreads ?? defaultIntraOpThreads();
   const skipped: ProviderFailure[] = [];
   for (const raw of opts.providers) {
@@ -92,8 +147,14 @@ export async function createSession(modelPath: string, opts: SessionOptions): Pr
       skipped.push({ provider: raw, reason: 'unknown execution provider' });
       continue;
     }
+    const unavailable = providerUnavailable(provider);
+    if (unavailable) {
+      skipped.push({ provider, reason: unavailable });
+      continue;
+    }
     try {
-      const session = await ort.InferenceSession.create(modelPath, sessionOptions(provider, threads));
+      const opts = sessionOptions(provider, threads);
+      const session = typeof model === 'string' ? await ort.InferenceSession.create(model, opts) : await ort.InferenceSession.create(model, opts);
       return { session, provider, skipped };
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);

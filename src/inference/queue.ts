@@ -5,6 +5,15 @@
  * grow without bound. So at most `concurrency` jobs run, at most `maxQueued` wait, and anything beyond
  * that is refused at once with 503 + Retry-After (the client may retry; the server stays responsive).
  *
+ * Fairness: waiting jobs are kept per owner (the tenant, i.e. the session's owner access key) and started
+ * round-robin between owners, so one tenant flooding a model delays every other tenant by at most one job
+ * per turn. An owner may hold at most `maxQueuedPerOwner` waiting jobs (503 + Retry-After beyond that), and
+ * when the whole queue is full a newcomer with fewer waiting jobs than the busiest owner takes the place
+ * of that owner's newest job (which gets the 503 instead): a noisy tenant can never lock a quiet one out.
+ *
+ * A job whose wait cannot end within its deadline (estimated from the jobs that would run before it and
+ * the recent run time) is refused at once with 503 + Retry-After instead of waiting for the timeout.
+ *
  * Every job has a deadline counted from submission. A job still waiting at its deadline is dropped from
  * the queue and never runs. A job already running cannot be interrupted (ORT offers no cancellation of a
  * started run), so its caller gets the timeout error now, its result is thrown away, and its slot stays
@@ -24,6 +33,15 @@ export interface WorkQueueOptions {
   timeoutMs: number;
   /** Name used in error details. */
   name?: string;
+  /** Waiting jobs one owner may hold; default half of maxQueued (at least 1). */
+  maxQueuedPerOwner?: number;
+}
+
+export interface RunOptions {
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  /** The tenant the job is for (fair queueing); jobs without one share the owner "", which has no per-owner cap. */
+  owner?: string;
 }
 
 export type Job<T> = (signal: AbortSignal) => Promise<T>;
@@ -39,13 +57,16 @@ export interface QueueStats {
 }
 
 interface Waiting {
+  owner: string;
   start: () => void;
   fail: (err: ApiError) => void;
 }
 
 export class WorkQueue {
   readonly #opts: Required<WorkQueueOptions>;
-  readonly #waiting: Waiting[] = [];
+  /** Waiting jobs per owner, in arrival order; Map order is the round-robin order. */
+  readonly #waiting = new Map<string, Waiting[]>();
+  #queued = 0;
   #running = 0;
   #completed = 0;
   #rejected = 0;
@@ -55,13 +76,15 @@ export class WorkQueue {
   constructor(opts: WorkQueueOptions) {
     if (!(opts.concurrency >= 1)) throw new RangeError('concurrency must be >= 1');
     if (!(opts.maxQueued >= 0)) throw new RangeError('maxQueued must be >= 0');
-    this.#opts = { name: 'model', ...opts, concurrency: Math.floor(opts.concurrency), maxQueued: Math.floor(opts.maxQueued) };
+    const maxQueued = Math.floor(opts.maxQueued);
+    const perOwner = opts.maxQueuedPerOwner && opts.maxQueuedPerOwner > 0 ? Math.floor(opts.maxQueuedPerOwner) : Math.max(1, Math.ceil(maxQueued / 2));
+    this.#opts = { name: 'model', ...opts, concurrency: Math.floor(opts.concurrency), maxQueued, maxQueuedPerOwner: Math.min(perOwner, Math.max(maxQueued, 1)) };
   }
 
   get stats(): QueueStats {
     return {
       running: this.#running,
-      queued: this.#waiting.length,
+      queued: this.#queued,
       completed: this.#completed,
       rejected: this.#rejected,
       timedOut: this.#timedOut,
@@ -70,23 +93,77 @@ export class WorkQueue {
   }
 
   /** Whole seconds a refused client should wait: the time to drain what is ahead of it, at least 1. */
-  retryAfterSeconds(): number {
+  retryAfterSeconds(ahead = this.#queued + this.#running): number {
     const perJob = this.#avgRunMs > 0 ? this.#avgRunMs : 1000;
-    const ahead = this.#waiting.length + this.#running;
     return Math.max(1, Math.ceil((ahead * perJob) / this.#opts.concurrency / 1000));
+  }
+
+  /** Jobs that would start before a new job of `owner` under round-robin (running ones included). */
+  #ahead(owner: string): number {
+    const mine = this.#waiting.get(owner)?.length ?? 0;
+    let ahead = this.#running + mine;
+    for (const [o, list] of this.#waiting) if (o !== owner) ahead += Math.min(list.length, mine + 1);
+    return ahead;
+  }
+
+  #remove(entry: Waiting): boolean {
+    const list = this.#waiting.get(entry.owner);
+    const idx = list ? list.indexOf(entry) : -1;
+    if (idx < 0) return false;
+    list!.splice(idx, 1);
+    if (list!.length === 0) this.#waiting.delete(entry.owner);
+    this.#queued--;
+    return true;
+  }
+
+  /**
+   * Room for one more waiting job of `owner`, or the 503 to answer. When the queue is full, the busiest
+   * owner's newest job is pushed out if that owner has more waiting than `owner` would.
+   */
+  #admit(owner: string): ApiError | undefined {
+    const name = this.#opts.name;
+    const mine = this.#waiting.get(owner)?.length ?? 0;
+    // Jobs that name no owner (library use, tests) are only bound by maxQueued.
+    if (owner !== '' && mine >= this.#opts.maxQueuedPerOwner) {
+      return unavailable(`${name} is busy: you already have ${mine} requests queued (the per-tenant limit); retry later`, this.retryAfterSeconds(this.#ahead(owner)));
+    }
+    if (this.#queued < this.#opts.maxQueued) return undefined;
+    let busiest: Waiting[] | undefined;
+    for (const list of this.#waiting.values()) if (!busiest || list.length > busiest.length) busiest = list;
+    if (busiest && busiest.length > mine + 1) {
+      const victim = busiest[busiest.length - 1]!;
+      this.#remove(victim);
+      this.#rejected++;
+      victim.fail(unavailable(`${name} is busy: other tenants are waiting too; retry later`, this.retryAfterSeconds(busiest.length + this.#running)));
+      return undefined;
+    }
+    return unavailable(`${name} is busy (${this.#queued} requests queued); retry later`, this.retryAfterSeconds());
   }
 
   /**
    * Run `job` when a slot is free. Rejects with 503 service-unavailable (Retry-After) when the queue is
    * full or the job waited past its deadline, and with 504 gateway-timeout when it ran past it.
    */
-  run<T>(job: Job<T>, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<T> {
+  run<T>(job: Job<T>, opts: RunOptions = {}): Promise<T> {
     const name = this.#opts.name;
-    if (this.#running >= this.#opts.concurrency && this.#waiting.length >= this.#opts.maxQueued) {
-      this.#rejected++;
-      return Promise.reject(unavailable(`${name} is busy (${this.#waiting.length} requests queued); retry later`, this.retryAfterSeconds()));
-    }
+    const owner = opts.owner ?? '';
     const timeoutMs = opts.timeoutMs ?? this.#opts.timeoutMs;
+    if (this.#running >= this.#opts.concurrency) {
+      const refused = this.#admit(owner);
+      if (refused) {
+        this.#rejected++;
+        return Promise.reject(refused);
+      }
+      // Fail fast: a job that would still be waiting (or running) at its deadline is refused now.
+      const ahead = this.#ahead(owner);
+      const estimateMs = this.#avgRunMs * (Math.ceil((ahead + 1) / this.#opts.concurrency));
+      if (this.#avgRunMs > 0 && timeoutMs > 0 && Number.isFinite(timeoutMs) && estimateMs > timeoutMs) {
+        this.#rejected++;
+        return Promise.reject(
+          unavailable(`${name} is busy: ${ahead} requests ahead would take about ${Math.round(estimateMs)} ms, longer than the ${timeoutMs} ms deadline; retry later`, this.retryAfterSeconds(ahead)),
+        );
+      }
+    }
     const controller = new AbortController();
 
     return new Promise<T>((resolve, reject) => {
@@ -109,27 +186,34 @@ export class WorkQueue {
         } catch (err) {
           p = Promise.reject(err);
         }
-        p.then(
-          (value) => settle(() => resolve(value)),
-          (err) => settle(() => reject(err)),
-        ).finally(() => {
-          // The slot is released only when the work is really over, even if its caller gave up.
+        // The slot is released only when the work is really over, even if its caller gave up; the
+        // bookkeeping comes first so that a caller resuming on the result sees up-to-date stats.
+        const done = () => {
           this.#running--;
           this.#completed++;
           const ms = performance.now() - began;
           this.#avgRunMs = this.#avgRunMs === 0 ? ms : this.#avgRunMs * 0.8 + ms * 0.2;
-          this.#next();
-        });
+        };
+        p.then(
+          (value) => {
+            done();
+            settle(() => resolve(value));
+            this.#next();
+          },
+          (err) => {
+            done();
+            settle(() => reject(err));
+            this.#next();
+          },
+        );
       };
 
       if (timeoutMs > 0 && Number.isFinite(timeoutMs)) {
         timer = setTimeout(() => {
           this.#timedOut++;
           controller.abort();
-          const idx = entry ? this.#waiting.indexOf(entry) : -1;
-          if (idx >= 0) {
+          if (entry && this.#remove(entry)) {
             // Never started: drop it, nobody will read its result.
-            this.#waiting.splice(idx, 1);
             settle(() => reject(unavailable(`${name} queue wait exceeded ${timeoutMs} ms; retry later`, this.retryAfterSeconds())));
           } else {
             settle(() => reject(new ApiError(504, 'gateway-timeout', `${name} did not finish within ${timeoutMs} ms`)));
@@ -142,8 +226,7 @@ export class WorkQueue {
       // running one is told through its signal and stops at its next checkpoint.
       const onCallerAbort = () => {
         controller.abort();
-        const idx = entry ? this.#waiting.indexOf(entry) : -1;
-        if (idx >= 0) this.#waiting.splice(idx, 1);
+        if (entry) this.#remove(entry);
         settle(() => reject(new ApiError(408, 'generic-bad-request', 'The client closed the request before it was answered.')));
       };
       if (opts.signal?.aborted) return onCallerAbort();
@@ -152,20 +235,32 @@ export class WorkQueue {
       if (this.#running < this.#opts.concurrency) {
         start();
       } else {
-        entry = { start, fail: (err) => settle(() => reject(err)) };
-        this.#waiting.push(entry);
+        entry = { owner, start, fail: (err) => settle(() => reject(err)) };
+        const list = this.#waiting.get(owner);
+        if (list) list.push(entry);
+        else this.#waiting.set(owner, [entry]);
+        this.#queued++;
       }
     });
   }
 
   /** Refuse everything still waiting (shutdown); running jobs finish on their own. */
   drain(detail = 'shutting down'): void {
-    for (const w of this.#waiting.splice(0)) w.fail(unavailable(detail, 1));
+    const all = [...this.#waiting.values()].flat();
+    this.#waiting.clear();
+    this.#queued = 0;
+    for (const w of all) w.fail(unavailable(detail, 1));
   }
 
+  /** Start waiting jobs round-robin: the first owner in line runs one job and goes to the back. */
   #next(): void {
-    while (this.#running < this.#opts.concurrency && this.#waiting.length > 0) {
-      this.#waiting.shift()!.start();
+    while (this.#running < this.#opts.concurrency && this.#queued > 0) {
+      const [owner, list] = this.#waiting.entries().next().value as [string, Waiting[]];
+      const entry = list.shift()!;
+      this.#waiting.delete(owner);
+      if (list.length > 0) this.#waiting.set(owner, list);
+      this.#queued--;
+      entry.start();
     }
   }
 }

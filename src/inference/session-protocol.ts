@@ -27,7 +27,7 @@ export interface ArgmaxSteps {
 export type Reduce = { kind: 'argmax'; watch: number };
 
 export type ToWorker =
-  | { type: 'load'; modelPath: string; providers: readonly string[]; intraOpNumThreads: number }
+  | { type: 'load'; modelPath: string; providers: readonly string[]; intraOpNumThreads: number; fromBytes?: boolean }
   | { type: 'run'; id: number; feeds: Record<string, TensorData>; reduce?: Reduce };
 
 export type FromWorker =

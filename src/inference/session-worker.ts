@@ -1,27 +1,33 @@
 /**
- * Worker thread hosting one ONNX Runtime session.
+ * Worker thread (built-in models) or child process (custom uploads) hosting one ONNX Runtime session.
  *
  * onnxruntime-node's `session.run` returns a promise but executes synchronously on the calling thread
  * (a setImmediate around the native call; measured: not one 1 ms timer tick fires during a 45 ms
  * detection run). On the main thread that would stall every HTTP request for the length of each
  * inference, so each model lives here and the main thread only posts tensors and awaits answers.
  */
+import { readFileSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { createSession, ProviderLoadError } from './providers.js';
 import { ctcArgmax } from './ocr/ctc.js';
 import type { FromWorker, ToWorker } from './session-protocol.js';
 
+// In a child process (custom models, see model-session.ts) messages come over the IPC channel with
+// structured-clone serialization; typed arrays are copied instead of transferred.
 const port = parentPort;
-if (!port) throw new Error('session-worker must run in a worker thread');
+if (!port && !process.send) throw new Error('session-worker must run in a worker thread or a forked process');
+if (!port) process.on('disconnect', () => process.exit(0)); // the gateway went away
 
 let session: ort.InferenceSession | undefined;
-const send = (msg: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(msg, transfer);
+const send = (msg: FromWorker, transfer: ArrayBuffer[] = []) => (port ? port.postMessage(msg, transfer) : process.send!(msg));
 
-port.on('message', async (msg: ToWorker) => {
+const onMessage = async (msg: ToWorker) => {
   if (msg.type === 'load') {
     try {
-      const loaded = await createSession(msg.modelPath, { providers: msg.providers, intraOpNumThreads: msg.intraOpNumThreads });
+      // From bytes, a model has no folder: external-data references resolve nowhere.
+      const source = msg.fromBytes ? new Uint8Array(readFileSync(msg.modelPath)) : msg.modelPath;
+      const loaded = await createSession(source, { providers: msg.providers, intraOpNumThreads: msg.intraOpNumThreads, label: msg.modelPath });
       session = loaded.session;
       send({
         type: 'loaded',
@@ -55,4 +61,6 @@ port.on('message', async (msg: ToWorker) => {
   } catch (err) {
     send({ type: 'error', id, message: err instanceof Error ? err.message : String(err) });
   }
-});
+};
+if (port) port.on('message', onMessage);
+else process.on('message', (m) => void onMessage(m as ToWorker));

@@ -1,7 +1,9 @@
 import sharp from 'sharp';
-import { decodeImage, type DecodeLimits } from '../inference/image.js';
-import type { ModelSession } from '../inference/model-session.js';
+import { decodeImage, DEFAULT_DECODE_LIMITS, inspectImage, type DecodeLimits } from '../inference/image.js';
+import { ModelFailure, type ModelSession } from '../inference/model-session.js';
+import type { InferenceLogger } from '../inference/providers.js';
 import type { WorkQueue } from '../inference/queue.js';
+import { ApiError, unavailable } from '../problems/api-error.js';
 import type { ModelConfig } from './model-config.js';
 
 export interface ClassifyResult {
@@ -45,44 +47,163 @@ export function toProbabilities(scores: Float32Array): Float32Array {
   return exp.map((v) => v / total);
 }
 
-/** A custom classification model: one ORT session (in its worker), one bounded queue. */
+export interface ClassifyKernelParts {
+  config: ModelConfig;
+  queue: WorkQueue;
+  limits: Partial<DecodeLimits>;
+  /** Starts a fresh session (an isolated child process); called again after the previous one was killed. */
+  start: () => Promise<ModelSession>;
+  /** Deadline of one request (queue wait + decode + run), ms; also the self-test's. */
+  timeoutMs: number;
+  logger?: InferenceLogger;
+}
+
+/**
+ * A custom classification model: one bounded, fair queue and one ORT session in a child process.
+ *
+ * Images are checked (header: format, size, pixels) before queueing but decoded inside the queue, as the OCR
+ * kernel does: at most `concurrency` decoded images exist at once, however many clients send 40 MP PNGs.
+ *
+ * The session is never released under a running job: replacing or removing the model retires the kernel,
+ * which closes its session only when the last request that entered it has finished (reference count). A
+ * run past its deadline or over the memory cap kills the session's process (see ModelFailure); the next
+ * job starts a fresh one.
+ */
 export class ClassifyKernel {
-  constructor(
-    readonly config: ModelConfig,
-    private readonly session: ModelSession,
-    private readonly queue: WorkQueue,
-    private readonly limits: Partial<DecodeLimits>,
-  ) {}
+  readonly config: ModelConfig;
+  readonly #p: ClassifyKernelParts;
+  #session: Promise<ModelSession> | undefined;
+  #loaded: ModelSession | undefined;
+  #inflight = 0;
+  #retired = false;
+  #closed = false;
+
+  private constructor(parts: ClassifyKernelParts) {
+    this.config = parts.config;
+    this.#p = parts;
+  }
+
+  /** A kernel with its first session loaded (so a model that cannot load fails here). */
+  static async create(parts: ClassifyKernelParts): Promise<ClassifyKernel> {
+    const k = new ClassifyKernel(parts);
+    await k.#current();
+    return k;
+  }
 
   get provider(): string {
-    return this.session.provider;
+    return this.#loaded?.provider ?? '';
   }
 
   get queueStats() {
-    return this.queue.stats;
+    return this.#p.queue.stats;
   }
 
-  async classify(image: Buffer, signal?: AbortSignal): Promise<ClassifyResult> {
+  /** Requests that entered this kernel and have not finished (their job included). */
+  get inflight(): number {
+    return this.#inflight;
+  }
+
+  #current(): Promise<ModelSession> {
+    if (this.#session && !this.#loaded?.dead) return this.#session;
+    if (this.#closed) return Promise.reject(new Error('the model was replaced or removed'));
+    this.#loaded = undefined;
+    const entry = this.#p.start();
+    this.#session = entry;
+    entry.then(
+      (s) => {
+        if (this.#session === entry) this.#loaded = s;
+        else void s.close(); // retired or replaced while loading
+      },
+      () => {
+        if (this.#session === entry) this.#session = undefined;
+      },
+    );
+    return entry;
+  }
+
+  async classify(image: Buffer, opts: { signal?: AbortSignal; owner?: string } = {}): Promise<ClassifyResult> {
     const started = performance.now();
-    const input = await toInputTensor(image, this.config, this.limits);
-    const output = await this.queue.run(() => this.session.run(input), { signal });
-    return { predictions: topK(output.data, this.config), duration_ms: Math.round((performance.now() - started) * 10) / 10, provider: this.provider };
+    const deadline = started + this.#p.timeoutMs;
+    this.#inflight++;
+    let jobEnded: Promise<unknown> | undefined;
+    try {
+      // Header checks before queueing: most bad input is refused at once without taking a slot.
+      await inspectImage(image, { ...DEFAULT_DECODE_LIMITS, ...this.#p.limits });
+      const output = await this.#p.queue.run(
+        (signal) => {
+          const job = (async () => {
+            const input = await toInputTensor(image, this.config, this.#p.limits);
+            if (signal.aborted) throw new ApiError(504, 'gateway-timeout', `${this.config.name} request timed out`);
+            const session = await this.#current().catch((err: unknown) => {
+              throw unavailable(`model ${this.config.name} could not be started: ${firstLine(err)}`, 5);
+            });
+            return session.run(input, { timeoutMs: Math.max(1, deadline - performance.now()) }).catch((err: unknown) => {
+              throw this.#failure(err);
+            });
+          })();
+          jobEnded = job.catch(() => undefined);
+          return job;
+        },
+        { signal: opts.signal, owner: opts.owner, timeoutMs: this.#p.timeoutMs },
+      );
+      return { predictions: topK(output.data, this.config), duration_ms: Math.round((performance.now() - started) * 10) / 10, provider: this.provider };
+    } finally {
+      // The session is in use until the job really ends, even when its caller was answered earlier.
+      if (jobEnded) void jobEnded.then(() => this.#release());
+      else this.#release();
+    }
   }
 
-  /** A run on a blank input: proves the model takes the declared input and has one score per label. */
+  /** A model failure as the client's answer: the backend failed (503) or overstayed its deadline (504). */
+  #failure(err: unknown): ApiError {
+    if (err instanceof ApiError) return err;
+    const name = this.config.name;
+    if (err instanceof ModelFailure) {
+      this.#p.logger?.warn({ model: name, reason: err.kind, detail: err.message }, 'inference: model process stopped; the next request starts a fresh one');
+      if (err.kind === 'timeout') return new ApiError(504, 'gateway-timeout', `model ${name} did not finish within ${this.#p.timeoutMs} ms and was stopped`);
+      return unavailable(`model ${name} failed (${err.message}); retry later`, 5);
+    }
+    return unavailable(`model ${name} failed: ${firstLine(err)}`, 5);
+  }
+
+  #release(): void {
+    this.#inflight--;
+    if (this.#retired && this.#inflight === 0) void this.close();
+  }
+
+  /** Stop taking part: the session is released when the last request in flight has finished. */
+  retire(): void {
+    this.#retired = true;
+    if (this.#inflight === 0) void this.close();
+  }
+
+  /**
+   * A run on a blank input: proves the model takes the declared input and has one score per label, within
+   * the deadline and the memory cap. A failure is a plain Error whose message says why.
+   */
   async selfTest(): Promise<void> {
     const { width: w, height: h } = this.config.input;
-    const output = await this.session.run({ data: new Float32Array(3 * w * h), dims: [1, 3, h, w] });
+    const session = await this.#current();
+    const output = await session.run({ data: new Float32Array(3 * w * h), dims: [1, 3, h, w] }, { timeoutMs: this.#p.timeoutMs });
     const classes = output.data.length;
     if (classes !== this.config.labels.length) {
       throw new Error(`the model outputs ${classes} scores for ${this.config.labels.length} labels`);
     }
   }
 
-  close(): Promise<void> {
-    return this.session.close();
+  /** Release the session now (shutdown, or after a self-test). */
+  async close(): Promise<void> {
+    this.#retired = true;
+    this.#closed = true;
+    const session = this.#session;
+    this.#session = undefined;
+    this.#loaded = undefined;
+    this.#p.queue.drain(`model ${this.config.name} was replaced or removed; retry`);
+    if (session) await session.then((s) => s.close(), () => undefined);
   }
 }
+
+const firstLine = (err: unknown) => String(err instanceof Error ? err.message : err).split('\n')[0]!.slice(0, 300);
 
 function topK(scores: Float32Array, config: ModelConfig): ClassifyResult['predictions'] {
   const probs = toProbabilities(scores.subarray(0, config.labels.length));

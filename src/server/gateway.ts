@@ -271,6 +271,8 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     async close() {
       keypairs.stop();
       accessLog.flush();
+      // Custom models' processes stop first, so that no stuck model run holds a request (and server.close) open.
+      await kernels.close();
       await new Promise<void>((r) => server.close(() => r()));
       server.closeAllConnections();
       await Promise.allSettled([rateLimits.close(), stores.idempotency.close(), stores.sessions.close()]);

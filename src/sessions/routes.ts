@@ -210,7 +210,7 @@ export function sessionRoutes(deps: SessionDeps): RouteSpec[] {
         };
         ctx.res.once('close', onClose);
         try {
-          ctx.body = await deps.kernels.infer(ctx.state.owner!.domain, session.image, image, gone.signal);
+          ctx.body = await deps.kernels.infer(ctx.state.owner!.domain, session.image, image, gone.signal, session.owner);
         } finally {
           ctx.res.off('close', onClose);
         }

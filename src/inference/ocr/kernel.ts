@@ -85,6 +85,8 @@ export interface RecognizeOptions {
   timeoutMs?: number;
   /** Aborted when the caller no longer wants the answer (its client disconnected). */
   signal?: AbortSignal;
+  /** The tenant the request is for: the queue serves tenants round-robin (see queue.ts). */
+  owner?: string;
 }
 
 const CLS_H = 48, CLS_W = 192, CLS_BATCH = 16, CLS_THRESH = 0.9;

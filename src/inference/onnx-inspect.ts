@@ -1,0 +1,121 @@
+/**
+ * A look inside an uploaded ONNX file before ONNX Runtime sees it: a minimal, linear protobuf walk over
+ * ModelProto → GraphProto → NodeProto → AttributeProto (nested graphs) → TensorProto.
+ *
+ * It finds tensors whose data lives in "external data" files (TensorProto.data_location = EXTERNAL or an
+ * external_data entry). Such a reference names a path that ORT would read beside the model file: another
+ * domain's model or anything else in the models folder. Uploads are single files, so any reference is
+ * refused (and isolated sessions load from bytes, where references resolve nowhere).
+ */
+
+export class OnnxInspectError extends Error {}
+
+const MAX_DEPTH = 32;
+
+interface Field {
+  no: number;
+  wire: number;
+  /** varint value (wire 0) */
+  value?: bigint;
+  /** bytes (wire 2) */
+  bytes?: Uint8Array;
+}
+
+function* fields(buf: Uint8Array): Generator<Field> {
+  let pos = 0;
+  const varint = (): bigint => {
+    let result = 0n;
+    let shift = 0n;
+    for (let i = 0; i < 10; i++) {
+      if (pos >= buf.length) throw new OnnxInspectError('truncated varint');
+      const b = buf[pos++]!;
+      result |= BigInt(b & 0x7f) << shift;
+      if ((b & 0x80) === 0) return result;
+      shift += 7n;
+    }
+    throw new OnnxInspectError('varint too long');
+  };
+  while (pos < buf.length) {
+    const key = varint();
+    const no = Number(key >> 3n);
+    const wire = Number(key & 7n);
+    if (wire === 0) yield { no, wire, value: varint() };
+    else if (wire === 1) pos += 8;
+    else if (wire === 5) pos += 4;
+    else if (wire === 2) {
+      const len = Number(varint());
+      if (len < 0 || pos + len > buf.length) throw new OnnxInspectError('truncated field');
+      yield { no, wire, bytes: buf.subarray(pos, pos + len) };
+      pos += len;
+    } else throw new OnnxInspectError(`unsupported wire type ${wire}`);
+    if (pos > buf.length) throw new OnnxInspectError('truncated field');
+  }
+}
+
+const text = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8');
+
+function tensor(buf: Uint8Array, where: string, found: string[]): void {
+  let name = '';
+  let external = false;
+  const locations: string[] = [];
+  for (const f of fields(buf)) {
+    if (f.no === 8 && f.bytes) name = text(f.bytes);
+    else if (f.no === 14 && f.value === 1n) external = true;
+    else if (f.no === 13 && f.bytes) {
+      external = true;
+      let k = '';
+      let v = '';
+      for (const e of fields(f.bytes)) {
+        if (e.no === 1 && e.bytes) k = text(e.bytes);
+        if (e.no === 2 && e.bytes) v = text(e.bytes);
+      }
+      if (k === 'location') locations.push(v);
+    }
+  }
+  if (external) found.push(`${where}${name ? ` tensor ${JSON.stringify(name.slice(0, 64))}` : ''}${locations.length ? ` → ${JSON.stringify(locations[0]!.slice(0, 100))}` : ''}`);
+}
+
+function sparse(buf: Uint8Array, where: string, found: string[]): void {
+  for (const f of fields(buf)) if ((f.no === 1 || f.no === 2) && f.bytes) tensor(f.bytes, where, found);
+}
+
+function nodes(buf: Uint8Array, nodeField: number, depth: number, found: string[], other: (f: Field) => void): void {
+  for (const f of fields(buf)) {
+    if (f.no === nodeField && f.bytes) {
+      for (const nf of fields(f.bytes)) if (nf.no === 5 && nf.bytes) attribute(nf.bytes, depth, found);
+    } else other(f);
+  }
+}
+
+function attribute(buf: Uint8Array, depth: number, found: string[]): void {
+  for (const f of fields(buf)) {
+    if (!f.bytes) continue;
+    if (f.no === 5 || f.no === 10) tensor(f.bytes, 'attribute', found);
+    else if (f.no === 6 || f.no === 11) graph(f.bytes, depth + 1, found);
+    else if (f.no === 22 || f.no === 23) sparse(f.bytes, 'attribute', found);
+  }
+}
+
+function graph(buf: Uint8Array, depth: number, found: string[]): void {
+  if (depth > MAX_DEPTH) throw new OnnxInspectError(`graphs nested more than ${MAX_DEPTH} deep`);
+  nodes(buf, 1, depth, found, (f) => {
+    if (f.no === 5 && f.bytes) tensor(f.bytes, 'initializer', found);
+    else if (f.no === 15 && f.bytes) sparse(f.bytes, 'sparse initializer', found);
+  });
+}
+
+/** External-data references in an ONNX model file (empty: none). Throws OnnxInspectError on malformed bytes. */
+export function externalDataReferences(model: Uint8Array): string[] {
+  const found: string[] = [];
+  let sawGraph = false;
+  for (const f of fields(model)) {
+    if (f.no === 7 && f.bytes) {
+      sawGraph = true;
+      graph(f.bytes, 0, found);
+    } else if (f.no === 25 && f.bytes) {
+      nodes(f.bytes, 7, 0, found, () => undefined); // FunctionProto.node
+    }
+  }
+  if (!sawGraph) throw new OnnxInspectError('no graph');
+  return found;
+}

@@ -1,0 +1,222 @@
+/**
+ * A minimal ONNX (protobuf) encoder for building small test models by hand, hostile ones included.
+ * There is no ONNX package in the dependency set, and a few message types are all a test needs:
+ * ModelProto, GraphProto, NodeProto, AttributeProto, TensorProto, ValueInfoProto.
+ * Field numbers are those of onnx/onnx.proto.
+ */
+
+type Field = Buffer;
+
+function varint(n: number | bigint): Buffer {
+  let v = BigInt.asUintN(64, BigInt(n));
+  const out: number[] = [];
+  do {
+    let byte = Number(v & 0x7fn);
+    v >>= 7n;
+    if (v !== 0n) byte |= 0x80;
+    out.push(byte);
+  } while (v !== 0n);
+  return Buffer.from(out);
+}
+const key = (field: number, wire: number) => varint((field << 3) | wire);
+const int = (field: number, v: number | bigint): Field => Buffer.concat([key(field, 0), varint(v)]);
+const bytes = (field: number, b: Buffer | string): Field => {
+  const buf = typeof b === 'string' ? Buffer.from(b, 'utf8') : b;
+  return Buffer.concat([key(field, 2), varint(buf.length), buf]);
+};
+const f32 = (field: number, v: number): Field => {
+  const b = Buffer.alloc(4);
+  b.writeFloatLE(v);
+  return Buffer.concat([key(field, 5), b]);
+};
+
+export const DT = { FLOAT: 1, INT64: 7, BOOL: 9 } as const;
+
+export interface TensorSpec {
+  name: string;
+  type: number;
+  dims: number[];
+  /** Little-endian raw bytes; absent for external data. */
+  raw?: Buffer;
+  /** ONNX external data: `location` etc.; sets data_location = EXTERNAL. */
+  external?: Record<string, string>;
+}
+
+export function tensor(t: TensorSpec): Buffer {
+  const parts: Buffer[] = [...t.dims.map((d) => int(1, d)), int(2, t.type), bytes(8, t.name)];
+  if (t.raw) parts.push(bytes(9, t.raw));
+  if (t.external) {
+    for (const [k, v] of Object.entries(t.external)) parts.push(bytes(13, Buffer.concat([bytes(1, k), bytes(2, v)])));
+    parts.push(int(14, 1));
+  }
+  return Buffer.concat(parts);
+}
+
+export const floats = (name: string, dims: number[], values: number[]): TensorSpec => {
+  const raw = Buffer.alloc(values.length * 4);
+  values.forEach((v, i) => raw.writeFloatLE(v, i * 4));
+  return { name, type: DT.FLOAT, dims, raw };
+};
+export const int64s = (name: string, dims: number[], values: Array<number | bigint>): TensorSpec => {
+  const raw = Buffer.alloc(values.length * 8);
+  values.forEach((v, i) => raw.writeBigInt64LE(BigInt(v), i * 8));
+  return { name, type: DT.INT64, dims, raw };
+};
+export const bools = (name: string, dims: number[], values: boolean[]): TensorSpec => ({ name, type: DT.BOOL, dims, raw: Buffer.from(values.map((v) => (v ? 1 : 0))) });
+
+export type Attr =
+  | { name: string; i: number | bigint }
+  | { name: string; f: number }
+  | { name: string; t: TensorSpec }
+  | { name: string; g: GraphSpec };
+
+function attribute(a: Attr): Buffer {
+  const parts = [bytes(1, a.name)];
+  if ('i' in a) parts.push(int(3, a.i), int(20, 2));
+  else if ('f' in a) parts.push(f32(2, a.f), int(20, 1));
+  else if ('t' in a) parts.push(bytes(5, tensor(a.t)), int(20, 4));
+  else parts.push(bytes(6, graph(a.g)), int(20, 5));
+  return Buffer.concat(parts);
+}
+
+export interface NodeSpec {
+  op: string;
+  inputs: string[];
+  outputs: string[];
+  attrs?: Attr[];
+}
+
+export interface ValueSpec {
+  name: string;
+  type: number;
+  /** Numbers are fixed dimensions, strings symbolic ones; undefined: unknown rank. */
+  dims?: Array<number | string>;
+}
+
+function valueInfo(v: ValueSpec): Buffer {
+  const dims = (v.dims ?? []).map((d) => bytes(1, typeof d === 'number' ? int(1, d) : bytes(2, d)));
+  const tensorType = Buffer.concat([int(1, v.type), ...(v.dims ? [bytes(2, Buffer.concat(dims))] : [])]);
+  return Buffer.concat([bytes(1, v.name), bytes(2, bytes(1, tensorType))]);
+}
+
+export interface GraphSpec {
+  name?: string;
+  nodes: NodeSpec[];
+  inputs: ValueSpec[];
+  outputs: ValueSpec[];
+  initializers?: TensorSpec[];
+}
+
+export function graph(g: GraphSpec): Buffer {
+  return Buffer.concat([
+    ...g.nodes.map((n, i) =>
+      bytes(1, Buffer.concat([...n.inputs.map((s) => bytes(1, s)), ...n.outputs.map((s) => bytes(2, s)), bytes(3, `n${i}_${n.op}`), bytes(4, n.op), ...(n.attrs ?? []).map((a) => bytes(5, attribute(a)))])),
+    ),
+    bytes(2, g.name ?? 'g'),
+    ...(g.initializers ?? []).map((t) => bytes(5, tensor(t))),
+    ...g.inputs.map((v) => bytes(11, valueInfo(v))),
+    ...g.outputs.map((v) => bytes(12, valueInfo(v))),
+  ]);
+}
+
+/** A complete model file (IR version 8, default-domain opset 13). */
+export function model(g: GraphSpec, opset = 13): Buffer {
+  return Buffer.concat([int(1, 8), bytes(2, 'kernelgate-test'), bytes(7, graph(g)), bytes(8, int(2, opset))]);
+}
+
+/** The input every test classifier takes: `x` float [1, 3, H, W]. */
+const image = (h: number, w: number): ValueSpec => ({ name: 'x', type: DT.FLOAT, dims: [1, 3, h, w] });
+
+/** scale · sum(x), as an int64 scalar: 0 for the blank self-test input, huge for a real image. */
+const dataDependentCount = (scale: number, offset: number): NodeSpec[] => [
+  { op: 'ReduceSum', inputs: ['x'], outputs: ['sum'], attrs: [{ name: 'keepdims', i: 0 }] },
+  { op: 'Mul', inputs: ['sum', 'scale'], outputs: ['scaled'] },
+  { op: 'Add', inputs: ['scaled', 'offset'], outputs: ['shifted'] },
+  { op: 'Cast', inputs: ['shifted'], outputs: ['count'], attrs: [{ name: 'to', i: DT.INT64 }] },
+];
+const countConsts = (scale: number, offset: number) => [floats('scale', [], [scale]), floats('offset', [], [offset])];
+
+/** `Loop` that just passes a 2-vector through `trip` iterations (`trip`: a constant or the data-dependent count). */
+function loopModel(h: number, w: number, trip: 'constant' | 'data', count: number | bigint): Buffer {
+  const body: GraphSpec = {
+    name: 'body',
+    nodes: [
+      { op: 'Identity', inputs: ['cond_in'], outputs: ['cond_out'] },
+      { op: 'Identity', inputs: ['v_in'], outputs: ['v_out'] },
+    ],
+    inputs: [
+      { name: 'iter', type: DT.INT64, dims: [] },
+      { name: 'cond_in', type: DT.BOOL, dims: [] },
+      { name: 'v_in', type: DT.FLOAT, dims: [2] },
+    ],
+    outputs: [
+      { name: 'cond_out', type: DT.BOOL, dims: [] },
+      { name: 'v_out', type: DT.FLOAT, dims: [2] },
+    ],
+  };
+  const nodes: NodeSpec[] = trip === 'data' ? dataDependentCount(Number(count), 0) : [];
+  const inits: TensorSpec[] = [bools('cond', [], [true]), floats('v0', [2], [0.25, 0.75])];
+  if (trip === 'data') inits.push(...countConsts(Number(count), 0));
+  else inits.push(int64s('count', [], [count]));
+  // The loop's result is added to x's sum × 0, so the graph's input stays in use.
+  nodes.push(
+    { op: 'Loop', inputs: ['count', 'cond', 'v0'], outputs: ['v'], attrs: [{ name: 'body', g: body }] },
+    { op: 'Identity', inputs: ['v'], outputs: ['scores'] },
+  );
+  if (trip === 'constant') {
+    nodes.unshift({ op: 'ReduceSum', inputs: ['x'], outputs: ['unused'], attrs: [{ name: 'keepdims', i: 0 }] });
+  }
+  return model({ nodes, inputs: [image(h, w)], outputs: [{ name: 'scores', type: DT.FLOAT, dims: [2] }], initializers: inits });
+}
+
+/** Hangs on every input, the blank self-test included. */
+export const loopForeverModel = (h: number, w: number) => loopModel(h, w, 'constant', 1n << 62n);
+/**
+ * Passes the blank self-test (0 iterations), then loops `scale` × sum(x) times on a real image: "forever"
+ * by default, or a chosen length (a white image normalized with mean 0, std 1 sums to 3·h·w).
+ */
+export const loopOnInputModel = (h: number, w: number, scale = 1e15) => loopModel(h, w, 'data', scale);
+
+/** `ConstantOfShape` of `elements` floats (a shape computed at run time, so nothing folds it at load). */
+export function constantOfShapeModel(h: number, w: number, elements: number): Buffer {
+  return model({
+    nodes: [
+      ...dataDependentCount(0, elements),
+      { op: 'Reshape', inputs: ['count', 'one'], outputs: ['shape'] },
+      { op: 'ConstantOfShape', inputs: ['shape'], outputs: ['big'], attrs: [{ name: 'value', t: floats('value', [1], [1]) }] },
+      { op: 'ReduceSum', inputs: ['big'], outputs: ['total'], attrs: [{ name: 'keepdims', i: 1 }] },
+      { op: 'Add', inputs: ['total', 'two'], outputs: ['scores'] },
+    ],
+    inputs: [image(h, w)],
+    outputs: [{ name: 'scores', type: DT.FLOAT, dims: [2] }],
+    initializers: [...countConsts(0, elements), int64s('one', [1], [1]), floats('two', [2], [0, 1])],
+  });
+}
+
+/** Two scores read from an external-data file named by `location` (e.g. "/etc/passwd", "../secret.bin"). */
+export function externalDataModel(h: number, w: number, location: string): Buffer {
+  return model({
+    nodes: [
+      { op: 'ReduceSum', inputs: ['x'], outputs: ['sum'], attrs: [{ name: 'keepdims', i: 0 }] },
+      { op: 'Mul', inputs: ['sum', 'zero'], outputs: ['nothing'] },
+      { op: 'Add', inputs: ['w', 'nothing'], outputs: ['scores'] },
+    ],
+    inputs: [image(h, w)],
+    outputs: [{ name: 'scores', type: DT.FLOAT, dims: [2] }],
+    initializers: [floats('zero', [], [0]), { name: 'w', type: DT.FLOAT, dims: [2], external: { location, offset: '0', length: '8' } }],
+  });
+}
+
+/** A harmless two-class model: scores = [sum(x)·0 + 0.25, … + 0.75]. */
+export function tinyClassifier(h: number, w: number): Buffer {
+  return model({
+    nodes: [
+      { op: 'ReduceSum', inputs: ['x'], outputs: ['sum'], attrs: [{ name: 'keepdims', i: 0 }] },
+      { op: 'Mul', inputs: ['sum', 'zero'], outputs: ['nothing'] },
+      { op: 'Add', inputs: ['w', 'nothing'], outputs: ['scores'] },
+    ],
+    inputs: [image(h, w)],
+    outputs: [{ name: 'scores', type: DT.FLOAT, dims: [2] }],
+    initializers: [floats('zero', [], [0]), floats('w', [2], [0.25, 0.75])],
+  });
+}

@@ -142,7 +142,8 @@ export class KernelRegistry {
     try {
       external = externalDataReferences(onnx);
     } catch (error) {
-      throw refuse(`not an ONNX file (${(error as Error).message})`);
+      this.log.warn({ model: config.name, domain, err: error }, 'model upload refused');
+      throw new ApiError(400, 'invalid-api-params', `The model could not be loaded by ONNX Runtime: the file is not a valid ONNX model.`);
     }
     if (external.length > 0) throw refuse(`it references external data files (${external.slice(0, 3).join(', ')}); upload a model with its weights inside the .onnx file`);
     mkdirSync(this.store.dir, { recursive: true });

@@ -25,6 +25,9 @@ export interface ModelInfo {
   created_at?: string;
 }
 
+/** A re-upload that changes only the config (labels, normalization) is a new model too. */
+const versionOf = (m: StoredModel) => `${m.sha256}:${JSON.stringify(m.config)}`;
+
 /**
  * The models compute sessions can run. Each is loaded on first use and
  * shared by every session of it in this process (one ORT session per model).
@@ -32,8 +35,8 @@ export interface ModelInfo {
 export class KernelRegistry {
   private ocr: Promise<OcrKernel> | undefined;
   private ocrKernel: OcrKernel | undefined;
-  /** Loaded custom models by name, tagged with the file hash they were loaded from. */
-  private readonly custom = new Map<string, { sha256: string; kernel: Promise<ClassifyKernel>; loaded?: ClassifyKernel }>();
+  /** Loaded custom models by name, tagged with the version (file hash and config) they were loaded from. */
+  private readonly custom = new Map<string, { version: string; kernel: Promise<ClassifyKernel>; loaded?: ClassifyKernel }>();
   readonly store: ModelStore;
 
   constructor(
@@ -53,7 +56,7 @@ export class KernelRegistry {
       ocr,
       ...this.store.list().map((m) => {
         const live = this.custom.get(m.config.name);
-        const loaded = live?.sha256 === m.sha256 ? live.loaded : undefined;
+        const loaded = live?.version === versionOf(m) ? live.loaded : undefined;
         return {
           name: m.config.name,
           task: m.config.task,
@@ -80,12 +83,13 @@ export class KernelRegistry {
     return startModelSession(path, this.sessionOptions()).then((session) => new ClassifyKernel(config, session, queue, limits));
   }
 
-  /** The loaded kernel of a stored model; reloaded when the file changed (a re-upload, or another replica's). */
+  /** The loaded kernel of a stored model; reloaded when the file or its config changed (a re-upload, or another replica's). */
   private customKernel(model: StoredModel): Promise<ClassifyKernel> {
     const live = this.custom.get(model.config.name);
-    if (live?.sha256 === model.sha256) return live.kernel;
+    const version = versionOf(model);
+    if (live?.version === version) return live.kernel;
     if (live) void live.kernel.then((k) => k.close(), () => undefined);
-    const entry: { sha256: string; kernel: Promise<ClassifyKernel>; loaded?: ClassifyKernel } = { sha256: model.sha256, kernel: this.newKernel(model.config, model.path) };
+    const entry: { version: string; kernel: Promise<ClassifyKernel>; loaded?: ClassifyKernel } = { version, kernel: this.newKernel(model.config, model.path) };
     entry.kernel.then(
       (k) => (entry.loaded = k),
       () => this.custom.get(model.config.name) === entry && this.custom.delete(model.config.name),

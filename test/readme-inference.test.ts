@@ -142,6 +142,12 @@ describe('README "Inference" and "Images": disconnects, HEIC, replaced models (c
     assert.equal(answered, false);
     // The slot is free for the next client.
     assert.equal((await infer(small)).status, 200);
+    // README "Inference": the provider that loaded is in every result and on /health.
+    const result = await infer(small);
+    assert.equal(result.json.provider, 'cpu');
+    const health = (await gw.request({ method: 'GET', target: '/health' })).json;
+    assert.equal(health.inference.models.ocr.loaded, true);
+    assert.equal(health.inference.models.ocr.provider, result.json.provider);
   });
 
   it('HEIC is refused with 415 (an ISO-BMFF ftyp box with a heic brand)', async () => {

@@ -235,3 +235,42 @@ describe('README "CLI": the signing proxy passes on none of the client\'s own cr
     assert.ok(!flat.includes(ALICE.secretKey));
   });
 });
+
+describe('README "Configuration": server.request_timeout_ms bounds the whole request', () => {
+  let gw: TestGateway;
+  before(async () => {
+    gw = await startGateway({ keypairs: [ALICE], config: '[server]\nrequest_timeout_ms = 1000\n' });
+  });
+  after(() => gw?.stop());
+
+  it('a signed request whose body stalls gets a 408 problem document soon after 1 s (not Node\'s 30 s check)', async () => {
+    const { signRequest } = await import('../src/signing/sign-request.js');
+    const host = `127.0.0.1:${gw.port}`;
+    const body = '{"echo":"slow"}';
+    const signed = signRequest({ method: 'POST', target: '/auth/test', host, accessKey: ALICE.accessKey, secretKey: ALICE.secretKey, body, contentType: 'application/json' });
+    const headers = Object.entries(signed.headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+    const started = Date.now();
+    const { answer, ms } = await new Promise<{ answer: string; ms: number }>((resolve, reject) => {
+      const socket = connect(gw.port, '127.0.0.1', () => socket.write(`POST /auth/test HTTP/1.1\r\nHost: ${host}\r\n${headers}Content-Length: ${body.length}\r\n\r\n${body.slice(0, 3)}`));
+      let data = '';
+      let first = 0;
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new Error('no answer within 10 s'));
+      }, 10_000);
+      socket.on('data', (d) => {
+        first ||= Date.now() - started;
+        data += d.toString();
+      });
+      socket.on('close', () => {
+        clearTimeout(timer);
+        resolve({ answer: data, ms: first });
+      });
+      socket.on('error', () => undefined);
+    });
+    assert.match(answer, /^HTTP\/1\.1 408/, answer);
+    assert.match(answer, /application\/problem\+json/);
+    assert.ok(ms >= 900, `answered after ${ms} ms, before the limit`);
+    assert.ok(ms < 3_000, `answered after ${ms} ms; request_timeout_ms is 1000`);
+  });
+});

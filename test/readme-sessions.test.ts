@@ -112,7 +112,12 @@ for (const store of ['memory', 'redis'] as const) {
       // The same key on another target is a different request.
       assertProblem(await gw.signed({ method: 'DELETE', target: '/session/pages', as: ALICE, headers: { 'Idempotency-Key': key } }), 422, 'idempotency-mismatch');
       assert.equal((await get('pages')).status, 200, 'the mismatched DELETE deleted nothing');
-      if (inspect) assert.ok((await inspect.keys('kg:idem:*')).length >= 1, 'the record lives in the private Redis');
+      if (inspect) {
+        const keys = await inspect.keys('kg:idem:*');
+        assert.ok(keys.length >= 1, 'the record lives in the private Redis');
+        // README: tokens are hashed in Redis keys.
+        assert.ok(!keys.some((k) => k.includes(key) || k.includes(ALICE.accessKey)), `a raw token or access key in a Redis key: ${keys.join(' ')}`);
+      }
     });
 
     it('idle sessions expire after idle_timeout_seconds; the name is free again; an inference restarts the timer', async () => {

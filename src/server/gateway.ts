@@ -202,6 +202,8 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
       maxHeaderSize: config.server.header_limit_bytes,
       requestTimeout: config.server.request_timeout_ms,
       headersTimeout: Math.min(config.server.request_timeout_ms, 20_000),
+      // Node checks those timeouts only every 30 s by default: a 1 s limit would hold a stalled request for 30.
+      connectionsCheckingInterval: Math.min(1_000, Math.ceil(config.server.request_timeout_ms / 4)),
       keepAliveTimeout: 5_000,
       // Node would answer a missing Host with a bare 400; we answer it with a problem document.
       requireHostHeader: false,

@@ -103,7 +103,7 @@ describe('README "Inference" and "Images": disconnects, HEIC, replaced models (c
 
   before(async () => {
     [gw, page, small] = await Promise.all([
-      startGateway({ keypairs: [ALICE, ADMIN], config: '[server]\nbody_limit_bytes = 4194304\n[inference]\nconcurrency = 1\nmax_queue = 1\n' }),
+      startGateway({ keypairs: [ALICE, ADMIN], config: '[server]\nbody_limit_bytes = 4194304\n[inference]\nconcurrency = 1\nmax_queue = 1\nmax_image_pixels = 4000000\n' }),
       renderText(LINES, { size: 30, width: 1400, height: 1300 }),
       renderText(['Hi'], { size: 24 }),
     ]);
@@ -164,9 +164,27 @@ describe('README "Inference" and "Images": disconnects, HEIC, replaced models (c
       assertProblem(res, 415, 'unsupported-media-type');
       assert.match(res.json.detail, /HEIC/);
     }
-    // The same in JSON and multipart wrappers.
+    // The same in a JSON wrapper.
     const json = await gw.signed({ method: 'POST', target: '/session/reader/infer', as: ALICE, body: JSON.stringify({ image: heic.toString('base64') }) });
     assertProblem(json, 415, 'unsupported-media-type');
+    // PDF, the other format the README names that no test sent.
+    const pdf = Buffer.from('%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n');
+    assertProblem(await gw.signed({ method: 'POST', target: '/session/reader/infer', as: ALICE, body: pdf, contentType: 'application/pdf' }), 415, 'unsupported-media-type');
+    assertProblem(await gw.signed({ method: 'POST', target: '/session/reader/infer', as: ALICE, body: pdf, contentType: 'image/png' }), 415, 'unsupported-media-type');
+  });
+
+  it('over max_image_pixels → 413 from the header, without taking a model slot', async () => {
+    // 3000 × 3000 = 9 M pixels against a limit of 4 M; a blank image compresses to a few kB.
+    const huge = await sharp({ create: { width: 3000, height: 3000, channels: 3, background: '#ffffff' } }).png().toBuffer();
+    assert.ok(huge.length < 200_000, `${huge.length} bytes`);
+    const completed = await metric(gw, 'completed');
+    const t0 = performance.now();
+    const res = await gw.signed({ method: 'POST', target: '/session/reader/infer', as: ALICE, body: huge, contentType: 'image/png' });
+    const ms = performance.now() - t0;
+    assertProblem(res, 413, 'request-too-large');
+    assert.match(res.json.detail, /pixel/i);
+    assert.ok(ms < 2_000, `${ms.toFixed(0)} ms`);
+    assert.equal(await metric(gw, 'completed'), completed, 'no job ran for it');
   });
 
   it('running sessions pick up a replaced model on their next request', async () => {

@@ -7,7 +7,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
-import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import sharp from 'sharp';
 import { ocrModelPaths } from '../src/inference/ocr/index.js';
@@ -212,6 +214,10 @@ describe('README "Inference" and "Images": disconnects, HEIC, replaced models (c
     assert.equal(replaced.status, 200, replaced.text);
     const after = await listed();
     assert.notEqual(after.sha256, before.sha256, 'the new file is stored');
+    // Files named by content hash beside a JSON config; the replaced file is gone, no temporary file is left.
+    const files = readdirSync(join(gw.dir, 'models')).sort();
+    assert.deepEqual(files, [`textdir.${after.sha256.slice(0, 16)}.onnx`, 'textdir.json'], files.join(' '));
+    assert.equal(createHash('sha256').update(changed).digest('hex'), after.sha256);
     assert.equal(await top(), 'UPRIGHT', 'the running session answers with the replacement on its next request');
     assert.equal((await listed()).loaded, true, 'the replacement is the loaded one');
 

@@ -45,6 +45,24 @@ describe('README "Endpoints", "Library", "Metrics", "Health" and body limits on 
     assert.ok(seen.length > PUBLIC.size + 5, `only ${seen.length} routes`);
   });
 
+  it('/openapi.json documents the schemas that validate requests (POST /session as the example)', async () => {
+    const doc = (await gw.request({ method: 'GET', target: '/openapi.json' })).json;
+    const schema = doc.paths['/session'].post.requestBody.content['application/json'].schema;
+    const { SESSION_NAME } = await import('../src/sessions/routes.js');
+    assert.equal(schema.properties.name.pattern, SESSION_NAME);
+    assert.deepEqual([...schema.required].sort(), ['image', 'name']);
+    const create = (body: unknown) => gw.signed({ method: 'POST', target: '/session', as: ALICE, body: JSON.stringify(body) });
+    // What the document forbids is refused; what it allows passes validation.
+    assert.ok(!new RegExp(schema.properties.name.pattern).test('-x'));
+    assertProblem(await create({ name: '-x', image: 'ocr' }), 400, 'invalid-api-params');
+    assertProblem(await create({ name: 'ok', image: 'i'.repeat(schema.properties.image.maxLength + 1) }), 400, 'invalid-api-params');
+    assertProblem(await create({ image: 'ocr' }), 400, 'invalid-api-params');
+    assert.equal((await create({ name: 'documented', image: 'ocr' })).status, 201);
+    // Signed routes say they are signed; public ones carry an empty security list.
+    assert.deepEqual(doc.paths['/health'].get.security, []);
+    assert.equal(doc.paths['/session'].post.security, undefined);
+  });
+
   it('the library: KernelgateClient and signRequest from "kernelgate", the signing core from "kernelgate/signing"', async () => {
     const { KernelgateClient, signRequest } = await import('kernelgate');
     const client = new KernelgateClient({ endpoint: gw.url, accessKey: ALICE.accessKey, secretKey: ALICE.secretKey });

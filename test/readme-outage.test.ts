@@ -68,3 +68,34 @@ describe('README "Redis outages": sessions and idempotency records while Redis i
     assert.equal(keyedAgain.status, 200, keyedAgain.text);
   });
 });
+
+describe('README "Redis outages": while Redis is down a fleet of N replicas admits up to N × limit', () => {
+  const LIMITED = { accessKey: 'AKIAKGATEFLEET000012', secretKey: 'fleetSecretKey000000000000000000000F12', rateLimit: 3 };
+  let redis: TestRedisServer;
+  const replicas: TestGateway[] = [];
+  before(async () => {
+    redis = await startRedisServer();
+    const config = `[ratelimit]\nstore = "redis"\nredis_url = "${redis.url}"\nredis_timeout_ms = 1000\n`;
+    replicas.push(await startGateway({ keypairs: [LIMITED], config }));
+    replicas.push(await startGateway({ keypairs: [], keypairDir: replicas[0].keypairDir, config }));
+  });
+  after(async () => {
+    await Promise.all(replicas.map((g) => g.stop()));
+    await redis?.stop();
+  });
+
+  it('each replica falls back to its own counter at the same limit: 2 replicas × 3', async () => {
+    await redis.stop();
+    for (const gw of replicas) {
+      const deadline = Date.now() + 5_000;
+      while (Date.now() < deadline && (await gw.request({ method: 'GET', target: '/health' })).json?.ratelimit?.status !== 'degraded') await sleep(100);
+    }
+    const statuses: number[][] = [];
+    for (const gw of replicas) {
+      const mine: number[] = [];
+      for (let i = 0; i < 5; i++) mine.push((await gw.signed({ method: 'GET', target: '/auth/test', as: LIMITED })).status);
+      statuses.push(mine);
+    }
+    assert.deepEqual(statuses, [[200, 200, 200, 429, 429], [200, 200, 200, 429, 429]], 'the same limit on each replica, counted apart');
+  });
+});

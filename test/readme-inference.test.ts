@@ -152,6 +152,28 @@ describe('README "Inference" and "Images": disconnects, HEIC, replaced models (c
     assert.equal(health.inference.models.ocr.provider, result.json.provider);
   });
 
+  it('a running job whose client disconnects stops at its next stage: the slot frees long before a full run', async (t) => {
+    await until(async () => (await metric(gw, 'running')) === 0 && (await metric(gw, 'queued')) === 0, 30_000, 'idle');
+    const baseline = await infer(page);
+    assert.equal(baseline.status, 200, baseline.text);
+    const fullMs = baseline.json.duration_ms as number;
+
+    const host = `127.0.0.1:${gw.port}`;
+    const signed = signRequest({ method: 'POST', target: '/session/reader/infer', host, accessKey: ALICE.accessKey, secretKey: ALICE.secretKey, body: page, contentType: 'image/png' });
+    const req = httpRequest({ host: '127.0.0.1', port: gw.port, method: 'POST', path: '/session/reader/infer', headers: { ...signed.headers, Host: host, 'Content-Length': String(page.length) }, agent: false });
+    req.on('error', () => undefined);
+    req.end(page);
+    await until(async () => (await metric(gw, 'running')) === 1, 5_000, 'the job runs');
+    const aborted = performance.now();
+    req.destroy();
+    // The next client waits for the slot: for the rest of the first stage, not for the whole page.
+    const next = await infer(small);
+    const waitedMs = performance.now() - aborted;
+    assert.equal(next.status, 200, next.text);
+    t.diagnostic(`full run ${fullMs} ms; slot free ${waitedMs.toFixed(0)} ms after the disconnect (next job included)`);
+    assert.ok(waitedMs < fullMs * 0.6, `the slot freed ${waitedMs.toFixed(0)} ms after the disconnect; a full run takes ${fullMs} ms`);
+  });
+
   it('HEIC is refused with 415 (an ISO-BMFF ftyp box with a heic brand)', async () => {
     const ftyp = Buffer.alloc(32);
     ftyp.writeUInt32BE(24, 0);

@@ -107,4 +107,14 @@ describe('README "CLI": kernelgate sign -d @file and -H', () => {
     const again = await sign(['POST', '/auth/test', '-d', `@${file}`, '-H', `Idempotency-Key: ${key}`, '-i']);
     assert.match(again, /^idempotent-replayed: true$/im, 'the -H header reached the gateway');
   });
+
+  it('takes the keypair from -k FILE or BACKEND_ACCESS_KEY/BACKEND_SECRET_KEY, the endpoint from --endpoint or BACKEND_ENDPOINT', async () => {
+    const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(KERNELGATE|BACKEND)_/.test(k)));
+    const sign = async (args: string[], env: NodeJS.ProcessEnv) => JSON.parse((await run(process.execPath, [BIN, 'sign', ...args], { env: { ...clean, ...env } })).stdout);
+    const viaBackendEnv = await sign(['GET', '/auth/test?echo=backend-env'], { BACKEND_ENDPOINT: gw.url, BACKEND_ACCESS_KEY: ALICE.accessKey, BACKEND_SECRET_KEY: ALICE.secretKey });
+    assert.deepEqual(viaBackendEnv, { authorized: 'yes', echo: 'backend-env' });
+    const file = join(gw.keypairDir, `${ALICE.accessKey}.toml`);
+    const viaFile = await sign(['GET', '/auth/test?echo=file', '-k', file, '--endpoint', gw.url], {});
+    assert.deepEqual(viaFile, { authorized: 'yes', echo: 'file' });
+  });
 });

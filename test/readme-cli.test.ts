@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { parseKeypair } from '../src/keypairs/keypair.js';
-import { ALICE, BIN, startGateway, type TestGateway } from './helpers/gateway.js';
+import { ocrModelPaths } from '../src/inference/ocr/index.js';
+import { ADMIN, ALICE, BIN, startGateway, type TestGateway } from './helpers/gateway.js';
 
 const run = promisify(execFile);
 
@@ -116,5 +117,39 @@ describe('README "CLI": kernelgate sign -d @file and -H', () => {
     const file = join(gw.keypairDir, `${ALICE.accessKey}.toml`);
     const viaFile = await sign(['GET', '/auth/test?echo=file', '-k', file, '--endpoint', gw.url], {});
     assert.deepEqual(viaFile, { authorized: 'yes', echo: 'file' });
+  });
+});
+
+describe('README "CLI": kernelgate model backup > b.json, model restore b.json', () => {
+  let from: TestGateway;
+  let to: TestGateway;
+  let dir: string;
+  before(async () => {
+    [from, to] = await Promise.all([
+      startGateway({ keypairs: [ADMIN], config: '[server]\nbody_limit_bytes = 4194304\n' }),
+      startGateway({ keypairs: [ADMIN], config: '[server]\nbody_limit_bytes = 4194304\n' }),
+    ]);
+    dir = mkdtempSync(join(tmpdir(), 'kg-readme-backup-'));
+  });
+  after(async () => {
+    await Promise.all([from?.stop(), to?.stop()]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('carries a custom model from one gateway to another', async () => {
+    const adminFile = join(from.keypairDir, `${ADMIN.accessKey}.toml`);
+    const model = async (gw: TestGateway, args: string[]) => (await run(process.execPath, [BIN, 'model', ...args, '-k', adminFile, '--endpoint', gw.url], { maxBuffer: 64 * 1024 * 1024 })).stdout;
+    const config = join(dir, 'textdir.json');
+    writeFileSync(config, JSON.stringify({ name: 'textdir', task: 'classify', input: { width: 192, height: 48 }, normalize: { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] }, labels: ['0', '180'] }));
+    await model(from, ['upload', '--config', config, '--onnx', ocrModelPaths().classifier]);
+    const backup = join(dir, 'b.json');
+    writeFileSync(backup, await model(from, ['backup']));
+    assert.equal(JSON.parse(readFileSync(backup, 'utf8')).models.length, 1);
+    const restored = JSON.parse(await model(to, ['restore', backup]));
+    assert.deepEqual(restored.restored, ['textdir']);
+    const listed = JSON.parse(await model(to, ['list']));
+    const textdir = listed.models.find((m: { name: string }) => m.name === 'textdir');
+    assert.ok(textdir, JSON.stringify(listed));
+    assert.equal(textdir.sha256, JSON.parse(await model(from, ['list'])).models.find((m: { name: string }) => m.name === 'textdir').sha256);
   });
 });

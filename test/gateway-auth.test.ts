@@ -29,7 +29,8 @@ const pythonDate = (at = new Date()) => at.toISOString().replace(/\.(\d{3})Z$/, 
 describe('gateway: signed request path', () => {
   let gw: TestGateway;
   before(async () => {
-    gw = await startGateway({ config: '[server]\nbody_limit_bytes = 65536\n' });
+    // debug, not the helper's warn: "never logs secrets" must see the access lines and every other log line.
+    gw = await startGateway({ config: '[log]\nlevel = "debug"\n[server]\nbody_limit_bytes = 65536\n' });
   });
   after(() => gw.stop());
 
@@ -224,9 +225,20 @@ describe('gateway: signed request path', () => {
   });
 
   it('never logs secrets', async () => {
+    // An invalid keypair file (name and access_key disagree) is skipped with a warning that never includes its secret.
+    const strayFile = join(gw.keypairDir, 'AKIAKGATESTRAY000099.toml');
+    const straySecret = 'straySecretKeyThatMustNeverBeLogged0099';
+    writeFileSync(strayFile, `access_key = "AKIAKGATEOTHER000099"\nsecret_key = "${straySecret}"\n`);
+    await waitFor(async () => gw.output.some((l) => l.includes('AKIAKGATESTRAY000099') && l.includes('invalid keypair')));
+    // One more signed request, so its access line is among those checked.
+    assert.equal((await gw.signed({ method: 'GET', target: '/auth/test', as: ALICE })).status, 200);
+    await waitFor(async () => gw.output.some((l) => l.includes('"msg":"request"') && l.includes(ALICE.accessKey)));
     const all = gw.output.join('\n');
+    assert.ok(all.includes('"msg":"request"'), 'access lines were logged (the check below would be empty otherwise)');
+    assert.ok(all.includes(`"accessKey":"${ADMIN.accessKey}"`), 'the access lines name the keypairs whose secrets are checked');
     assert.ok(!all.includes(ALICE.secretKey));
     assert.ok(!all.includes(ADMIN.secretKey));
+    assert.ok(!all.includes(straySecret), 'the warning about an invalid keypair file includes its secret');
   });
 });
 

@@ -99,6 +99,7 @@ for (const store of ['memory', 'redis'] as const) {
     const HDRS = kp(`H${store[0]}`);
     const ZERO = kp(`Z${store[0]}`, 0);
     let redis: TestRedisServer | undefined;
+    let inspect: Redis | undefined;
     let gw: TestGateway;
     let addr = 0;
     /** A client address nobody has used yet (the gateway trusts 127.0.0.1 as a proxy). */
@@ -106,6 +107,10 @@ for (const store of ['memory', 'redis'] as const) {
 
     before(async () => {
       redis = store === 'redis' ? await startRedisServer() : undefined;
+      if (redis) {
+        inspect = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+        await inspect.connect();
+      }
       gw = await startGateway({
         keypairs: [ALICE, BOB, EDGE, BURST, HDRS, ZERO],
         config: [
@@ -121,9 +126,22 @@ for (const store of ['memory', 'redis'] as const) {
       });
     });
     after(async () => {
+      inspect?.disconnect();
       await gw?.stop();
       await redis?.stop();
     });
+
+    /**
+     * The store really in use: on "redis" the counter lives in the private Redis and /health says
+     * the limiter is on Redis and healthy (a gateway on its memory fallback would pass every count).
+     */
+    const assertCountedIn = async (bucket: string) => {
+      // From an address of its own: /health is charged to the anonymous bucket like any public route.
+      const health = await gw.request({ method: 'GET', target: '/health', headers: { 'X-Forwarded-For': freshAddress() } });
+      assert.equal(health.json?.ratelimit?.store, store, health.text);
+      assert.equal(health.json?.ratelimit?.status, 'ok', `the limiter is not on its configured store: ${health.text}`);
+      if (inspect) assert.equal(await inspect.exists(`kg:rl:${bucket}`), 1, `no counter kg:rl:${bucket} in the private Redis`);
+    };
 
     it('puts the headers on 200, 400, 401, 404 and 405 alike, Reset ≈ window in ms for a fresh key', async () => {
       const kpExp = { policy: 'keypair', limit: DEFAULT, window: WINDOW } as const;
@@ -186,6 +204,7 @@ for (const store of ['memory', 'redis'] as const) {
         seen.push(remaining(res));
       }
       assert.deepEqual(seen, [4, 3, 2, 1, 0]);
+      await assertCountedIn(`ak:${EDGE.accessKey}`);
       for (let i = 0; i < 3; i++) {
         const refused = await gw.signed({ method: 'GET', target: '/auth/test', as: EDGE });
         assert429(refused, exp);
@@ -204,6 +223,7 @@ for (const store of ['memory', 'redis'] as const) {
       const all = await Promise.all(Array.from({ length: 20 }, () => gw.signed({ method: 'GET', target: '/auth/test', as: BURST })));
       assert.deepEqual(statusTally(all), { 200: 5, 429: 15 });
       assert.deepEqual(all.filter((r) => r.status === 200).map(remaining).sort(), [0, 1, 2, 3, 4]);
+      await assertCountedIn(`ak:${BURST.accessKey}`);
     });
 
     it('rate_limit = 0 refuses every request with Retry-After = one window', async () => {
@@ -234,6 +254,7 @@ for (const store of ['memory', 'redis'] as const) {
       }
       assert.deepEqual(seen, [4, 3, 2, 1, 0]);
       assert429(await gw.request({ method: 'GET', target: '/', headers: { 'X-Forwarded-For': ip } }), exp);
+      await assertCountedIn(`ip:${ip}`);
       // Another address is a different bucket.
       const elsewhere = await gw.request({ method: 'GET', target: '/', headers: { 'X-Forwarded-For': freshAddress() } });
       assert.equal(elsewhere.status, 200);
@@ -263,6 +284,8 @@ for (const store of ['memory', 'redis'] as const) {
       assert.equal(next.status, 200, 'ALICE is not locked out by forgeries, even from the same address');
       assertRateHeaders(next, { policy: 'keypair', limit: DEFAULT, window: WINDOW });
       assert.equal(remaining(next), DEFAULT - 2, "ALICE's Remaining moved only by her own request");
+      await assertCountedIn(`ak:${ALICE.accessKey}`);
+      await assertCountedIn(`ip:${ip}`);
     });
   });
 }
@@ -544,8 +567,26 @@ describe('rate limits over HTTP: on_redis_failure = "deny" (fail-closed)', () =>
     const health = await gw.request({ method: 'GET', target: '/health' });
     assert.notEqual(health.status, 500);
     assert.ok(health.status === 200 || health.status === 503, health.text);
+    // README "Health": it does not turn 503 when shared Redis is down.
+    assert.equal(health.status, 200, `/health must stay 200 while Redis is down: ${health.text}`);
     assert.equal(health.json?.status, 'degraded', `/health answered ${health.status}: ${health.text}`);
     assert.match(String(health.json?.ratelimit?.reason), /redis unavailable/);
+    // Several times in a row: the anonymous charge that would throw the 503 is not what decides.
+    for (let i = 0; i < 5; i++) assert.equal((await gw.request({ method: 'GET', target: '/health' })).status, 200);
+  });
+
+  it('GET /metrics is still served (200, Prometheus text) while the fail-closed limiter refuses everything else', async () => {
+    // Everything else is refused right now...
+    assertProblem(await gw.request({ method: 'GET', target: '/' }), 503, 'service-unavailable');
+    assertProblem(await gw.signed({ method: 'GET', target: '/auth/test', as: ALICE }), 503, 'service-unavailable');
+    // ...but the operator's metrics are served, and say the limiter is degraded.
+    for (let i = 0; i < 3; i++) {
+      const metrics = await gw.request({ method: 'GET', target: '/metrics' });
+      assert.equal(metrics.status, 200, metrics.text);
+      assert.match(String(metrics.headers['content-type']), /^text\/plain/);
+      assert.match(metrics.text, /^kernelgate_degraded\{part="ratelimit"\} 1$/m);
+      assert.match(metrics.text, /kernelgate_http_requests_total\{[^}]*status="503"[^}]*\} [1-9]/);
+    }
   });
 
   it('admits again once Redis is back', async () => {

@@ -46,6 +46,9 @@ export function safeLoadReason(error: unknown): string {
   return 'the model failed to load or to run on a blank input';
 }
 
+/** A re-upload that changes only the config (labels, normalization) is a new model too. */
+const versionOf = (m: StoredModel) => `${m.sha256}:${JSON.stringify(m.config)}`;
+
 /**
  * The models compute sessions can run. Each is loaded on first use and
  * shared by every session of it in this process (one ORT session per model).
@@ -53,8 +56,8 @@ export function safeLoadReason(error: unknown): string {
 export class KernelRegistry {
   private ocr: Promise<OcrKernel> | undefined;
   private ocrKernel: OcrKernel | undefined;
-  /** Loaded custom models by customKey(domain, name), tagged with the file hash they were loaded from. */
-  private readonly custom = new Map<string, { sha256: string; kernel: Promise<ClassifyKernel>; loaded?: ClassifyKernel }>();
+  /** Loaded custom models by customKey(domain, name), tagged with the version (file hash and config) they were loaded from. */
+  private readonly custom = new Map<string, { version: string; kernel: Promise<ClassifyKernel>; loaded?: ClassifyKernel }>();
   readonly store: ModelStore;
 
   constructor(
@@ -78,7 +81,7 @@ export class KernelRegistry {
       ocr,
       ...this.store.list(domain).map((m) => {
         const live = this.custom.get(customKey(m.domain, m.config.name));
-        const loaded = live?.sha256 === m.sha256 ? live.loaded : undefined;
+        const loaded = live?.version === versionOf(m) ? live.loaded : undefined;
         return {
           name: m.config.name,
           domain: m.domain,
@@ -114,14 +117,15 @@ export class KernelRegistry {
     return ClassifyKernel.create({ config, queue, limits, timeoutMs: this.cfg.timeout_ms, logger: this.log, start: () => startIsolatedSession(path, isolated) });
   }
 
-  /** The loaded kernel of a stored model; reloaded when the file changed (a re-upload, or another replica's). */
+  /** The loaded kernel of a stored model; reloaded when the file or its config changed (a re-upload, or another replica's). */
   private customKernel(model: StoredModel): Promise<ClassifyKernel> {
     const key = customKey(model.domain, model.config.name);
     const live = this.custom.get(key);
-    if (live?.sha256 === model.sha256) return live.kernel;
+    const version = versionOf(model);
+    if (live?.version === version) return live.kernel;
     // The old version finishes what it has in flight, then releases its session (never mid-run).
     if (live) void live.kernel.then((k) => k.retire(), () => undefined);
-    const entry: { sha256: string; kernel: Promise<ClassifyKernel>; loaded?: ClassifyKernel } = { sha256: model.sha256, kernel: this.newKernel(model.config, model.path) };
+    const entry: { version: string; kernel: Promise<ClassifyKernel>; loaded?: ClassifyKernel } = { version, kernel: this.newKernel(model.config, model.path) };
     entry.kernel.then(
       (k) => (entry.loaded = k),
       () => this.custom.get(key) === entry && this.custom.delete(key),

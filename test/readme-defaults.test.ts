@@ -29,7 +29,9 @@ describe('README "Configuration": the table\'s defaults are the embedded default
     ['`server.body_limit_bytes`', '10 MiB', c.server.body_limit_bytes, 10 * MiB],
     ['`server.header_limit_bytes`', '16 KiB', c.server.header_limit_bytes, 16 * 1024],
     ['`server.request_timeout_ms`', '30000', c.server.request_timeout_ms, 30000],
+    ['`server.max_connections`', '1024', c.server.max_connections, 1024],
     ['`server.trusted_proxies`', '`[]`', c.server.trusted_proxies, []],
+    ['`server.metrics_allow`', '`["127.0.0.1/32", "::1/128"]`', c.server.metrics_allow, ['127.0.0.1/32', '::1/128']],
     ['`auth.skew_seconds`', '900', c.auth.skew_seconds, 900],
     ['`auth.algorithms`', 'sha256, sha384, sha512', c.auth.algorithms, ['sha256', 'sha384', 'sha512']],
     ['`auth.body_hash`', '`strict`', c.auth.body_hash, 'strict'],
@@ -49,6 +51,8 @@ describe('README "Configuration": the table\'s defaults are the embedded default
     ['`inference.providers`', '`["cuda", "cpu"]`', c.inference.providers, ['cuda', 'cpu']],
     ['`inference.max_image_bytes` / `max_image_pixels`', '8 MiB / 40 M', [c.inference.max_image_bytes, c.inference.max_image_pixels], [8 * MiB, 40_000_000]],
     ['`inference.concurrency` / `max_queue` / `timeout_ms`', '1 / 16 / 30000', [c.inference.concurrency, c.inference.max_queue, c.inference.timeout_ms], [1, 16, 30000]],
+    ['`inference.max_queue_per_owner`', '0', c.inference.max_queue_per_owner, 0],
+    ['`inference.model_memory_mb`', '2048', c.inference.model_memory_mb, 2048],
     ['`inference.threads`', '0', c.inference.threads, 0],
     ['`inference.models_dir`', '`models`', c.inference.models_dir, 'models'],
     ['`log.level`', '`info`', c.log.level, 'info'],
@@ -72,7 +76,7 @@ describe('README "Configuration": the table\'s defaults are the embedded default
   });
 });
 
-describe('README "Example keypairs": the three shipped keypairs', () => {
+describe('README "Example keypairs": the three example keypairs in examples/keypairs/', () => {
   it('AKIAIOSFODNN7EXAMPLE (user), AKIAEXAMPLEADMIN0001 (admin), AKIAEXAMPLESUPER0001 (superadmin), all in domain default', () => {
     const expected: Array<[string, string]> = [
       ['AKIAIOSFODNN7EXAMPLE', 'user'],
@@ -80,14 +84,14 @@ describe('README "Example keypairs": the three shipped keypairs', () => {
       ['AKIAEXAMPLESUPER0001', 'superadmin'],
     ];
     for (const [accessKey, role] of expected) {
-      const k = parseKeypair(readFileSync(join(ROOT, 'keypairs', `${accessKey}.toml`), 'utf8'));
+      const k = parseKeypair(readFileSync(join(ROOT, 'examples', 'keypairs', `${accessKey}.toml`), 'utf8'));
       assert.equal(k.accessKey, accessKey);
       assert.equal(k.role, role);
       assert.equal(k.domain, 'default');
       assert.equal(k.isActive, true);
     }
     // "one is the AWS/Backend.AI documentation example"
-    const docs = parseKeypair(readFileSync(join(ROOT, 'keypairs', 'AKIAIOSFODNN7EXAMPLE.toml'), 'utf8'));
+    const docs = parseKeypair(readFileSync(join(ROOT, 'examples', 'keypairs', 'AKIAIOSFODNN7EXAMPLE.toml'), 'utf8'));
     assert.equal(docs.secretKey, 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY');
   });
 });

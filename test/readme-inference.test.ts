@@ -56,7 +56,7 @@ describe('README "Inference": deadlines over HTTP (concurrency 1, max_queue 1, t
   });
   after(() => gw?.stop());
 
-  it('running past the deadline → 504, waiting past it → 503 with Retry-After, queue full → 503 at once', async () => {
+  it('running past the deadline → 504; a job that cannot start in time → 503 with Retry-After at once', async () => {
     const timedOutBefore = await metric(gw, 'timed_out');
     const rejectedBefore = await metric(gw, 'rejected');
     // Three at once; which one reaches the queue first is up to the scheduler, so they are told apart by answer.
@@ -64,17 +64,20 @@ describe('README "Inference": deadlines over HTTP (concurrency 1, max_queue 1, t
     const by = (status: number, detail?: RegExp) => all.filter((r) => r.status === status && (detail === undefined || detail.test(String(r.json?.detail))));
     const summary = all.map((r) => `${r.status} ${r.json?.detail}`).join(' | ');
     assert.equal(by(504).length, 1, `one job ran past its deadline: ${summary}`);
-    assert.equal(by(503, /wait/i).length, 1, `one waited past its deadline: ${summary}`);
-    assert.equal(by(503, /busy/i).length, 1, `one found the queue full: ${summary}`);
+    // The others are refused: the warm-up gave the queue a run time, so a job whose wait cannot end within
+    // the 50 ms deadline is refused at once ("would take"); one arriving while another waits finds the queue
+    // full ("busy"); a wrong estimate would still end in "wait exceeded". Never a 504, never a 200.
+    const refusedAll = by(503, /would take|busy|wait exceeded/i);
+    assert.equal(refusedAll.length, 2, `two refused with 503: ${summary}`);
+    assert.ok(by(503, /would take/i).length >= 1, `at least one refused at once by the estimate: ${summary}`);
     const [running] = by(504);
-    const [waiting] = by(503, /wait/i);
-    const [refused] = by(503, /busy/i);
     assertProblem(running, 504, 'gateway-timeout');
-    assertProblem(waiting, 503, 'service-unavailable');
-    assertProblem(refused, 503, 'service-unavailable');
-    for (const r of [waiting, refused]) assert.match(String(header(r, 'retry-after')), /^[1-9]\d*$/);
+    for (const r of refusedAll) {
+      assertProblem(r, 503, 'service-unavailable');
+      assert.match(String(header(r, 'retry-after')), /^[1-9]\d*$/);
+    }
     assert.equal(header(running, 'retry-after'), undefined);
-    assert.ok((await metric(gw, 'timed_out')) >= timedOutBefore + 2, 'both deadlines are counted');
+    assert.ok((await metric(gw, 'timed_out')) >= timedOutBefore + 1, 'the deadline is counted');
     assert.ok((await metric(gw, 'rejected')) >= rejectedBefore + 1, 'the refusal is counted');
     // None of it is a 500, and the gateway still answers everything else.
     assert.equal((await gw.signed({ method: 'GET', target: '/auth/test', as: ALICE })).status, 200);
@@ -144,10 +147,11 @@ describe('README "Inference" and "Images": disconnects, HEIC, replaced models (c
     assert.equal(answered, false);
     // The slot is free for the next client.
     assert.equal((await infer(small)).status, 200);
-    // README "Inference": the provider that loaded is in every result and on /health.
+    // README "Inference": the provider that loaded is in every result and on /health/detail (admins; public
+    // /health says only ok/degraded per part).
     const result = await infer(small);
     assert.equal(result.json.provider, 'cpu');
-    const health = (await gw.request({ method: 'GET', target: '/health' })).json;
+    const health = (await gw.signed({ method: 'GET', target: '/health/detail', as: ADMIN })).json;
     assert.equal(health.inference.models.ocr.loaded, true);
     assert.equal(health.inference.models.ocr.provider, result.json.provider);
   });
@@ -237,7 +241,7 @@ describe('README "Inference" and "Images": disconnects, HEIC, replaced models (c
     const after = await listed();
     assert.notEqual(after.sha256, before.sha256, 'the new file is stored');
     // Files named by content hash beside a JSON config; the replaced file is gone, no temporary file is left.
-    const files = readdirSync(join(gw.dir, 'models')).sort();
+    const files = readdirSync(join(gw.dir, 'models', 'default')).sort();
     assert.deepEqual(files, [`textdir.${after.sha256.slice(0, 16)}.onnx`, 'textdir.json'], files.join(' '));
     assert.equal(createHash('sha256').update(changed).digest('hex'), after.sha256);
     assert.equal(await top(), 'UPRIGHT', 'the running session answers with the replacement on its next request');

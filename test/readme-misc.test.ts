@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { loadConfigFile } from '../src/config/config.js';
 import { KeypairStore } from '../src/keypairs/keypair-store.js';
 import { createSigningProxy } from '../src/proxy/proxy.js';
-import { ALICE, BOB, rawRequest, startGateway, writeKeypair, type TestGateway } from './helpers/gateway.js';
+import { ADMIN, ALICE, BOB, rawRequest, startGateway, writeKeypair, type TestGateway } from './helpers/gateway.js';
 import { assertProblem } from './helpers/problems.js';
 
 const require = createRequire(import.meta.url);
@@ -24,7 +24,7 @@ const PUBLIC = new Set(['GET /', 'GET /health', 'GET /metrics', 'GET /openapi.js
 describe('README "Endpoints", "Library", "Metrics", "Health" and body limits on one gateway', () => {
   let gw: TestGateway;
   before(async () => {
-    gw = await startGateway({ keypairs: [ALICE, BOB], config: '[server]\nbody_limit_bytes = 65536\n' });
+    gw = await startGateway({ keypairs: [ALICE, BOB, ADMIN], config: '[server]\nbody_limit_bytes = 65536\n' });
   });
   after(() => gw?.stop());
 
@@ -123,12 +123,15 @@ describe('README "Endpoints", "Library", "Metrics", "Health" and body limits on 
     assert.match(text, /^process_cpu_user_seconds_total /m);
   });
 
-  it('/health has one section per part: ratelimit, keypairs, sessions, inference', async () => {
-    const health = await gw.request({ method: 'GET', target: '/health' });
-    assert.equal(health.status, 200);
+  it('/health has one section per part: ratelimit, keypairs, sessions, inference (detail for admins)', async () => {
+    const pub = await gw.request({ method: 'GET', target: '/health' });
+    assert.equal(pub.status, 200);
+    for (const part of ['ratelimit', 'keypairs', 'sessions', 'inference']) assert.equal(pub.json[part].status, 'ok', pub.text);
+    const health = await gw.signed({ method: 'GET', target: '/health/detail', as: ADMIN });
+    assert.equal(health.status, 200, health.text);
     assert.equal(health.json.status, 'ok');
     assert.equal(health.json.ratelimit.status, 'ok');
-    assert.equal(health.json.keypairs.loaded, 2);
+    assert.equal(health.json.keypairs.loaded, 3);
     assert.equal(health.json.sessions.status, 'ok');
     assert.equal(health.json.inference.status, 'ok');
     assert.ok('ocr' in health.json.inference.models, JSON.stringify(health.json.inference));
@@ -214,9 +217,11 @@ describe('README "CLI": the signing proxy passes on none of the client\'s own cr
   let port: number;
   before(async () => {
     upstream = createServer((req, res) => {
-      received.push(req.headers);
       req.resume();
       res.setHeader('Content-Type', 'application/json');
+      // The proxy asks the gateway for its keypair's role before it forwards anything (admins are refused).
+      if (req.url?.startsWith('/auth/role')) return void res.end('{"role":"user","domain":"default"}');
+      received.push(req.headers);
       res.end('{"ok":true}');
     });
     await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', () => r()));

@@ -231,6 +231,8 @@ describe('README "CLI": the signing proxy passes on none of the client\'s own cr
   });
   after(async () => {
     await proxy?.close();
+    // The proxy's fetch keeps its upstream connection alive; close() alone would wait for it forever.
+    upstream?.closeAllConnections();
     await new Promise((r) => upstream?.close(r));
   });
 

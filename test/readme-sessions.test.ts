@@ -125,9 +125,13 @@ for (const store of ['memory', 'redis'] as const) {
       assert.equal((await gw.signed({ method: 'POST', target: '/session', as: BOB, body: JSON.stringify({ name: 'idle', image: 'textdir' }) })).status, 201);
       assert.equal((await gw.signed({ method: 'POST', target: '/session', as: BOB, body: JSON.stringify({ name: 'used', image: 'textdir' }) })).status, 201);
       if (inspect) {
-        assert.equal(await inspect.hexists(`kg:sess:${BOB.accessKey}`, 'idle'), 1, 'the session lives in the private Redis');
-        const pttl = await inspect.pttl(`kg:sess:${BOB.accessKey}`);
-        assert.ok(pttl > 0 && pttl <= IDLE_SECONDS * 1000, `the owner hash expires with the idle timeout (PTTL ${pttl})`);
+        // Per owner: an index (name -> last use) the scripts read, and the records they never decode.
+        assert.notEqual(await inspect.zscore(`kg:sess:{${BOB.accessKey}}:idx`, 'idle'), null, 'the session is indexed in the private Redis');
+        assert.equal(await inspect.hexists(`kg:sess:{${BOB.accessKey}}:rec`, 'idle'), 1, 'the session record lives in the private Redis');
+        for (const part of ['idx', 'rec']) {
+          const pttl = await inspect.pttl(`kg:sess:{${BOB.accessKey}}:${part}`);
+          assert.ok(pttl > 0 && pttl <= IDLE_SECONDS * 1000, `the owner's ${part} expires with the idle timeout (PTTL ${pttl})`);
+        }
       }
       await sleep(1_000);
       assert.equal((await get('idle', BOB)).status, 200, 'still alive half-way (and GET does not keep it alive)');
@@ -146,7 +150,7 @@ for (const store of ['memory', 'redis'] as const) {
       // Once nothing is used, the whole owner goes: from the answers, and on Redis from the store itself.
       await sleep(IDLE_SECONDS * 1000 + 400);
       assert.deepEqual(names(await list(BOB)), []);
-      if (inspect) assert.equal(await inspect.exists(`kg:sess:${BOB.accessKey}`), 0, 'the owner hash expired in Redis');
+      if (inspect) assert.equal(await inspect.exists(`kg:sess:{${BOB.accessKey}}:idx`, `kg:sess:{${BOB.accessKey}}:rec`), 0, 'the owner keys expired in Redis');
     });
   });
 }

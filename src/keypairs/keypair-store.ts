@@ -34,12 +34,15 @@ export class KeypairStore {
    */
   refusePublished = false;
 
+  private started = false;
+
   constructor(
     readonly dir: string,
     private readonly log?: Logger,
   ) {}
 
   start(rescanMs = 2000): void {
+    this.started = true;
     this.rescan();
     this.watchFolder();
     this.timer = setInterval(() => this.rescan(), rescanMs);
@@ -63,6 +66,7 @@ export class KeypairStore {
   }
 
   stop(): void {
+    this.started = false;
     this.watcher?.close();
     this.watcher = undefined;
     if (this.timer) clearInterval(this.timer);
@@ -91,7 +95,9 @@ export class KeypairStore {
     try {
       names = readdirSync(this.dir).filter((n) => n.endsWith('.toml'));
       this.missingReported = false;
-      this.watchFolder();
+      // A folder that appeared after start() is watched from now on; a bare rescan() (tests, tools) never
+      // leaves a watcher behind that would keep the process alive.
+      if (this.started) this.watchFolder();
     } catch (error) {
       names = [];
       if (!this.missingReported) {

@@ -4,6 +4,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfigFile } from '../config/config.js';
 import { formatKeypair, parseKeypair, type Keypair, type Role } from '../keypairs/keypair.js';
+import { ACCESS_KEY_FORMAT } from '../names.js';
 
 const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
 const SECRET_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
@@ -139,7 +140,7 @@ export function keypairCommand(argv: string[], out: (line: string) => void): num
       allowPositionals: true,
     });
     const accessKey = positionals[0];
-    if (!accessKey || !/^[A-Za-z0-9]{4,128}$/.test(accessKey)) throw new Error('usage: kernelgate keypair revoke ACCESS_KEY [--delete]');
+    if (!accessKey || !ACCESS_KEY_FORMAT.test(accessKey)) throw new Error('usage: kernelgate keypair revoke ACCESS_KEY [--delete]');
     const file = join(keypairDir(values), `${accessKey}.toml`);
     if (!existsSync(file)) throw new Error(`no keypair ${accessKey}`);
     if (values.delete) {

@@ -1,9 +1,8 @@
 import { parseArgs } from 'node:util';
-import { resolve } from 'node:path';
-import { ConfigError, defaultConfig, loadConfigFile, type Config } from '../config/config.js';
+import { buildConfig, ConfigError, readConfigFile, type Config, type LoadedConfig } from '../config/config.js';
 import { startGateway } from '../server/start.js';
 
-export function configFromArgs(argv: string[]): Config {
+export function configFromArgs(argv: string[]): LoadedConfig {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -13,21 +12,20 @@ export function configFromArgs(argv: string[]): Config {
     },
     strict: true,
   });
-  const config = values.config ? loadConfigFile(values.config) : defaultConfig();
-  if (!values.config) {
-    config.keypairs.dir = resolve(config.keypairs.dir);
-    config.inference.models_dir = resolve(config.inference.models_dir);
-  }
-  if (values.host !== undefined) config.server.host = values.host;
-  if (values.port !== undefined) {
-    const port = Number(values.port);
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`--port: not a port number: ${values.port}`);
-    config.server.port = port;
-  }
-  return config;
+  // The config is frozen once loaded: command-line overrides are its last changes.
+  const adjust = (config: Config) => {
+    if (values.host !== undefined) config.server.host = values.host;
+    if (values.port !== undefined) {
+      const port = Number(values.port);
+      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`--port: not a port number: ${values.port}`);
+      config.server.port = port;
+    }
+  };
+  return values.config ? readConfigFile(values.config, { adjust }) : buildConfig({}, { baseDir: process.cwd(), adjust });
 }
 
 export async function serve(argv: string[]): Promise<void> {
-  const config = configFromArgs(argv);
-  await startGateway(config);
+  const { config, warnings } = configFromArgs(argv);
+  const gateway = await startGateway(config);
+  for (const warning of warnings) gateway.log.warn(warning);
 }

@@ -1,146 +1,122 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { Ajv, type ErrorObject } from 'ajv';
 import { parse as parseToml } from 'smol-toml';
-import type { HashAlgorithm } from '../signing/algorithms.js';
-import { API_VERSIONS, configSchema } from './schema.js';
+import { ajv, describeProblem, type ValidationProblem } from '../validation/ajv.js';
+import { ConfigSchema, type Config } from './schema.js';
 
-export interface Config {
-  server: {
-    host: string;
-    port: number;
-    body_limit_bytes: number;
-    header_limit_bytes: number;
-    request_timeout_ms: number;
-    /** Open client connections at most; more are dropped at accept. */
-    max_connections: number;
-    trusted_proxies: string[];
-    /** Addresses or CIDR ranges allowed to read GET /metrics. */
-    metrics_allow: string[];
-  };
-  auth: {
-    skew_seconds: number;
-    algorithms: HashAlgorithm[];
-    body_hash: 'strict' | 'backendai';
-    api_versions: string[];
-    problem_base_uri: string;
-  };
-  keypairs: { dir: string };
-  ratelimit: {
-    store: 'memory' | 'redis';
-    redis_url: string;
-    window_seconds: number;
-    default_limit: number;
-    anonymous_limit: number;
-    redis_timeout_ms: number;
-    on_redis_failure: 'memory' | 'deny';
-  };
-  idempotency: { ttl_seconds: number };
-  sessions: { idle_timeout_seconds: number; default_max_sessions: number };
-  inference: {
-    providers: Array<'cuda' | 'cpu'>;
-    max_image_bytes: number;
-    max_image_pixels: number;
-    concurrency: number;
-    max_queue: number;
-    /** Waiting jobs one tenant may hold per model; 0: half of max_queue. */
-    max_queue_per_owner: number;
-    /** Memory cap of one custom model's process, MB; 0: none. */
-    model_memory_mb: number;
-    timeout_ms: number;
-    threads: number;
-    /** Uploaded custom models (relative paths resolve against the config file). */
-    models_dir: string;
-  };
-  log: {
-    level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
-    /** One line per request (at info); off saves ~10 % of throughput on the auth hot path. */
-    access: boolean;
-  };
-}
-
-export function defaultConfig(): Config {
-  return {
-    server: {
-      host: '127.0.0.1',
-      port: 8080,
-      body_limit_bytes: 10 * 1024 * 1024,
-      header_limit_bytes: 16 * 1024,
-      request_timeout_ms: 30_000,
-      max_connections: 1024,
-      trusted_proxies: [],
-      metrics_allow: ['127.0.0.1/32', '::1/128'],
-    },
-    auth: {
-      skew_seconds: 900,
-      algorithms: ['sha256', 'sha384', 'sha512'],
-      body_hash: 'strict',
-      api_versions: [...API_VERSIONS],
-      problem_base_uri: 'https://api.backend.ai/probs/',
-    },
-    keypairs: { dir: 'keypairs' },
-    ratelimit: {
-      store: 'memory',
-      redis_url: 'redis://127.0.0.1:6379',
-      window_seconds: 900,
-      default_limit: 10_000,
-      anonymous_limit: 2_000,
-      redis_timeout_ms: 50,
-      on_redis_failure: 'memory',
-    },
-    idempotency: { ttl_seconds: 86_400 },
-    sessions: { idle_timeout_seconds: 3_600, default_max_sessions: 8 },
-    inference: {
-      providers: ['cuda', 'cpu'],
-      max_image_bytes: 8 * 1024 * 1024,
-      max_image_pixels: 40_000_000,
-      concurrency: 1,
-      max_queue: 16,
-      max_queue_per_owner: 0,
-      model_memory_mb: 2048,
-      timeout_ms: 30_000,
-      threads: 0,
-      models_dir: 'models',
-    },
-    log: { level: 'info', access: true },
-  };
-}
+export type { Config } from './schema.js';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
-const ajv = new Ajv({ allErrors: true, strict: true });
-const validate = ajv.compile(configSchema);
-
-function describe(error: ErrorObject): string {
-  const where = error.instancePath.replace(/^\//, '').replace(/\//g, '.') || '(top level)';
-  if (error.keyword === 'additionalProperties') {
-    const key = (error.params as { additionalProperty: string }).additionalProperty;
-    return `unknown key "${where === '(top level)' ? key : `${where}.${key}`}"`;
-  }
-  if (error.keyword === 'enum') {
-    const allowed = (error.params as { allowedValues: unknown[] }).allowedValues;
-    return `"${where}" must be one of ${allowed.map((v) => JSON.stringify(v)).join(', ')}`;
-  }
-  return `"${where}" ${error.message ?? 'is invalid'}`;
+/** A loaded config and what its reader should be told once (deprecated keys). */
+export interface LoadedConfig {
+  config: Config;
+  warnings: string[];
 }
 
-/** Validates parsed TOML and merges it over the defaults. Throws ConfigError naming the key. */
-export function configFromObject(raw: unknown, source = 'config'): Config {
-  if (!validate(raw)) {
-    const problems = (validate.errors ?? []).map(describe);
+export interface ConfigOptions {
+  /** Names the config in error messages (its file path). */
+  source?: string;
+  /** keypairs.dir and inference.models_dir resolve against this folder; unchanged without it. */
+  baseDir?: string;
+  /** Last changes before the config is frozen: command-line overrides. */
+  adjust?: (config: Config) => void;
+}
+
+const validate = ajv.compile<Config>(ConfigSchema);
+
+/** A fresh, unfrozen config of the schema's defaults, for tests and benches to adjust. */
+export function defaultConfig(): Config {
+  const config = {};
+  if (!validate(config)) throw new Error('the config schema refuses its own defaults');
+  return config;
+}
+
+function describe({ path, message, unknownKey, allowed }: ValidationProblem): string {
+  if (unknownKey !== undefined) return `unknown key "${path ? `${path}.${unknownKey}` : unknownKey}"`;
+  const where = path || '(top level)';
+  if (allowed !== undefined) return `"${where}" must be one of ${allowed.map((v) => JSON.stringify(v)).join(', ')}`;
+  return `"${where}" ${message}`;
+}
+
+/**
+ * A copy of parsed TOML/JSON that Ajv may fill with defaults without touching the caller's value.
+ * Object.fromEntries keeps a `__proto__` key an own key, so validation still refuses it.
+ */
+function plainCopy(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(plainCopy);
+  if (value !== null && typeof value === 'object' && !(value instanceof Date)) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, plainCopy(v)]));
+  }
+  return value;
+}
+
+function given(raw: unknown, section: string, key: string): boolean {
+  if (raw === null || typeof raw !== 'object' || !Object.hasOwn(raw, section)) return false;
+  const values = (raw as Record<string, unknown>)[section];
+  return values !== null && typeof values === 'object' && Object.hasOwn(values, key);
+}
+
+/** `[store]` replaces `[ratelimit] store` / `redis_url`: the old keys still work, and mirror the new ones. */
+const DEPRECATED = [
+  ['store', 'kind'],
+  ['redis_url', 'redis_url'],
+] as const;
+
+function applyDeprecatedKeys(raw: unknown, config: Config, source: string, warnings: string[]): void {
+  const used: Array<[string, string]> = [];
+  for (const [old, current] of DEPRECATED) {
+    if (!given(raw, 'ratelimit', old)) continue;
+    used.push([`ratelimit.${old}`, `store.${current}`]);
+    const value = config.ratelimit[old];
+    if (!given(raw, 'store', current)) {
+      (config.store as Record<string, unknown>)[current] = value;
+    } else if (config.store[current] !== value) {
+      throw new ConfigError(
+        `${source}: "ratelimit.${old}" (${JSON.stringify(value)}) and "store.${current}" (${JSON.stringify(config.store[current])}) disagree; ` +
+          `ratelimit.${old} is deprecated: keep store.${current} only`,
+      );
+    }
+  }
+  config.ratelimit.store = config.store.kind;
+  config.ratelimit.redis_url = config.store.redis_url;
+  if (used.length > 0) {
+    const olds = used.map(([o]) => o).join(' and ');
+    const news = used.map(([, n]) => n).join(' and ');
+    warnings.push(`${source}: ${olds} ${used.length === 1 ? 'is' : 'are'} deprecated: use ${news} ([store] section)`);
+  }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/** Validates parsed TOML, fills in the defaults and freezes the result. Throws ConfigError naming the key. */
+export function buildConfig(raw: unknown, options: ConfigOptions = {}): LoadedConfig {
+  const source = options.source ?? 'config';
+  const config = plainCopy(raw);
+  if (!validate(config)) {
+    const problems = (validate.errors ?? []).map((error) => describe(describeProblem(error)));
     throw new ConfigError(`${source}: ${[...new Set(problems)].join('; ')}`);
   }
-  const merged = defaultConfig();
-  for (const [name, values] of Object.entries(raw as Record<string, Record<string, unknown>>)) {
-    Object.assign((merged as unknown as Record<string, object>)[name], values);
+  const warnings: string[] = [];
+  applyDeprecatedKeys(raw, config, source, warnings);
+  if (options.baseDir !== undefined) {
+    config.keypairs.dir = resolve(options.baseDir, config.keypairs.dir);
+    config.inference.models_dir = resolve(options.baseDir, config.inference.models_dir);
   }
-  return merged;
+  options.adjust?.(config);
+  return { config: deepFreeze(config), warnings };
 }
 
 /** Reads and validates a config file; relative paths in it resolve against its folder. */
-export function loadConfigFile(path: string): Config {
+export function readConfigFile(path: string, options: Pick<ConfigOptions, 'adjust'> = {}): LoadedConfig {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -153,8 +129,15 @@ export function loadConfigFile(path: string): Config {
   } catch (error) {
     throw new ConfigError(`${path}: not valid TOML: ${(error as Error).message.split('\n')[0]}`);
   }
-  const config = configFromObject(raw, path);
-  config.keypairs.dir = resolve(dirname(resolve(path)), config.keypairs.dir);
-  config.inference.models_dir = resolve(dirname(resolve(path)), config.inference.models_dir);
-  return config;
+  return buildConfig(raw, { ...options, source: path, baseDir: dirname(resolve(path)) });
+}
+
+/** buildConfig without its warnings: for callers that have no one to tell. */
+export function configFromObject(raw: unknown, source = 'config'): Config {
+  return buildConfig(raw, { source }).config;
+}
+
+/** readConfigFile without its warnings: for callers that have no one to tell (kernelgate keypair). */
+export function loadConfigFile(path: string): Config {
+  return readConfigFile(path).config;
 }

@@ -1,5 +1,6 @@
-import { Ajv } from 'ajv';
 import { parse as parseToml } from 'smol-toml';
+import { ACCESS_KEY_FORMAT } from '../names.js';
+import { ajv, firstProblem } from '../validation/ajv.js';
 
 export type Role = 'user' | 'admin' | 'superadmin';
 
@@ -16,8 +17,9 @@ export interface Keypair {
   expiresAt?: number;
 }
 
-/** Anything we will ever look up; also what makes a safe file name. */
-export const ACCESS_KEY_FORMAT = /^[A-Za-z0-9]{4,128}$/;
+// The access key's format belongs to the whole gateway (the signing core checks it too); re-exported
+// here because it is also the keypair file's.
+export { ACCESS_KEY_FORMAT };
 
 const keypairSchema = {
   type: 'object',
@@ -37,7 +39,7 @@ const keypairSchema = {
   },
 } as const;
 
-const validate = new Ajv({ allErrors: true }).compile(keypairSchema);
+const validate = ajv.compile(keypairSchema);
 
 /** Parses one keypair file's text. Error messages never include the secret. */
 export function parseKeypair(text: string): Keypair {
@@ -48,8 +50,8 @@ export function parseKeypair(text: string): Keypair {
     throw new Error('not valid TOML');
   }
   if (!validate(raw)) {
-    const first = validate.errors?.[0];
-    throw new Error(`${first?.instancePath || 'keypair'} ${first?.message ?? 'is invalid'}`);
+    const { path, message } = firstProblem(validate);
+    throw new Error(`${path ? `/${path}` : 'keypair'} ${message}`);
   }
   let expiresAt: number | undefined;
   if (raw.expires_at !== undefined) {

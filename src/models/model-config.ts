@@ -1,5 +1,6 @@
-import { Ajv } from 'ajv';
+import { MODEL_NAME } from '../names.js';
 import { ApiError } from '../problems/api-error.js';
+import { ajv, firstProblem } from '../validation/ajv.js';
 
 /** What an admin declares with an uploaded ONNX model. */
 export interface ModelConfig {
@@ -13,7 +14,6 @@ export interface ModelConfig {
   top_k: number;
 }
 
-export const MODEL_NAME = '^[a-z0-9][a-z0-9._-]{0,63}$';
 /** Names the gateway keeps for its built-in kernels. */
 export const RESERVED_MODEL_NAMES = new Set(['ocr', 'backup', 'restore']);
 
@@ -48,14 +48,13 @@ export const modelConfigSchema = {
   },
 } as const;
 
-const validate = new Ajv({ allErrors: false, strict: false }).compile(modelConfigSchema);
+const validate = ajv.compile(modelConfigSchema);
 
 /** Validates an admin's model config and fills in the defaults. */
 export function parseModelConfig(raw: unknown): ModelConfig {
   if (!validate(raw)) {
-    const e = validate.errors?.[0];
-    const where = e?.instancePath ? e.instancePath.slice(1).replace(/\//g, '.') : 'config';
-    throw new ApiError(400, 'invalid-api-params', `Invalid model config "${where}": ${e?.message ?? 'invalid'}.`);
+    const { path, message } = firstProblem(validate);
+    throw new ApiError(400, 'invalid-api-params', `Invalid model config "${path || 'config'}": ${message}.`);
   }
   const c = raw as Record<string, any>;
   if (RESERVED_MODEL_NAMES.has(c.name)) throw new ApiError(400, 'invalid-api-params', `"${c.name}" is a reserved model name.`);

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { MODEL_NAME_FORMAT as NAME } from '../names.js';
 import { parseModelConfig, type ModelConfig } from './model-config.js';
 
 export interface StoredModel {
@@ -13,8 +14,6 @@ export interface StoredModel {
   bytes: number;
   createdAt: string;
 }
-
-const NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 
 /** The folder name of a domain: percent-encoded, dots too, so no domain can name `..` or a path. */
 export function domainFolder(domain: string): string {

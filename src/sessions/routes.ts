@@ -3,14 +3,13 @@ import type { Config } from '../config/config.js';
 import { extractImage } from '../inference/image-input.js';
 import type { KernelRegistry } from '../inference/kernels.js';
 import type { Keypair } from '../keypairs/keypair.js';
+import { SESSION_NAME, SESSION_NAME_FORMAT as NAME_RE } from '../names.js';
 import { ApiError } from '../problems/api-error.js';
 import type { GatewayContext } from '../server/context.js';
 import type { RouteSpec } from '../server/route.js';
 import { actingOwner } from './scope.js';
 import type { SessionRecord, SessionStore } from './types.js';
 
-export const SESSION_NAME = '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$';
-const NAME_RE = new RegExp(SESSION_NAME);
 
 /** Bounds of a session's `config` (README "Sessions"): kept small so every store handles it cheaply. */
 export const MAX_CONFIG_BYTES = 64 * 1024;

@@ -1,4 +1,5 @@
 import { algorithmOfSignMethod, HEX_LENGTH, type HashAlgorithm } from './algorithms.js';
+import { ACCESS_KEY_FORMAT } from '../names.js';
 import { trimHeaderValue } from './canonical.js';
 
 export type AuthScheme = 'BackendAI' | 'Sorna';
@@ -14,7 +15,6 @@ export interface AuthorizationParams {
 export type ParseResult = { ok: true; value: AuthorizationParams } | { ok: false; reason: string };
 
 const MAX_AUTHORIZATION_LENGTH = 512;
-const ACCESS_KEY = /^[A-Za-z0-9]{4,128}$/;
 const HEX = /^[0-9a-fA-F]+$/;
 
 /**
@@ -49,7 +49,7 @@ export function parseAuthorization(header: string): ParseResult {
   if (colon === -1) return fail('Malformed credential');
   const accessKey = credential.slice(0, colon);
   const signature = credential.slice(colon + 1);
-  if (!ACCESS_KEY.test(accessKey)) return fail('Malformed access key');
+  if (!ACCESS_KEY_FORMAT.test(accessKey)) return fail('Malformed access key');
   if (signature.length !== HEX_LENGTH[algorithm] || !HEX.test(signature)) {
     return fail(`Signature must be ${HEX_LENGTH[algorithm]} hex digits for ${signMethod.toUpperCase()}`);
   }

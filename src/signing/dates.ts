@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import { DateTime } from 'luxon';
 
 export interface SigningDate {
@@ -92,21 +93,24 @@ export function parseSigningDate(raw: string): SigningDate | undefined {
  * Date parsing is the slowest step of verification, and clients sending at a
  * steady rate repeat the same Date value many times a second: remember the
  * last few. Bounded, so junk dates cannot grow it.
+ *
+ * lru-cache rather than a Map with FIFO eviction: with a fresh Date on every request (the Python SDK
+ * sends microseconds) every call misses and evicts, and deleting a Map's oldest entry leaves holes that
+ * the next `keys().next()` walks over. bench/caches.ts, three runs on a loaded 2-core machine: a miss
+ * 6.2-8.0 µs with the Map, 3.7-5.7 µs with lru-cache; a hit 0.019-0.038 µs against 0.035-0.055 µs.
  */
 export class SigningDateCache {
-  private readonly entries = new Map<string, SigningDate | null>();
-  constructor(private readonly capacity = 4096) {}
+  /** `false`: a value that is no date (lru-cache stores no undefined or null). */
+  private readonly entries: LRUCache<string, SigningDate | false>;
+  constructor(capacity = 4096) {
+    this.entries = new LRUCache({ max: capacity });
+  }
 
   parse(raw: string): SigningDate | undefined {
     const hit = this.entries.get(raw);
-    if (hit !== undefined) return hit ?? undefined;
+    if (hit !== undefined) return hit || undefined;
     const parsed = parseSigningDate(raw);
-    if (this.entries.size >= this.capacity) {
-      // Maps iterate in insertion order: dropping the first entry is FIFO eviction.
-      const oldest = this.entries.keys().next().value as string;
-      this.entries.delete(oldest);
-    }
-    this.entries.set(raw, parsed ?? null);
+    this.entries.set(raw, parsed ?? false);
     return parsed;
   }
 }

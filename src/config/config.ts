@@ -26,8 +26,19 @@ export interface Config {
     problem_base_uri: string;
   };
   keypairs: { dir: string };
+  /** Where rate limits, sessions and idempotency records live. */
+  store: {
+    kind: 'memory' | 'redis';
+    redis_url: string;
+    redis_mode: 'single' | 'sentinel' | 'cluster';
+    /** Sentinel or cluster seed nodes "host:port". */
+    redis_nodes: string[];
+    redis_sentinel_name: string;
+  };
   ratelimit: {
+    /** Deprecated: read config.store.kind (this is copied there when [store] does not set it). */
     store: 'memory' | 'redis';
+    /** Deprecated: read config.store.redis_url. */
     redis_url: string;
     window_seconds: number;
     default_limit: number;
@@ -79,6 +90,13 @@ export function defaultConfig(): Config {
       problem_base_uri: 'https://api.backend.ai/probs/',
     },
     keypairs: { dir: 'keypairs' },
+    store: {
+      kind: 'memory',
+      redis_url: 'redis://127.0.0.1:6379',
+      redis_mode: 'single',
+      redis_nodes: [],
+      redis_sentinel_name: 'mymaster',
+    },
     ratelimit: {
       store: 'memory',
       redis_url: 'redis://127.0.0.1:6379',
@@ -136,6 +154,10 @@ export function configFromObject(raw: unknown, source = 'config'): Config {
   for (const [name, values] of Object.entries(raw as Record<string, Record<string, unknown>>)) {
     Object.assign((merged as unknown as Record<string, object>)[name], values);
   }
+  // Temporary (helper C's schema replaces this): the old [ratelimit] keys still choose the store.
+  const given = raw as { store?: Record<string, unknown>; ratelimit?: Record<string, unknown> };
+  if (given.ratelimit?.store !== undefined && given.store?.kind === undefined) merged.store.kind = merged.ratelimit.store;
+  if (given.ratelimit?.redis_url !== undefined && given.store?.redis_url === undefined) merged.store.redis_url = merged.ratelimit.redis_url;
   return merged;
 }
 

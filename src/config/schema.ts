@@ -42,6 +42,13 @@ export const configSchema = {
       problem_base_uri: { type: 'string', minLength: 1 },
     }),
     keypairs: section({ dir: { type: 'string', minLength: 1 } }),
+    store: section({
+      kind: { enum: ['memory', 'redis'] },
+      redis_url: { type: 'string', minLength: 1 },
+      redis_mode: { enum: ['single', 'sentinel', 'cluster'] },
+      redis_nodes: { type: 'array', items: { type: 'string', minLength: 1 } },
+      redis_sentinel_name: { type: 'string', minLength: 1 },
+    }),
     ratelimit: section({
       store: { enum: ['memory', 'redis'] },
       redis_url: { type: 'string', minLength: 1 },

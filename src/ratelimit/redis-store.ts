@@ -5,7 +5,9 @@
  * both spend the last request. The clock is Redis's own (TIME), so replicas
  * with skewed clocks still agree on window boundaries. Each key is one short
  * string "start:current:previous" with a TTL of two windows, after which it
- * would read as fresh anyway, so idle keys vanish on their own.
+ * would read as fresh anyway, so idle keys vanish on their own. The script is
+ * src/redis/scripts/ratelimit.lua.ts (kept beside the other Lua so src/redis/
+ * imports nothing from the stores that use it).
  */
 import { RedisBacked, describeRedisError, type RedisStoreOptions } from '../redis/client.js';
 import type { RateLimitDecision, RateLimitHealth, RateLimitStore } from './types.js';

@@ -3,6 +3,7 @@
  * several replicas use the Redis store, or a retry landing on another replica
  * runs the request again.
  */
+import { LRUCache } from 'lru-cache';
 import {
   DEFAULT_LEASE_SECONDS,
   DEFAULT_MAX_BODY_BYTES,
@@ -37,10 +38,10 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
   private readonly maxEntries: number;
   private readonly maxTotalBytes: number;
   private readonly now: () => number;
-  // Insertion-ordered; re-inserted on write, so the first entry is the least recently written.
-  // Under pressure an in-progress claim may be evicted too: memory stays bounded at the
+  // Least recently written first (reads use peek(), which does not promote). Under
+  // pressure an in-progress claim may be evicted too: memory stays bounded at the
   // price of possibly running one request twice.
-  private readonly entries = new Map<string, Entry>();
+  private readonly entries: LRUCache<string, Entry>;
   private totalBytes = 0;
 
   constructor(opts: MemoryIdempotencyStoreOptions = {}) {
@@ -50,6 +51,13 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
     this.maxTotalBytes = opts.maxTotalBytes ?? 64 * 1024 * 1024;
     this.now = opts.now ?? Date.now;
     checkTtl('leaseSeconds', this.leaseSeconds);
+    this.entries = new LRUCache<string, Entry>({
+      max: this.maxEntries,
+      // The byte bound stays ours: lru-cache's maxSize cannot count an in-progress claim as 0 bytes.
+      dispose: (entry) => {
+        this.totalBytes -= entry.bytes;
+      },
+    });
   }
 
   get size(): number {
@@ -92,8 +100,8 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
   async abort(scope: string, token: string): Promise<void> {
     checkIds(scope, token);
     const id = idempotencyId(scope, token);
-    const entry = this.entries.get(id);
-    if (entry && !entry.done) this.remove(id);
+    const entry = this.entries.peek(id);
+    if (entry && !entry.done) this.entries.delete(id);
   }
 
   async close(): Promise<void> {
@@ -102,36 +110,34 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
   }
 
   private live(id: string): Entry | undefined {
-    const entry = this.entries.get(id);
+    const entry = this.entries.peek(id);
     if (entry && entry.expiresAt <= this.now()) {
-      this.remove(id);
+      this.entries.delete(id);
       return undefined;
     }
     return entry;
   }
 
   private put(id: string, entry: Entry): void {
-    this.remove(id);
+    // Delete first so the old record's bytes are returned before the new ones count.
+    this.entries.delete(id);
     this.entries.set(id, entry);
     this.totalBytes += entry.bytes;
     this.sweep();
   }
 
-  private remove(id: string): void {
-    const old = this.entries.get(id);
-    if (!old) return;
-    this.totalBytes -= old.bytes;
-    this.entries.delete(id);
-  }
-
-  /** Drops expired records from the old end, then the oldest until within bounds. */
+  /** Drops expired records from the old end, then the oldest until within the byte bound. */
   private sweep(): void {
     const now = this.now();
-    for (const [id, entry] of this.entries) {
-      const over = this.entries.size > this.maxEntries || this.totalBytes > this.maxTotalBytes;
-      if (!over && entry.expiresAt > now) break;
-      this.remove(id);
+    const drop: string[] = [];
+    let bytes = this.totalBytes;
+    for (const id of this.entries.rkeys()) {
+      const entry = this.entries.peek(id)!;
+      if (bytes <= this.maxTotalBytes && entry.expiresAt > now) break;
+      bytes -= entry.bytes;
+      drop.push(id);
     }
+    for (const id of drop) this.entries.delete(id);
   }
 }
 

@@ -5,7 +5,7 @@ import { ApiError } from '../problems/api-error.js';
 import { renderProblem } from '../problems/middleware.js';
 import type { GatewayContext } from '../server/context.js';
 import { requestFingerprint } from './shared.js';
-import { CircuitBreaker } from '../ratelimit/redis-client.js';
+import { CircuitBreaker } from '../redis/breaker.js';
 import type { IdempotencyStore, StoredResponse } from './types.js';
 
 const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);

@@ -12,7 +12,7 @@
 import type { Logger } from 'pino';
 import { unavailable } from '../problems/api-error.js';
 import { MemoryRateLimitStore } from './memory-store.js';
-import { describeRedisError } from './redis-client.js';
+import { describeRedisError } from '../redis/client.js';
 import type { RateLimitDecision, RateLimitHealth, RateLimitStore, RedisFailurePolicy } from './types.js';
 
 /** What the wrapper needs from its primary: a store plus a cheap liveness check. */

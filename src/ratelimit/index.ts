@@ -1,7 +1,8 @@
 /**
  * Rate limiting: the store interface, its memory and Redis implementations,
- * the Redis→memory failover wrapper, and a factory for the [ratelimit] config.
+ * the Redis→memory failover wrapper, and a factory for the configured store.
  */
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { FailoverRateLimitStore } from './failover-store.js';
 import { MemoryRateLimitStore } from './memory-store.js';
@@ -16,21 +17,16 @@ export {
   type FailoverRateLimitStoreOptions,
   type ProbeableRateLimitStore,
 } from './failover-store.js';
-export { createFailFastRedis, waitForReady, describeRedisError, type FailFastRedisOptions } from './redis-client.js';
 export { slidingWindowStep, type WindowState, type WindowOutcome } from './sliding-window.js';
 
-/** The store-related keys of config.toml's [ratelimit] table, already parsed. */
+/** Where the counters live: config.toml's [store] kind, plus [ratelimit] on_redis_failure. */
 export interface RateLimitStoreConfig {
-  store: 'memory' | 'redis';
-  /** Used when store = "redis" (config key redis_url). */
-  redisUrl?: string;
-  /** config key on_redis_failure; default "memory". */
+  kind: 'memory' | 'redis';
+  /** For kind "redis": a fail-fast client (see src/redis/client.ts); the store closes it. */
+  redis?: Redis;
+  /** [ratelimit] on_redis_failure; default "memory". */
   onRedisFailure?: RedisFailurePolicy;
-  /** config key redis_key_prefix; default "kg:rl:". */
-  keyPrefix?: string;
-  /** config key redis_command_timeout_ms; default 50. */
-  commandTimeoutMs?: number;
-  /** Cap on in-memory keys (memory store and fallback); default 100,000. */
+  /** Cap on in-memory keys (memory store and fallback); default 100,000. No config key. */
   maxKeys?: number;
 }
 
@@ -41,13 +37,10 @@ export interface RateLimitStoreConfig {
  * its fallback (or 503s in "deny" mode) and switches to Redis within a probe interval.
  */
 export function createRateLimitStore(config: RateLimitStoreConfig, logger: Logger): RateLimitStore {
-  if (config.store === 'memory') return new MemoryRateLimitStore({ maxKeys: config.maxKeys });
+  if (config.kind === 'memory') return new MemoryRateLimitStore({ maxKeys: config.maxKeys });
+  if (!config.redis) throw new TypeError('a Redis rate-limit store needs a client');
   return new FailoverRateLimitStore({
-    primary: new RedisRateLimitStore({
-      url: config.redisUrl ?? 'redis://127.0.0.1:6379',
-      keyPrefix: config.keyPrefix,
-      commandTimeoutMs: config.commandTimeoutMs,
-    }),
+    primary: new RedisRateLimitStore({ client: config.redis, ownsClient: true }),
     fallback: new MemoryRateLimitStore({ maxKeys: config.maxKeys }),
     onRedisFailure: config.onRedisFailure,
     logger,

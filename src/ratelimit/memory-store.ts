@@ -3,6 +3,7 @@
  * Redis is down. Counters are per process, so N replicas on memory stores
  * admit up to N × limit between them.
  */
+import { LRUCache } from 'lru-cache';
 import { slidingWindowStep, type WindowState } from './sliding-window.js';
 import type { RateLimitDecision, RateLimitHealth, RateLimitStore } from './types.js';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
@@ -31,13 +32,21 @@ export class MemoryRateLimitStore implements RateLimitStore {
   readonly kind = 'memory' as const;
   private readonly maxKeys: number;
   private readonly now: () => number;
-  // A Map iterates in insertion order; re-inserting on every touch makes that LRU order.
-  private readonly entries = new Map<string, Entry>();
+  /**
+   * Least recently charged first: consume() promotes, peek() does not. Evicting
+   * the coldest counter resets it, so a flood of distinct keys can make an idle
+   * tenant's count restart; refusing new keys when full instead would lock out
+   * every newcomer, and expiring by age alone would not bound memory. That is
+   * the trade-off the hand-written Map made too; lru-cache keeps it exactly.
+   * Expiry stays ours (expiresAt on the injected clock), not lru-cache's TTL.
+   */
+  private readonly entries: LRUCache<string, Entry>;
 
   constructor(opts: MemoryRateLimitStoreOptions = {}) {
     this.maxKeys = opts.maxKeys ?? 100_000;
     if (!Number.isSafeInteger(this.maxKeys) || this.maxKeys < 1) throw new RangeError('maxKeys must be an integer ≥ 1');
     this.now = opts.now ?? Date.now;
+    this.entries = new LRUCache({ max: this.maxKeys });
   }
 
   /** Number of keys held (for tests and metrics). */
@@ -58,11 +67,8 @@ export class MemoryRateLimitStore implements RateLimitStore {
     const stored = this.entries.get(key);
     const out = slidingWindowStep(stored && stored.expiresAt > now ? stored : undefined, now, limit, windowSeconds * 1000);
 
-    this.entries.delete(key);
-    if (out.allowed || stored) {
-      this.entries.set(key, { ...out.state, expiresAt: out.expiresAt });
-      if (this.entries.size > this.maxKeys) this.evictOldest();
-    }
+    // A refused request for an unknown key leaves nothing behind (no state to keep).
+    if (out.allowed || stored) this.entries.set(key, { ...out.state, expiresAt: out.expiresAt });
     return {
       allowed: out.allowed,
       limit,
@@ -76,7 +82,7 @@ export class MemoryRateLimitStore implements RateLimitStore {
   async peek(key: string, limit: number, windowSeconds: number): Promise<RateLimitDecision> {
     checkConsumeArgs(key, limit, windowSeconds);
     const now = this.now();
-    const stored = this.entries.get(key);
+    const stored = this.entries.peek(key);
     const out = slidingWindowStep(stored && stored.expiresAt > now ? stored : undefined, now, limit, windowSeconds * 1000);
     return {
       allowed: out.allowed,
@@ -97,16 +103,14 @@ export class MemoryRateLimitStore implements RateLimitStore {
     this.entries.clear();
   }
 
+  /** Drops up to SWEEP_PER_CALL expired counters from the cold end. */
   private sweep(now: number): void {
+    let expired: string[] | undefined;
     let n = 0;
-    for (const [key, entry] of this.entries) {
-      if (n++ >= SWEEP_PER_CALL || entry.expiresAt > now) break;
-      this.entries.delete(key);
+    for (const key of this.entries.rkeys()) {
+      if (n++ >= SWEEP_PER_CALL || this.entries.peek(key)!.expiresAt > now) break;
+      (expired ??= []).push(key);
     }
-  }
-
-  private evictOldest(): void {
-    const oldest = this.entries.keys().next();
-    if (!oldest.done) this.entries.delete(oldest.value);
+    if (expired) for (const key of expired) this.entries.delete(key);
   }
 }

@@ -26,7 +26,7 @@ import type { RouteSpec } from './route.js';
 import { basicRoutes } from './routes/basics.js';
 import { buildOpenApi } from './routes/openapi.js';
 import { operationalRoutes } from './routes/operational.js';
-import { createStores } from './stores.js';
+import { createStores } from '../stores.js';
 import { idempotency } from '../idempotency/middleware.js';
 import { KernelRegistry } from '../inference/kernels.js';
 import { sessionRoutes } from '../sessions/routes.js';

@@ -22,7 +22,7 @@ export type CreateOutcome =
 /**
  * Sessions keyed by (owner, name). Idle sessions expire lazily on any access
  * to their owner's sessions, so no replica needs to run a reaper for the
- * answers to be right; `sweep` only frees memory early.
+ * answers to be right; in Redis an owner who went quiet vanishes by TTL.
  */
 export interface SessionStore {
   readonly kind: 'memory' | 'redis';

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { ConfigError, defaultConfig, loadConfigFile, type Config } from '../config/config.js';
-import { startGateway } from '../server/start.js';
+import { startGateway } from './start.js';
 
 export function configFromArgs(argv: string[]): Config {
   const { values } = parseArgs({

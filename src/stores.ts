@@ -1,10 +1,10 @@
 import type { Logger } from 'pino';
-import type { Config } from '../config/config.js';
-import { MemoryIdempotencyStore, RedisIdempotencyStore, type IdempotencyStore } from '../idempotency/index.js';
-import { createRateLimitStore as buildRateLimitStore, type RateLimitStore } from '../ratelimit/index.js';
-import { MemorySessionStore } from '../sessions/memory-store.js';
-import { RedisSessionStore } from '../sessions/redis-store.js';
-import type { SessionStore } from '../sessions/types.js';
+import type { Config } from './config/config.js';
+import { MemoryIdempotencyStore, RedisIdempotencyStore, type IdempotencyStore } from './idempotency/index.js';
+import { createRateLimitStore as buildRateLimitStore, type RateLimitStore } from './ratelimit/index.js';
+import { MemorySessionStore } from './sessions/memory-store.js';
+import { RedisSessionStore } from './sessions/redis-store.js';
+import type { SessionStore } from './sessions/types.js';
 
 export interface Stores {
   rateLimits: RateLimitStore;

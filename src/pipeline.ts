@@ -109,7 +109,7 @@ export function mountPipeline(app: Koa<GatewayState>, routes: readonly RouteSpec
   app.use(async (ctx) => {
     anonymousPrincipal(ctx);
     await rateLimiting.rateLimit(ctx);
-    throw unmatched(router as never, ctx);
+    throw unmatched(router, ctx);
   });
 }
 

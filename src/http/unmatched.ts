@@ -1,9 +1,9 @@
 import type Router from '@koa/router';
 import { ApiError } from '../problems/api-error.js';
-import type { GatewayContext } from './context.js';
+import type { GatewayContext, GatewayState } from './context.js';
 
 /** What no route takes: 405 with `Allow` when the path exists for other methods, else 404. */
-export function unmatched(router: Router<never>, ctx: GatewayContext): ApiError {
+export function unmatched(router: Router<GatewayState>, ctx: GatewayContext): ApiError {
   const match = router.match(ctx.path, ctx.method);
   if (match.path.length > 0) {
     const allowed = [...new Set(match.path.flatMap((layer) => layer.methods))].join(', ');

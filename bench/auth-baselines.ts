@@ -32,7 +32,8 @@
  *   --baselines L        comma-separated subset of http,koa,floor (default all three)
  *   --floor-shape A,R    the floor's pass-through app middlewares after its two wrappers, and route
  *                        stages before the handler (default 1,2: the gateway's shape at ad15a97; match
- *                        it to src/server/gateway.ts if the stage count changes)
+ *                        it to src/pipeline.ts if the stage count changes: since the pipeline
+ *                        restructure a route is one router middleware, so the gateway's shape is 1,0)
  *   --loadgen G          raw (default): lib.ts rawLoadRound, keep-alive sockets sending pre-built
  *                        request bytes (a few µs of client CPU per request, so the client is not the
  *                        bottleneck); autocannon: lib.ts loadRound (in-process autocannon, setupRequest)

@@ -9,7 +9,10 @@
 // [verifySigned (auth + rate-limit charge), validate (the echo query schema),
 // handler]. If the gateway's stage count changes, pass --app N / --route M
 // (pass-through app middlewares after the two wrappers / route stages before the
-// handler) so the floor keeps the gateway's shape.
+// handler) so the floor keeps the gateway's shape. Since src/pipeline.ts composes
+// each route's stages (authenticate, rate limit, validate, ...) into one router
+// middleware that calls them as plain functions, the gateway's shape is --app 1
+// --route 0.
 //   node bench/koa-router-floor.mjs --port N [--app 1] [--route 2]   (or: PORT)
 import { parseArgs } from 'node:util';
 import Koa from 'koa';

@@ -123,7 +123,7 @@ const cache = new SigningDateCache();
 await bench('SigningDateCache.parse, hit', 'the same ISO date through the gateway’s date cache (a Map lookup)', () => cache.parse(isoSdk));
 
 // ------------------------------------------------------------ access-log line
-// Same logger options as createAccessLogger (src/server/logger.ts): no redaction, base
+// Same logger options as createAccessLogger (src/observability/logger.ts): no redaction, base
 // {service}, asynchronous sonic-boom; here to a real file instead of fd 1.
 const dir = mkdtempSync(join(tmpdir(), 'kg-bench-micro-'));
 try {

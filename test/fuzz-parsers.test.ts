@@ -29,7 +29,7 @@ import { addressBucket, resolveClient, TrustedProxies } from '../src/http/client
 import { extractImage } from '../src/inference/image-input.js';
 import { parseModelConfig } from '../src/models/model-config.js';
 import { MODEL_NAME, SESSION_NAME } from '../src/names.js';
-import { ownerParam, resolveOwner } from '../src/sessions/scope.js';
+import { ownerParam, resolveOwner } from '../src/auth/owner.js';
 
 const RUNS = 1000;
 

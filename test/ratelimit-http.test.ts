@@ -174,7 +174,7 @@ for (const store of ['memory', 'redis'] as const) {
     });
 
     // DESIGN "Rate limits": every response, errors included. These two are written by the
-    // clientError handler in src/server/gateway.ts, outside Koa, and currently carry none.
+    // clientError handler (src/http/client-error.ts, charged by src/ratelimit/middleware.ts), outside Koa, and currently carry none.
     if (store === 'memory') it('parser-level errors (431 oversized headers, 400 malformed HTTP) carry the headers too', async () => {
       const big = await gw.request({ method: 'GET', target: '/', headers: { 'X-Junk': 'y'.repeat(20_000) } });
       assertProblem(big, 431, 'request-header-fields-too-large');

@@ -24,12 +24,14 @@ describe('README "Verification order"', () => {
   const sign = (extra: Partial<Parameters<typeof signRequest>[0]> = {}) =>
     signRequest({ method: 'GET', target: '/auth/test', host: `127.0.0.1:${gw.port}`, accessKey: ALICE.accessKey, secretKey: ALICE.secretKey, ...extra }).headers;
 
-  it('routing, then a missing Authorization, then the version, then the Authorization format, then the date, then the credential', async () => {
+  it('routing, then the version, then a missing Authorization, then the Authorization format, then the date, then the credential', async () => {
     // Routing beats everything: an unknown route with a bad version and no credentials is a 404.
     assertProblem(await gw.request({ method: 'GET', target: '/nowhere', headers: { 'X-BackendAI-Version': 'v9.20990101' } }), 404, 'url-not-found');
     assertProblem(await gw.request({ method: 'PUT', target: '/auth/test', headers: { 'X-BackendAI-Version': 'v9.20990101' } }), 405, 'method-not-allowed');
-    // No Authorization is a 401 even with an unsupported version.
-    assertProblem(await gw.request({ method: 'GET', target: '/auth/test', headers: { 'X-BackendAI-Version': 'v9.20990101' } }), 401, 'auth-failed');
+    // An unsupported version is a 400 even without an Authorization; a supported one without it is a 401.
+    assertProblem(await gw.request({ method: 'GET', target: '/auth/test', headers: { 'X-BackendAI-Version': 'v9.20990101' } }), 400, 'generic-bad-request');
+    assertProblem(await gw.request({ method: 'GET', target: '/auth/test', headers: { 'X-BackendAI-Version': sign()['X-BackendAI-Version']! } }), 401, 'auth-failed');
+    assertProblem(await gw.request({ method: 'GET', target: '/auth/test' }), 401, 'auth-failed');
     // With an Authorization, an unsupported version comes before its format...
     const badVersion = { ...sign({ apiVersion: 'v9.20990101' }) };
     assertProblem(await gw.request({ method: 'GET', target: '/auth/test', headers: { ...badVersion, Authorization: 'Bearer nonsense' } }), 400, 'generic-bad-request');

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { buildConfig, ConfigError, readConfigFile, type Config, type LoadedConfig } from '../config/config.js';
-import { startGateway } from '../server/start.js';
+import { startGateway } from './start.js';
 
 export function configFromArgs(argv: string[]): LoadedConfig {
   const { values } = parseArgs({

@@ -43,7 +43,7 @@ export class KernelgateClient {
     this.doFetch = opts.fetch ?? fetch;
   }
 
-  /** The signed headers for a request, without sending it. */
+  /** The signed headers for a request, without sending it; `target` is the path and query as sent (base path included). */
   sign(method: string, target: string, body?: Uint8Array | string, contentType?: string): Record<string, string> {
     const input: SignRequestInput = {
       method,
@@ -68,9 +68,10 @@ export class KernelgateClient {
       body = JSON.stringify(options.json);
       contentType ??= 'application/json';
     }
-    const headers = { ...options.headers, ...this.sign(method.toUpperCase(), target, body, contentType) };
-    const basePath = this.base.pathname.replace(/\/$/, '');
-    return this.doFetch(new URL(basePath + target, this.base.origin), {
+    // An endpoint with a path (`http://host/kernelgate`) prefixes every target: sign the target as sent.
+    const sent = this.base.pathname.replace(/\/$/, '') + target;
+    const headers = { ...options.headers, ...this.sign(method.toUpperCase(), sent, body, contentType) };
+    return this.doFetch(new URL(sent, this.base.origin), {
       method: method.toUpperCase(),
       headers,
       body: body === undefined || body.length === 0 ? undefined : (body as BodyInit),

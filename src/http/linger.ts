@@ -1,4 +1,6 @@
 import type { Socket } from 'node:net';
+import type { IncomingMessage } from 'node:http';
+import { requestHasBody } from './raw-body.js';
 
 /** How long a connection answered before its body arrived is kept open (not read) before it is closed. */
 export const LINGER_MS = 1000;
@@ -24,4 +26,12 @@ export function lingerOnClose(socket: Socket, ms = LINGER_MS): void {
     timer.unref();
     this.once('close', () => clearTimeout(timer));
   };
+}
+
+/** Answered without reading the whole body (refused early): close rather than drain it all. */
+export function closeIfUnread(ctx: { req: IncomingMessage; headerSent: boolean; set(field: string, value: string): void }): void {
+  if (!ctx.req.complete && requestHasBody(ctx.req) && !ctx.headerSent) {
+    ctx.set('Connection', 'close');
+    lingerOnClose(ctx.req.socket);
+  }
 }

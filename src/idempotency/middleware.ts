@@ -3,7 +3,7 @@ import type { Next } from 'koa';
 import type { Logger } from 'pino';
 import { ApiError } from '../problems/api-error.js';
 import { renderProblem } from '../problems/middleware.js';
-import type { GatewayContext } from '../server/context.js';
+import type { GatewayContext } from '../http/context.js';
 import { requestFingerprint } from './shared.js';
 import { CircuitBreaker } from '../redis/breaker.js';
 import type { IdempotencyStore, StoredResponse } from './types.js';

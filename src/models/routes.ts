@@ -2,15 +2,13 @@ import { decodeBase64 } from '../http/base64.js';
 import type { KernelRegistry } from '../inference/kernels.js';
 import type { Keypair } from '../keypairs/keypair.js';
 import { ApiError } from '../problems/api-error.js';
-import type { GatewayContext } from '../server/context.js';
-import type { RouteSpec } from '../server/route.js';
-import { actingOwner } from '../sessions/scope.js';
+import type { GatewayContext } from '../http/context.js';
+import type { RouteSpec } from '../http/route.js';
 import { domainFolder } from './model-store.js';
 import { modelConfigSchema, parseModelConfig, RESERVED_MODEL_NAMES } from './model-config.js';
 
 export interface ModelRouteDeps {
   kernels: KernelRegistry;
-  lookup(accessKey: string): Keypair | undefined;
 }
 
 /** The ONNX bytes of an upload (`model`: base64), its config (every other member) and its `domain`, if named. */
@@ -59,7 +57,10 @@ function targetDomain(ctx: GatewayContext, owner: Keypair, opts: { allDomains?: 
   return owner.domain;
 }
 
-/** `?owner_access_key=` (whose domain is the default) and `?domain=` (superadmins: any domain). */
+/**
+ * `?owner_access_key=` (whose domain is the default) and `?domain=` (superadmins: any domain). Every
+ * model route is owner-scoped (`owner: 'query+body'`): the authorize stage resolves the owner.
+ */
 const modelQuery = {
   type: 'object',
   properties: { owner_access_key: { type: 'string', maxLength: 128 }, domain: { type: 'string', minLength: 1, maxLength: 128 } },
@@ -73,8 +74,6 @@ const uploadSchema = {
 
 /** GET /models for everyone; upload, removal, backup and restore for admins. */
 export function modelRoutes(deps: ModelRouteDeps): RouteSpec[] {
-  // owner_access_key is checked here as on every route; its domain is the default model domain.
-  const scope = (ctx: GatewayContext) => actingOwner(ctx, deps.lookup);
   const body = (ctx: GatewayContext) => {
     if (ctx.state.body === undefined) throw new ApiError(400, 'invalid-api-params', 'Send a JSON body.');
     const { owner_access_key: _owner, domain: _domain, ...rest } = ctx.state.body;
@@ -87,10 +86,11 @@ export function modelRoutes(deps: ModelRouteDeps): RouteSpec[] {
       path: '/models',
       summary: "The models sessions can run: the built-in ocr and the domain's uploaded ones (a superadmin: every domain's, or ?domain=).",
       access: 'signed',
+      owner: 'query+body',
       query: modelQuery,
       responses: { 200: { description: 'Models.' } },
       handler(ctx) {
-        const domain = targetDomain(ctx, scope(ctx), { allDomains: true });
+        const domain = targetDomain(ctx, ctx.state.owner!, { allDomains: true });
         ctx.body = { models: deps.kernels.list(domain) };
       },
     },
@@ -99,11 +99,12 @@ export function modelRoutes(deps: ModelRouteDeps): RouteSpec[] {
       path: '/models',
       summary: 'Uploads (or replaces) a custom ONNX model with its config.',
       access: 'admin',
+      owner: 'query+body',
       query: modelQuery,
       body: uploadSchema,
       responses: { 201: { description: 'Installed.' }, 200: { description: 'Replaced an existing model of that name.' } },
       async handler(ctx) {
-        const domain = targetDomain(ctx, scope(ctx), { body: ctx.state.body })!;
+        const domain = targetDomain(ctx, ctx.state.owner!, { body: ctx.state.body })!;
         const { config, onnx } = upload(body(ctx));
         const { model, replaced } = await deps.kernels.install(domain, config, onnx);
         ctx.status = replaced ? 200 : 201;
@@ -115,10 +116,11 @@ export function modelRoutes(deps: ModelRouteDeps): RouteSpec[] {
       path: '/models/:name',
       summary: 'Removes a custom model; sessions that use it answer 404 model-not-found.',
       access: 'admin',
+      owner: 'query+body',
       query: modelQuery,
       responses: { 200: { description: 'Removed.' } },
       async handler(ctx) {
-        const domain = targetDomain(ctx, scope(ctx))!;
+        const domain = targetDomain(ctx, ctx.state.owner!)!;
         const name = ctx.params.name;
         if (RESERVED_MODEL_NAMES.has(name)) throw new ApiError(400, 'invalid-api-params', `${name} is built in.`);
         // Another domain's model is simply not there: 404, as for a name nobody uses.
@@ -131,10 +133,11 @@ export function modelRoutes(deps: ModelRouteDeps): RouteSpec[] {
       path: '/models/backup',
       summary: "The domain's custom models (a superadmin: every domain's, or ?domain=) with their configs, for POST /models/restore.",
       access: 'admin',
+      owner: 'query+body',
       query: modelQuery,
       responses: { 200: { description: '{"models": [config + "domain" + "sha256" + "model" (base64)]}' } },
       async handler(ctx) {
-        const domain = targetDomain(ctx, scope(ctx), { allDomains: true });
+        const domain = targetDomain(ctx, ctx.state.owner!, { allDomains: true });
         const { readFile } = await import('node:fs/promises');
         const models = await Promise.all(
           deps.kernels.store.list(domain).map(async (m) => ({ ...m.config, domain: m.domain, sha256: m.sha256, model: (await readFile(m.path)).toString('base64') })),
@@ -147,11 +150,12 @@ export function modelRoutes(deps: ModelRouteDeps): RouteSpec[] {
       path: '/models/restore',
       summary: "Installs every model of a backup into the caller's domain (a superadmin: each entry's `domain`, unless ?domain= names one): all configs are validated first, then each model is checked as on upload and stored in turn.",
       access: 'admin',
+      owner: 'query+body',
       query: modelQuery,
       body: { type: 'object', required: ['models'], properties: { models: { type: 'array', maxItems: 1000 }, owner_access_key: { type: 'string' }, domain: { type: 'string', minLength: 1, maxLength: 128 } } },
       responses: { 200: { description: 'Restored.' } },
       async handler(ctx) {
-        const owner = scope(ctx);
+        const owner = ctx.state.owner!;
         const domain = targetDomain(ctx, owner, { body: ctx.state.body })!;
         // Only a superadmin's signed document may place models in the domains it names.
         const perEntry = ctx.state.auth!.keypair.role === 'superadmin' && ctx.query.domain === undefined && ctx.state.body?.domain === undefined

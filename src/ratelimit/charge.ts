@@ -1,14 +1,9 @@
 import type { Context } from 'koa';
 import { ApiError } from '../problems/api-error.js';
+import type { Payer } from './payer.js';
 import type { RateLimitDecision, RateLimitStore } from './types.js';
 
-export interface Payer {
-  /** Store key: `ak:<access key>` for verified requests, `ip:<address>` otherwise. */
-  key: string;
-  limit: number;
-  /** Policy name shown in the IETF RateLimit fields. */
-  policy: 'keypair' | 'anonymous';
-}
+export type { Payer } from './payer.js';
 
 /** X-RateLimit-* (Backend.AI's, Reset in milliseconds) plus the IETF RateLimit fields. */
 export function rateLimitHeaders(d: RateLimitDecision, policy: string): Record<string, string> {
@@ -44,7 +39,8 @@ export async function charge(ctx: Context, store: RateLimitStore, payer: Payer, 
 
 /**
  * Refuses (429, with that payer's headers) when any of the payers is already over its limit; spends
- * nothing. For checks before a request's body is read, when who pays is only claimed.
+ * nothing. For checks before a request's body is read, when who pays is only claimed. A refused
+ * request has had its answer from the limiter: charging it afterwards is a no-op.
  */
 export async function refuseIfOver(ctx: Context, store: RateLimitStore, payers: Payer[], windowSeconds: number): Promise<void> {
   const decisions = await Promise.all(payers.map((p) => store.peek(p.key, p.limit, windowSeconds)));
@@ -52,6 +48,7 @@ export async function refuseIfOver(ctx: Context, store: RateLimitStore, payers: 
   if (refused === -1) return;
   const payer = payers[refused]!;
   const decision = decisions[refused]!;
+  ctx.state.rateLimited = true;
   ctx.set(rateLimitHeaders(decision, payer.policy));
   throw new ApiError(429, 'rate-limit-exceeded', `Rate limit exceeded: ${payer.limit} requests per ${windowSeconds} seconds.`, {
     headers: { 'Retry-After': String(Math.max(1, decision.retryAfterSeconds)) },

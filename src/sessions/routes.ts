@@ -2,12 +2,10 @@ import { randomUUID } from 'node:crypto';
 import type { Config } from '../config/config.js';
 import { extractImage } from '../inference/image-input.js';
 import type { KernelRegistry } from '../inference/kernels.js';
-import type { Keypair } from '../keypairs/keypair.js';
 import { SESSION_NAME, SESSION_NAME_FORMAT as NAME_RE } from '../names.js';
 import { ApiError } from '../problems/api-error.js';
-import type { GatewayContext } from '../server/context.js';
-import type { RouteSpec } from '../server/route.js';
-import { actingOwner } from './scope.js';
+import type { GatewayContext } from '../http/context.js';
+import type { RouteSpec } from '../http/route.js';
 import type { SessionRecord, SessionStore } from './types.js';
 
 
@@ -62,7 +60,6 @@ const sessionSchema = {
 export interface SessionDeps {
   store: SessionStore;
   kernels: KernelRegistry;
-  lookup(accessKey: string): Keypair | undefined;
   config: Config;
 }
 
@@ -79,11 +76,9 @@ export function sessionRoutes(deps: SessionDeps): RouteSpec[] {
     idle_expires_at: new Date(s.lastUsedAt + idleMs).toISOString(),
   });
 
-  const owner = (ctx: GatewayContext): Keypair => actingOwner(ctx, deps.lookup);
-
   /** Another owner's session is 404, never 403: names must not leak across tenants. */
   const findSession = async (ctx: GatewayContext): Promise<SessionRecord> => {
-    const acting = owner(ctx);
+    const acting = ctx.state.owner!;
     const name = ctx.params.name;
     const session = NAME_RE.test(name) ? await deps.store.get(acting.accessKey, name, idleMs) : undefined;
     if (!session) throw new ApiError(404, 'session-not-found', `No session named ${JSON.stringify(name.slice(0, 64))}.`);
@@ -96,6 +91,7 @@ export function sessionRoutes(deps: SessionDeps): RouteSpec[] {
       path: '/session',
       summary: 'Creates a compute session (or returns the existing one of that name).',
       access: 'signed',
+      owner: 'query+body',
       query: ownerQuery,
       body: {
         type: 'object',
@@ -115,7 +111,7 @@ export function sessionRoutes(deps: SessionDeps): RouteSpec[] {
         const body = ctx.state.body;
         if (body === undefined) throw new ApiError(400, 'invalid-api-params', 'Send a JSON body with "name" and "image".');
         if (body.config !== undefined) checkSessionConfig(body.config);
-        const acting = owner(ctx);
+        const acting = ctx.state.owner!;
         const image = body.image as string;
         // Custom models are looked up in the owner's domain; another domain's is simply not there.
         if (!deps.kernels.has(acting.domain, image)) throw new ApiError(404, 'model-not-found', `No model named ${JSON.stringify(image)}.`);
@@ -151,10 +147,11 @@ export function sessionRoutes(deps: SessionDeps): RouteSpec[] {
       path: '/session',
       summary: "Lists the owner's sessions.",
       access: 'signed',
+      owner: 'query+body',
       query: ownerQuery,
       responses: { 200: { description: 'Sessions.', schema: { type: 'object', properties: { sessions: { type: 'array', items: sessionSchema } } } } },
       async handler(ctx) {
-        const acting = owner(ctx);
+        const acting = ctx.state.owner!;
         ctx.body = { sessions: (await deps.store.list(acting.accessKey, idleMs)).map(view) };
       },
     },
@@ -163,6 +160,7 @@ export function sessionRoutes(deps: SessionDeps): RouteSpec[] {
       path: '/session/:name',
       summary: 'One session.',
       access: 'signed',
+      owner: 'query+body',
       query: ownerQuery,
       responses: { 200: { description: 'The session.', schema: sessionSchema } },
       async handler(ctx) {
@@ -174,6 +172,7 @@ export function sessionRoutes(deps: SessionDeps): RouteSpec[] {
       path: '/session/:name',
       summary: 'Destroys a session.',
       access: 'signed',
+      owner: 'query+body',
       query: ownerQuery,
       responses: { 200: { description: 'Destroyed.' } },
       async handler(ctx) {
@@ -187,6 +186,7 @@ export function sessionRoutes(deps: SessionDeps): RouteSpec[] {
       path: '/session/:name/infer',
       summary: "Runs the session's model on an image.",
       access: 'signed',
+      owner: 'query+body',
       query: ownerQuery,
       bodyTypes: ['image/*', 'multipart/form-data', 'application/octet-stream'],
       body: { type: 'object', properties: { image: { type: 'string' }, owner_access_key: { type: 'string' } } },

@@ -1,6 +1,5 @@
 import { ApiError } from '../problems/api-error.js';
 import { ACCESS_KEY_FORMAT, isUsable, type Keypair } from '../keypairs/keypair.js';
-import type { GatewayContext } from '../server/context.js';
 
 /** The one answer an admin gets for every key it may not name (unknown, other domain, superadmin). */
 export const ADMIN_OWNER_FORBIDDEN = 'An admin may act only for keypairs of its own domain that are not superadmins.';
@@ -34,14 +33,6 @@ export function resolveOwner(
     // A superadmin may know every key; an admin gets here only for its own domain's.
     throw new ApiError(400, 'invalid-api-params', 'Unknown or inactive owner_access_key.');
   }
-  return owner;
-}
-
-/** Resolves the request's owner_access_key, records it for the access log, and returns it. */
-export function actingOwner(ctx: GatewayContext, lookup: (accessKey: string) => Keypair | undefined): Keypair {
-  const auth = ctx.state.auth!;
-  const owner = resolveOwner(auth.keypair, ownerParam(ctx.query, ctx.state.body, auth.bodySigned), lookup, Date.now());
-  ctx.state.owner = owner;
   return owner;
 }
 

@@ -1,8 +1,20 @@
-import { readFileSync } from 'node:fs';
-import type { RouteSpec } from '../route.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { RouteSpec } from '../http/route.js';
 
-const pkg = JSON.parse(readFileSync(new URL('../../../../package.json', import.meta.url), 'utf8')) as { version: string };
-export const GATEWAY_VERSION = pkg.version;
+/** The nearest package.json above this module: the same file whether it runs from src/ (tests) or dist/src/. */
+function packageVersion(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error('kernelgate: package.json not found above ' + fileURLToPath(import.meta.url));
+    dir = parent;
+  }
+  return (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+export const GATEWAY_VERSION = packageVersion();
 
 const echoSchema = {
   type: 'object',

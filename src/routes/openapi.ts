@@ -1,4 +1,4 @@
-import type { RouteSpec } from '../route.js';
+import type { RouteSpec } from '../http/route.js';
 import { GATEWAY_VERSION } from './basics.js';
 
 const problemSchema = {

@@ -1,6 +1,6 @@
 import { ConfigError, type Config } from '../config/config.js';
 import { hasPublishedSecret, isLoopbackHost } from '../keypairs/published.js';
-import { createGateway, type Gateway } from './gateway.js';
+import { createGateway, type Gateway } from '../gateway.js';
 
 /** Starts a gateway in the foreground and stops it cleanly on SIGINT/SIGTERM. */
 export async function startGateway(config: Config): Promise<Gateway> {

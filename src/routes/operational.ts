@@ -1,7 +1,7 @@
 import type { Registry } from 'prom-client';
-import { ApiError } from '../../problems/api-error.js';
-import type { GatewayContext } from '../context.js';
-import type { RouteSpec } from '../route.js';
+import { ApiError } from '../problems/api-error.js';
+import type { GatewayContext } from '../http/context.js';
+import type { RouteSpec } from '../http/route.js';
 import { GATEWAY_VERSION } from './basics.js';
 
 /** Whose detail a section may show: one domain's, or every domain's (undefined). */

@@ -20,6 +20,11 @@ export interface RouteSpec {
    * admin: signed by an admin or superadmin keypair.
    */
   access: 'public' | 'operational' | 'signed' | 'admin';
+  /**
+   * Owner-scoped: the request acts for `owner_access_key` (from the query string, and for
+   * `query+body` also the JSON body), resolved by the authorize stage into `ctx.state.owner`.
+   */
+  owner?: 'query' | 'query+body';
   query?: JsonSchema;
   body?: JsonSchema;
   /** Status -> description (and optional JSON Schema) for the OpenAPI document. */

@@ -1,0 +1,31 @@
+import type { GatewayContext, Stage } from '../http/context.js';
+import type { RouteSpec } from '../http/route.js';
+import type { Keypair } from '../keypairs/keypair.js';
+import { ApiError } from '../problems/api-error.js';
+import { ownerParam, resolveOwner } from './owner.js';
+
+/**
+ * Route-declared policy, applied here so that no handler checks roles or owners by hand:
+ * `access: 'admin'` needs an admin or superadmin keypair (before the request is validated), and
+ * `owner` resolves owner_access_key into ctx.state.owner (after validation, just before the handler).
+ * `signed` needs nothing beyond a principal, which authentication already proved.
+ */
+export function requireRole(route: Pick<RouteSpec, 'access'>): Stage | undefined {
+  if (route.access !== 'admin') return undefined;
+  return function requireAdmin(ctx: GatewayContext): void {
+    if (ctx.state.principal!.keypair!.role === 'user') {
+      throw new ApiError(403, 'generic-forbidden', 'This operation needs an admin keypair.');
+    }
+  };
+}
+
+/** The owner scope stage: whom the request acts for; recorded for the access log and read by handlers. */
+export function ownerScope(route: Pick<RouteSpec, 'owner'>, lookup: (accessKey: string) => Keypair | undefined): Stage | undefined {
+  if (route.owner === undefined) return undefined;
+  const withBody = route.owner === 'query+body';
+  return function scopeOwner(ctx: GatewayContext): void {
+    const auth = ctx.state.auth!;
+    const named = ownerParam(ctx.query, withBody ? ctx.state.body : undefined, auth.bodySigned);
+    ctx.state.owner = resolveOwner(auth.keypair, named, lookup, Date.now());
+  };
+}

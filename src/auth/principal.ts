@@ -1,0 +1,26 @@
+import type { Keypair } from '../keypairs/keypair.js';
+import { addressPayer, type Payer, type PayerLimits } from '../ratelimit/payer.js';
+
+/** Who a request is, as authentication established it, and who pays for it. */
+export type Principal = KeypairPrincipal | AnonymousPrincipal;
+
+export interface KeypairPrincipal {
+  keypair: Keypair;
+  /** The authenticator that proved it (`backendai`: the HMAC signature). */
+  scheme: string;
+  /** The credential presented: the access key for HMAC. */
+  credentialId: string;
+  payer: Payer;
+}
+
+/** Unsigned requests and failed authentications: the client address pays. */
+export interface AnonymousPrincipal {
+  keypair: undefined;
+  scheme: 'anonymous';
+  credentialId: undefined;
+  payer: Payer;
+}
+
+export function anonymousPrincipal(address: string, limits: PayerLimits): AnonymousPrincipal {
+  return { keypair: undefined, scheme: 'anonymous', credentialId: undefined, payer: addressPayer(address, limits) };
+}

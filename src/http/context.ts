@@ -1,0 +1,32 @@
+import type { ParameterizedContext } from 'koa';
+import type { Principal } from '../auth/principal.js';
+import type { Verified } from '../auth/verify.js';
+import type { ClientView } from './client-view.js';
+import type { Keypair } from '../keypairs/keypair.js';
+
+/** What the middleware chain leaves on ctx.state for handlers. */
+export interface GatewayState {
+  reqId: string;
+  client: ClientView;
+  rawBody: Buffer;
+  /** Parsed JSON or form body, when there is one. */
+  body?: Record<string, unknown>;
+  /** Who the request is and who pays: set by the authenticate stage, before anything is charged. */
+  principal?: Principal;
+  /** A failed authentication, thrown by the rate-limit stage once the address has paid for it. */
+  authFailure?: unknown;
+  /** What the HMAC signature proved (keypair, and whether it covers the body). */
+  auth?: Verified;
+  /** The keypair the request acts for (the requester, or its owner_access_key). */
+  owner?: Keypair;
+  rateLimited?: boolean;
+}
+
+export type GatewayContext = ParameterizedContext<GatewayState>;
+
+/**
+ * One step of a route's chain that runs before the next (authenticate, rate limit, authorize,
+ * validate, ...): it throws to answer, or returns to go on. Sync stages return nothing, so the
+ * chain awaits only what is asynchronous.
+ */
+export type Stage = (ctx: GatewayContext) => void | Promise<void>;

@@ -48,7 +48,7 @@ describe('README "Endpoints", "Library", "Metrics", "Health" and body limits on 
   it('/openapi.json documents the schemas that validate requests (POST /session as the example)', async () => {
     const doc = (await gw.request({ method: 'GET', target: '/openapi.json' })).json;
     const schema = doc.paths['/session'].post.requestBody.content['application/json'].schema;
-    const { SESSION_NAME } = await import('../src/names.js');
+    const { SESSION_NAME } = await import('../src/validation/names.js');
     assert.equal(schema.properties.name.pattern, SESSION_NAME);
     assert.deepEqual([...schema.required].sort(), ['image', 'name']);
     const create = (body: unknown) => gw.signed({ method: 'POST', target: '/session', as: ALICE, body: JSON.stringify(body) });

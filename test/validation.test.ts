@@ -4,7 +4,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ApiError } from '../src/problems/api-error.js';
-import { SESSION_NAME } from '../src/names.js';
+import { SESSION_NAME } from '../src/validation/names.js';
 import { compileRequestValidator, describeProblem, requestValidationError } from '../src/validation/ajv.js';
 
 describe('request validation messages', () => {

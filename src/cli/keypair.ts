@@ -4,7 +4,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfigFile } from '../config/config.js';
 import { formatKeypair, parseKeypair, type Keypair, type Role } from '../keypairs/keypair.js';
-import { ACCESS_KEY_FORMAT } from '../names.js';
+import { ACCESS_KEY_FORMAT } from '../validation/names.js';
 
 const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
 const SECRET_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';

@@ -20,6 +20,9 @@ interface Entry {
  * A broken file is reported once per change of the file (mtime + size), not on
  * every rescan; a missing folder once until it appears.
  */
+/** How long a changed file must stay quiet before it is read (a save is over within this on any disk). */
+const SETTLE_MS = 30;
+
 export class KeypairStore {
   private readonly entries = new Map<string, Entry>();
   /** Files that were refused, by access key: the version that was reported. */
@@ -35,6 +38,7 @@ export class KeypairStore {
   refusePublished = false;
 
   private started = false;
+  private readonly settling = new Map<string, NodeJS.Timeout>();
 
   constructor(
     readonly dir: string,
@@ -53,7 +57,7 @@ export class KeypairStore {
     if (this.watcher || !existsSync(this.dir)) return;
     try {
       this.watcher = watch(this.dir, (_event, filename) => {
-        if (typeof filename === 'string' && filename.endsWith('.toml')) this.refresh(filename.slice(0, -5));
+        if (typeof filename === 'string' && filename.endsWith('.toml')) this.refreshSoon(filename.slice(0, -5));
       });
       this.watcher.on('error', () => {
         // The folder went away (or the watch broke): rescans carry on, and watch again once it is back.
@@ -65,8 +69,25 @@ export class KeypairStore {
     }
   }
 
+  /**
+   * Editors and scripts that write in place raise several events per save (truncate, then writes): a file
+   * read between them is half-written and would be warned about as broken. Settle for a moment first.
+   */
+  private refreshSoon(accessKey: string): void {
+    const pending = this.settling.get(accessKey);
+    if (pending) clearTimeout(pending);
+    const timer = setTimeout(() => {
+      this.settling.delete(accessKey);
+      if (this.started) this.refresh(accessKey);
+    }, SETTLE_MS);
+    timer.unref();
+    this.settling.set(accessKey, timer);
+  }
+
   stop(): void {
     this.started = false;
+    for (const timer of this.settling.values()) clearTimeout(timer);
+    this.settling.clear();
     this.watcher?.close();
     this.watcher = undefined;
     if (this.timer) clearInterval(this.timer);

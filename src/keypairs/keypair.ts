@@ -1,5 +1,5 @@
 import { parse as parseToml } from 'smol-toml';
-import { ACCESS_KEY_FORMAT } from '../names.js';
+import { ACCESS_KEY_FORMAT } from '../validation/names.js';
 import { ajv, firstProblem } from '../validation/ajv.js';
 
 export type Role = 'user' | 'admin' | 'superadmin';

@@ -1,4 +1,4 @@
-import { MODEL_NAME } from '../names.js';
+import { MODEL_NAME } from '../validation/names.js';
 import { ApiError } from '../problems/api-error.js';
 import { ajv, firstProblem } from '../validation/ajv.js';
 

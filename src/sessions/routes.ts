@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Config } from '../config/config.js';
 import { extractImage } from '../inference/image-input.js';
 import type { KernelRegistry } from '../inference/kernels.js';
-import { SESSION_NAME, SESSION_NAME_FORMAT as NAME_RE } from '../names.js';
+import { SESSION_NAME, SESSION_NAME_FORMAT as NAME_RE } from '../validation/names.js';
 import { ApiError } from '../problems/api-error.js';
 import type { GatewayContext } from '../http/context.js';
 import type { RouteSpec } from '../http/route.js';

@@ -1,5 +1,5 @@
 import { algorithmOfSignMethod, HEX_LENGTH, type HashAlgorithm } from './algorithms.js';
-import { ACCESS_KEY_FORMAT } from '../names.js';
+import { ACCESS_KEY_FORMAT } from '../validation/names.js';
 import { trimHeaderValue } from './canonical.js';
 
 export type AuthScheme = 'BackendAI' | 'Sorna';

@@ -27,7 +27,7 @@ import { decodeBase64 } from '../src/http/base64.js';
 import { parseBody } from '../src/http/body-parsers.js';
 import { addressBucket, resolveClient, TrustedProxies } from '../src/http/client-view.js';
 import { extractImage } from '../src/inference/image-input.js';
-import { MODEL_NAME, parseModelConfig } from '../src/models/model-config.js';
+import { MODEL_NAME, parseModelConfig } from '../src/inference/store/model-config.js';
 import { SESSION_NAME } from '../src/sessions/routes.js';
 import { ownerParam, resolveOwner } from '../src/sessions/scope.js';
 

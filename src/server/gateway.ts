@@ -28,7 +28,7 @@ import { buildOpenApi } from './routes/openapi.js';
 import { operationalRoutes } from './routes/operational.js';
 import { createStores } from './stores.js';
 import { idempotency } from '../idempotency/middleware.js';
-import { KernelRegistry } from '../inference/kernels.js';
+import { KernelRegistry } from '../inference/registry.js';
 import { sessionRoutes } from '../sessions/routes.js';
 import { modelRoutes } from '../models/routes.js';
 import type { SessionStore } from '../sessions/types.js';

@@ -83,7 +83,3 @@ export function ctcDecode(s: ArgmaxSteps, alphabet: readonly string[], opts: Ctc
 
 export const DEFAULT_CTC_OPTIONS = (alphabet: readonly string[]): CtcOptions => ({ spaceIndex: alphabet.length - 1, spaceThreshold: 0.15 });
 
-/** Both steps on one thread, from a raw `[N, T, C]` output. */
-export function ctcGreedyDecode(probs: Float32Array, dims: readonly number[], alphabet: readonly string[], opts = DEFAULT_CTC_OPTIONS(alphabet)): Decoded[] {
-  return ctcDecode(ctcArgmax(probs, dims, opts.spaceIndex), alphabet, opts);
-}

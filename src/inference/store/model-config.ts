@@ -1,5 +1,5 @@
 import { Ajv } from 'ajv';
-import { ApiError } from '../problems/api-error.js';
+import { ApiError } from '../../problems/api-error.js';
 
 /** What an admin declares with an uploaded ONNX model. */
 export interface ModelConfig {

@@ -1,10 +1,10 @@
 import sharp from 'sharp';
-import { decodeImage, DEFAULT_DECODE_LIMITS, inspectImage, type DecodeLimits } from '../inference/image.js';
-import { ModelFailure, type ModelSession } from '../inference/model-session.js';
-import type { InferenceLogger } from '../inference/providers.js';
-import type { WorkQueue } from '../inference/queue.js';
-import { ApiError, unavailable } from '../problems/api-error.js';
-import type { ModelConfig } from './model-config.js';
+import { decodeImage, DEFAULT_DECODE_LIMITS, inspectImage, type DecodeLimits } from '../image.js';
+import { ModelFailure, type ModelSession } from '../model-session.js';
+import type { InferenceLogger } from '../providers.js';
+import type { WorkQueue } from '../queue.js';
+import { ApiError, unavailable } from '../../problems/api-error.js';
+import type { ModelConfig } from '../store/model-config.js';
 
 export interface ClassifyResult {
   predictions: Array<{ label: string; confidence: number }>;

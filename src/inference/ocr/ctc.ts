@@ -12,7 +12,7 @@
  * The arg-max pass (O(N·T·C), C = 6625) runs in the model's worker thread (ctcArgmax); decoding the
  * reduced steps (O(N·T)) runs on the caller's thread.
  */
-import type { ArgmaxSteps } from '../session-protocol.js';
+import type { ArgmaxSteps } from '../runners/session-protocol.js';
 
 export interface Decoded {
   text: string;

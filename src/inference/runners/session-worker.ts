@@ -9,8 +9,8 @@
 import { readFileSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
-import { createSession, ProviderLoadError } from './providers.js';
-import { ctcArgmax } from './ocr/ctc.js';
+import { createSession, ProviderLoadError } from '../providers.js';
+import { ctcArgmax } from '../ocr/ctc.js';
 import type { FromWorker, ToWorker } from './session-protocol.js';
 
 // In a child process (custom models, see model-session.ts) messages come over the IPC channel with

@@ -10,7 +10,7 @@ import { defaultIntraOpThreads, ProviderLoadError, reportProvider, type Provider
 import { ModelFailure, type Feeds, type ModelRunner, type Outputs } from './runner.js';
 import type { FromWorker, Pending, ToWorker } from './session-protocol.js';
 
-export interface IsolatedSessionOptions extends SessionOptions {
+export interface IsolatedRunnerOptions extends SessionOptions {
   /** Deadline for loading the model, ms. */
   loadTimeoutMs: number;
   /** Deadline for a run that does not give its own, ms. */
@@ -21,7 +21,7 @@ export interface IsolatedSessionOptions extends SessionOptions {
   memoryKey?: string;
 }
 
-/** Child processes of live isolated sessions, killed with the gateway whatever way it exits. */
+/** Child processes of live isolated runners, killed with the gateway whatever way it exits (process-wide on purpose: the exit hook must reach every child, whichever registry started it). */
 const children = new Set<ChildProcess>();
 process.once('exit', () => {
   for (const c of children) c.kill('SIGKILL');
@@ -65,7 +65,7 @@ class ProcessRunner implements ModelRunner {
   outputNames: string[] = [];
   outputShapes: (number | string)[][] = [];
   readonly #child: ChildProcess;
-  readonly #opts: IsolatedSessionOptions;
+  readonly #opts: IsolatedRunnerOptions;
   readonly #pending = new Map<number, Pending & { timer: NodeJS.Timeout }>();
   #nextId = 1;
   #dead: Error | undefined;
@@ -75,7 +75,7 @@ class ProcessRunner implements ModelRunner {
     return this.#dead !== undefined;
   }
 
-  constructor(modelPath: string, opts: IsolatedSessionOptions) {
+  constructor(modelPath: string, opts: IsolatedRunnerOptions) {
     this.modelPath = modelPath;
     this.#opts = opts;
     this.#child = forkWorker();
@@ -173,7 +173,7 @@ class ProcessRunner implements ModelRunner {
  * Start a child process and load the model in it (see ProcessRunner). Not cached: the caller owns
  * it and closes it. A load that overstays `loadTimeoutMs` or the memory cap rejects with a ModelFailure.
  */
-export async function startIsolatedRunner(modelPath: string, opts: IsolatedSessionOptions): Promise<ModelRunner> {
+export async function startIsolatedRunner(modelPath: string, opts: IsolatedRunnerOptions): Promise<ModelRunner> {
   const s = new ProcessRunner(modelPath, opts);
   try {
     await s.load();

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import GutenOcr from '@gutenye/ocr-node';
 import { OcrKernel } from '../src/inference/ocr/index.js';
+import { RunnerPool } from '../src/inference/runners/pool.js';
 import { ALICE, startGateway, type TestGateway } from '../test/helpers/gateway.js';
 import { renderTextWithLayout, type LineSpec } from '../test/helpers/render-text.js';
 import { machine, median, writeSection } from './lib.js';
@@ -46,7 +47,8 @@ async function main(): Promise<void> {
   }
 
   const guten = await GutenOcr.create();
-  const kernel = await OcrKernel.load({ providers: ['cpu'] });
+  const runners = new RunnerPool();
+  const kernel = await OcrKernel.load({ providers: ['cpu'] }, runners);
   const gw: TestGateway = await startGateway({ config: '[ratelimit]\ndefault_limit = 1000000\n[inference]\nproviders = ["cuda", "cpu"]\nmax_queue = 64\n' });
   try {
     const created = await gw.signed({ method: 'POST', target: '/session', as: ALICE, body: JSON.stringify({ name: 'bench', image: 'ocr' }) });
@@ -171,6 +173,7 @@ async function main(): Promise<void> {
     writeSection('ocr', `## OCR: kernelgate vs @gutenye/ocr-node\n\n${section}`);
   } finally {
     await gw.stop();
+    await runners.close();
     process.exit(0);
   }
 }

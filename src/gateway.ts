@@ -10,7 +10,7 @@ import { TrustedProxies } from './http/client-view.js';
 import type { GatewayState } from './http/context.js';
 import type { RouteSpec } from './http/route.js';
 import { idempotency } from './idempotency/middleware.js';
-import { KernelRegistry } from './inference/kernels.js';
+import { KernelRegistry } from './inference/registry.js';
 import { KeypairStore } from './keypairs/keypair-store.js';
 import { modelRoutes } from './models/routes.js';
 import { createAccessLogger, createLogger } from './observability/logger.js';

@@ -27,7 +27,7 @@ import { decodeBase64 } from '../src/http/base64.js';
 import { parseBody } from '../src/http/body-parsers.js';
 import { addressBucket, resolveClient, TrustedProxies } from '../src/http/client-view.js';
 import { extractImage } from '../src/inference/image-input.js';
-import { parseModelConfig } from '../src/models/model-config.js';
+import { parseModelConfig } from '../src/inference/store/model-config.js';
 import { MODEL_NAME, SESSION_NAME } from '../src/validation/names.js';
 import { ownerParam, resolveOwner } from '../src/auth/owner.js';
 

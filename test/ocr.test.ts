@@ -3,7 +3,7 @@
  * decoder's refusals, the bounded queue and provider fallback.
  */
 import assert from 'node:assert/strict';
-import { before, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
 import { deflateSync } from 'node:zlib';
@@ -11,16 +11,19 @@ import sharp from 'sharp';
 import { ApiError } from '../src/problems/api-error.js';
 import { decodeImage, inspectImage } from '../src/inference/image.js';
 import { createSession } from '../src/inference/providers.js';
-import { getSharedSession } from '../src/inference/model-session.js';
+import { RunnerPool } from '../src/inference/runners/pool.js';
 import { WorkQueue } from '../src/inference/queue.js';
 import { OcrKernel, ocrModelPaths, type OcrResult } from '../src/inference/ocr/index.js';
 import { renderTextWithLayout, type LineSpec, type RenderOptions, type RenderedText } from './helpers/render-text.js';
 
 let kernel: OcrKernel;
+/** One pool for the whole file: kernels loaded here share their model workers, as in one gateway. */
+const runners = new RunnerPool();
 
 before(async () => {
-  kernel = await OcrKernel.load({ providers: ['cuda', 'cpu'] });
+  kernel = await OcrKernel.load({ providers: ['cuda', 'cpu'] }, runners);
 });
+after(() => runners.close());
 
 /** Every line comes back word for word and in order; every box lies in the image and covers its line's ink. */
 function assertReads(r: RenderedText, result: OcrResult): void {
@@ -290,7 +293,7 @@ describe('bounded work queue', () => {
   });
 
   test('the OCR kernel answers 503 + Retry-After when its queue is full', async () => {
-    const busy = await OcrKernel.load({ providers: ['cpu'], queue: { concurrency: 1, maxQueued: 0 } });
+    const busy = await OcrKernel.load({ providers: ['cpu'], queue: { concurrency: 1, maxQueued: 0 } }, runners);
     const png = (await renderTextWithLayout(['Queue test 1'], { size: 24 })).png;
     const results = await Promise.allSettled([busy.recognize(png), busy.recognize(png), busy.recognize(png)]);
     assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
@@ -319,7 +322,7 @@ describe('execution providers', () => {
 
   test('one shared session per model and provider list', async () => {
     const path = ocrModelPaths().detection;
-    const [a, b] = await Promise.all([getSharedSession(path, { providers: ['cpu'] }), getSharedSession(path, { providers: ['cpu'] })]);
+    const [a, b] = await Promise.all([runners.shared(path, { providers: ['cpu'] }), runners.shared(path, { providers: ['cpu'] })]);
     assert.equal(a, b);
     assert.equal(a.provider, 'cpu');
   });

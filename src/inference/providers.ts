@@ -6,8 +6,8 @@
  * does not fall back when a listed provider cannot load (with ["cuda","cpu"] it throws if the CUDA add-on
  * is missing), so each provider is tried on its own, in order, and the reasons for skipping are kept.
  *
- * This module creates sessions on the calling thread; model-session.ts hosts one per model in a worker
- * thread and shares it process-wide.
+ * This module creates sessions on the calling thread; runners/ort-worker.ts hosts one per model in a worker
+ * thread, and RunnerPool (runners/pool.ts) shares it between kernels.
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';

@@ -1,11 +1,11 @@
 import { decodeBase64 } from '../http/base64.js';
-import type { KernelRegistry } from '../inference/kernels.js';
+import type { KernelRegistry } from '../inference/registry.js';
 import type { Keypair } from '../keypairs/keypair.js';
 import { ApiError } from '../problems/api-error.js';
 import type { GatewayContext } from '../http/context.js';
 import type { RouteSpec } from '../http/route.js';
-import { domainFolder } from './model-store.js';
-import { modelConfigSchema, parseModelConfig, RESERVED_MODEL_NAMES } from './model-config.js';
+import { domainFolder } from '../inference/store/model-store.js';
+import { modelConfigSchema, parseModelConfig, RESERVED_MODEL_NAMES } from '../inference/store/model-config.js';
 
 export interface ModelRouteDeps {
   kernels: KernelRegistry;

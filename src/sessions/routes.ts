@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config/config.js';
 import { extractImage } from '../inference/image-input.js';
-import type { KernelRegistry } from '../inference/kernels.js';
+import type { KernelRegistry } from '../inference/registry.js';
 import { SESSION_NAME, SESSION_NAME_FORMAT as NAME_RE } from '../validation/names.js';
 import { ApiError } from '../problems/api-error.js';
 import type { GatewayContext } from '../http/context.js';

@@ -12,7 +12,7 @@
  * The arg-max pass (O(N·T·C), C = 6625) runs in the model's worker thread (ctcArgmax); decoding the
  * reduced steps (O(N·T)) runs on the caller's thread.
  */
-import type { ArgmaxSteps } from '../session-protocol.js';
+import type { ArgmaxSteps } from '../runners/session-protocol.js';
 
 export interface Decoded {
   text: string;
@@ -83,7 +83,3 @@ export function ctcDecode(s: ArgmaxSteps, alphabet: readonly string[], opts: Ctc
 
 export const DEFAULT_CTC_OPTIONS = (alphabet: readonly string[]): CtcOptions => ({ spaceIndex: alphabet.length - 1, spaceThreshold: 0.15 });
 
-/** Both steps on one thread, from a raw `[N, T, C]` output. */
-export function ctcGreedyDecode(probs: Float32Array, dims: readonly number[], alphabet: readonly string[], opts = DEFAULT_CTC_OPTIONS(alphabet)): Decoded[] {
-  return ctcDecode(ctcArgmax(probs, dims, opts.spaceIndex), alphabet, opts);
-}

@@ -1,17 +1,20 @@
 /**
  * The built-in `ocr` kernel: PP-OCRv4 detection → direction classifier → recognition.
  *
- * One ORT session per model file per process, each in its own worker thread (model-session.ts: ORT's
- * node binding runs inference synchronously, so it must not run on the event loop); one OcrKernel per
- * configuration per process (cached here), so that its bounded work queue really bounds the model's load.
+ * One ORT session per model file, each in its own worker thread (runners/ort-worker.ts: ORT's node
+ * binding runs inference synchronously, so it must not run on the event loop), shared through the
+ * RunnerPool of whoever loads the kernel; the registry keeps one OcrKernel, so that its bounded work queue
+ * really bounds the model's load.
  * Decoding and resizing run in sharp's threads; the JS stages left on the event loop (normalization, DB
  * post-processing, cropping, CTC decoding of arg-max steps) are linear passes over typed arrays.
  */
 import { ApiError } from '../../problems/api-error.js';
 import { DEFAULT_DECODE_LIMITS, decodeImage, inspectImage, type DecodeLimits, type RgbImage } from '../image.js';
-import { getSharedSession, type ModelSession } from '../model-session.js';
 import type { InferenceLogger } from '../providers.js';
+import type { InferOptions, Kernel } from '../kernel.js';
 import { WorkQueue, type QueueStats, type WorkQueueOptions } from '../queue.js';
+import type { RunnerPool } from '../runners/pool.js';
+import { firstOutput, onlyInput, type ArgmaxRunner, type ModelRunner } from '../runners/runner.js';
 import { cropSize, flipQuad, padQuad, sampleQuad, uprightQuad } from './crop.js';
 import { ctcDecode, DEFAULT_CTC_OPTIONS, type CtcOptions } from './ctc.js';
 import { DEFAULT_DET_OPTIONS, dbPostprocess, prepareDetInput, type DetOptions } from './detect.js';
@@ -80,13 +83,9 @@ export interface OcrLoadOptions {
   logger?: InferenceLogger;
 }
 
-export interface RecognizeOptions {
+export interface RecognizeOptions extends InferOptions {
   /** Overrides the queue's per-request deadline. */
   timeoutMs?: number;
-  /** Aborted when the caller no longer wants the answer (its client disconnected). */
-  signal?: AbortSignal;
-  /** The tenant the request is for: the queue serves tenants round-robin (see queue.ts). */
-  owner?: string;
 }
 
 const CLS_H = 48, CLS_W = 192, CLS_BATCH = 16, CLS_THRESH = 0.9;
@@ -105,12 +104,11 @@ interface Line {
   confidence: number;
 }
 
-const kernels = new Map<string, Promise<OcrKernel>>();
-
-export class OcrKernel {
-  readonly #det: ModelSession;
-  readonly #cls: ModelSession | undefined;
-  readonly #rec: ModelSession;
+export class OcrKernel implements Kernel<OcrResult> {
+  readonly task = 'ocr';
+  readonly #det: ModelRunner;
+  readonly #cls: ModelRunner | undefined;
+  readonly #rec: ArgmaxRunner;
   readonly #alphabet: readonly string[];
   readonly #queue: WorkQueue;
   readonly #limits: DecodeLimits;
@@ -120,11 +118,14 @@ export class OcrKernel {
   readonly #mergeWords: boolean;
   readonly #cropMargin: number;
   readonly #ctc: CtcOptions;
+  #inflight = 0;
+  #retired: Promise<void> | undefined;
+  #idle: (() => void) | undefined;
 
   private constructor(parts: {
-    det: ModelSession;
-    cls: ModelSession | undefined;
-    rec: ModelSession;
+    det: ModelRunner;
+    cls: ModelRunner | undefined;
+    rec: ArgmaxRunner;
     alphabet: string[];
     queue: WorkQueue;
     limits: DecodeLimits;
@@ -149,29 +150,18 @@ export class OcrKernel {
   }
 
   /**
-   * The process-wide kernel for these options (created and its sessions loaded on first call). Throws a
-   * plain Error (ProviderLoadError) when no provider can load a model: a server fault, not a client one.
+   * A kernel for these options, its models loaded through `runners` (shared with every other kernel
+   * loaded through it). Throws a plain Error (ProviderLoadError) when no provider can load a model: a
+   * server fault, not a client one.
    */
-  static load(opts: OcrLoadOptions): Promise<OcrKernel> {
-    const { logger: _logger, ...keyed } = opts;
-    const key = JSON.stringify(keyed);
-    let k = kernels.get(key);
-    if (!k) {
-      k = OcrKernel.#create(opts);
-      k.catch(() => kernels.delete(key));
-      kernels.set(key, k);
-    }
-    return k;
-  }
-
-  static async #create(opts: OcrLoadOptions): Promise<OcrKernel> {
+  static async load(opts: OcrLoadOptions, runners: RunnerPool): Promise<OcrKernel> {
     const paths = ocrModelPaths(opts.modelDir);
     const sOpts = { providers: opts.providers, intraOpNumThreads: opts.intraOpNumThreads, logger: opts.logger };
     const useCls = opts.useClassifier ?? true;
     const [det, cls, rec, alphabet] = await Promise.all([
-      getSharedSession(paths.detection, sOpts),
-      useCls ? getSharedSession(paths.classifier, sOpts) : Promise.resolve(undefined),
-      getSharedSession(paths.recognition, sOpts),
+      runners.shared(paths.detection, sOpts),
+      useCls ? runners.shared(paths.classifier, sOpts) : Promise.resolve(undefined),
+      runners.shared(paths.recognition, sOpts),
       loadDictionary(paths.dictionary),
     ]);
     // The dictionary must match the model's class count, or every character would be shifted.
@@ -209,20 +199,51 @@ export class OcrKernel {
     return (await this.recognizeWithTimings(image, opts)).result;
   }
 
+  infer(image: Buffer, opts: InferOptions = {}): Promise<OcrResult> {
+    return this.recognize(image, opts);
+  }
+
   async recognizeWithTimings(image: Buffer, opts: RecognizeOptions = {}): Promise<{ result: OcrResult; timings: OcrTimings }> {
-    // Header checks before queueing: most bad input is refused at once without taking a model slot.
-    await inspectImage(image, this.#limits);
-    return this.#queue.run(async (signal) => {
-      const t0 = now();
-      const img = await decodeImage(image, this.#limits);
-      const decodeMs = now() - t0;
-      const { predictions, timings } = await this.#pipeline(img, signal);
-      const totalMs = now() - t0;
-      return {
-        result: { predictions, duration_ms: round1(totalMs), provider: this.#provider },
-        timings: { ...timings, decodeMs, totalMs },
-      };
-    }, opts);
+    this.#inflight++;
+    let jobEnded: Promise<unknown> | undefined;
+    try {
+      // Header checks before queueing: most bad input is refused at once without taking a model slot.
+      await inspectImage(image, this.#limits);
+      return await this.#queue.run((signal) => {
+        const job = (async () => {
+          const t0 = now();
+          const img = await decodeImage(image, this.#limits);
+          const decodeMs = now() - t0;
+          const { predictions, timings } = await this.#pipeline(img, signal);
+          const totalMs = now() - t0;
+          return {
+            result: { predictions, duration_ms: round1(totalMs), provider: this.#provider },
+            timings: { ...timings, decodeMs, totalMs },
+          };
+        })();
+        jobEnded = job.catch(() => undefined);
+        return job;
+      }, opts);
+    } finally {
+      // A job outlives its caller's timeout (ORT cannot stop a run): it counts until it really ends.
+      if (jobEnded) void jobEnded.then(() => this.#release());
+      else this.#release();
+    }
+  }
+
+  #release(): void {
+    this.#inflight--;
+    if (this.#inflight === 0) this.#idle?.();
+  }
+
+  /** The runners belong to the pool; retiring only waits for the requests in flight (the pool's owner closes it after). */
+  retire(): Promise<void> {
+    this.#retired ??= this.#inflight === 0 ? Promise.resolve() : new Promise<void>((resolve) => (this.#idle = resolve));
+    return this.#retired;
+  }
+
+  async close(): Promise<void> {
+    this.#queue.drain('the ocr model is shutting down; retry');
   }
 
   async #pipeline(img: RgbImage, signal: AbortSignal): Promise<{ predictions: OcrPrediction[]; timings: Omit<OcrTimings, 'decodeMs' | 'totalMs'> }> {
@@ -235,7 +256,7 @@ export class OcrKernel {
     const detIn = await prepareDetInput(img, this.#detOpts.limitSideLen);
     const detPrepMs = now() - t;
     t = now();
-    const detOut = await this.#det.run({ data: detIn.data, dims: [1, 3, detIn.height, detIn.width] });
+    const detOut = firstOutput(this.#det, await this.#det.run(onlyInput(this.#det, { data: detIn.data, dims: [1, 3, detIn.height, detIn.width] })));
     const detRunMs = now() - t;
     t = now();
     const [, , mapH, mapW] = detOut.dims as number[];
@@ -262,7 +283,7 @@ export class OcrKernel {
         });
         clsPrepMs += now() - t;
         t = now();
-        const out = await this.#cls.run({ data, dims: [batch.length, 3, CLS_H, CLS_W] });
+        const out = firstOutput(this.#cls, await this.#cls.run(onlyInput(this.#cls, { data, dims: [batch.length, 3, CLS_H, CLS_W] })));
         clsRunMs += now() - t;
         const p = out.data as Float32Array;
         batch.forEach((line, n) => {
@@ -291,7 +312,7 @@ export class OcrKernel {
       batch.forEach((line, index) => sampleQuad(img, line.sample, widthOf(line), { data, height: REC_H, width: batchW, index }));
       recPrepMs += now() - t;
       t = now();
-      const steps = await this.#rec.runArgmax({ data, dims: [batch.length, 3, REC_H, batchW] }, this.#ctc.spaceIndex);
+      const steps = await this.#rec.runArgmax(onlyInput(this.#rec, { data, dims: [batch.length, 3, REC_H, batchW] }), this.#ctc.spaceIndex);
       recRunMs += now() - t;
       t = now();
       ctcDecode(steps, this.#alphabet, this.#ctc).forEach((d, k) => {

@@ -1,10 +1,11 @@
 import sharp from 'sharp';
-import { decodeImage, DEFAULT_DECODE_LIMITS, inspectImage, type DecodeLimits } from '../inference/image.js';
-import { ModelFailure, type ModelSession } from '../inference/model-session.js';
-import type { InferenceLogger } from '../inference/providers.js';
-import type { WorkQueue } from '../inference/queue.js';
-import { ApiError, unavailable } from '../problems/api-error.js';
-import type { ModelConfig } from './model-config.js';
+import { decodeImage, DEFAULT_DECODE_LIMITS, inspectImage, type DecodeLimits } from '../image.js';
+import type { InferOptions, Kernel } from '../kernel.js';
+import type { InferenceLogger } from '../providers.js';
+import type { WorkQueue } from '../queue.js';
+import { firstOutput, ModelFailure, onlyInput, type ModelRunner } from '../runners/runner.js';
+import { ApiError, unavailable } from '../../problems/api-error.js';
+import type { ModelConfig } from '../store/model-config.js';
 
 export interface ClassifyResult {
   predictions: Array<{ label: string; confidence: number }>;
@@ -47,12 +48,13 @@ export function toProbabilities(scores: Float32Array): Float32Array {
   return exp.map((v) => v / total);
 }
 
-export interface ClassifyKernelParts {
+/** What the registry gives a kernel of an uploaded model (every custom task gets the same). */
+export interface CustomKernelParts {
   config: ModelConfig;
   queue: WorkQueue;
   limits: Partial<DecodeLimits>;
-  /** Starts a fresh session (an isolated child process); called again after the previous one was killed. */
-  start: () => Promise<ModelSession>;
+  /** Starts a fresh runner (an isolated child process); called again after the previous one was killed. */
+  start: () => Promise<ModelRunner>;
   /** Deadline of one request (queue wait + decode + run), ms; also the self-test's. */
   timeoutMs: number;
   logger?: InferenceLogger;
@@ -69,22 +71,25 @@ export interface ClassifyKernelParts {
  * run past its deadline or over the memory cap kills the session's process (see ModelFailure); the next
  * job starts a fresh one.
  */
-export class ClassifyKernel {
+export class ClassifyKernel implements Kernel<ClassifyResult> {
+  readonly task = 'classify';
   readonly config: ModelConfig;
-  readonly #p: ClassifyKernelParts;
-  #session: Promise<ModelSession> | undefined;
-  #loaded: ModelSession | undefined;
+  readonly #p: CustomKernelParts;
+  #session: Promise<ModelRunner> | undefined;
+  #loaded: ModelRunner | undefined;
+  #markClosed!: () => void;
+  readonly #closedP = new Promise<void>((resolve) => (this.#markClosed = resolve));
   #inflight = 0;
   #retired = false;
   #closed = false;
 
-  private constructor(parts: ClassifyKernelParts) {
+  private constructor(parts: CustomKernelParts) {
     this.config = parts.config;
     this.#p = parts;
   }
 
   /** A kernel with its first session loaded (so a model that cannot load fails here). */
-  static async create(parts: ClassifyKernelParts): Promise<ClassifyKernel> {
+  static async create(parts: CustomKernelParts): Promise<ClassifyKernel> {
     const k = new ClassifyKernel(parts);
     await k.#current();
     return k;
@@ -103,7 +108,7 @@ export class ClassifyKernel {
     return this.#inflight;
   }
 
-  #current(): Promise<ModelSession> {
+  #current(): Promise<ModelRunner> {
     if (this.#session && !this.#loaded?.dead) return this.#session;
     if (this.#closed) return Promise.reject(new Error('the model was replaced or removed'));
     this.#loaded = undefined;
@@ -121,7 +126,11 @@ export class ClassifyKernel {
     return entry;
   }
 
-  async classify(image: Buffer, opts: { signal?: AbortSignal; owner?: string } = {}): Promise<ClassifyResult> {
+  infer(image: Buffer, opts: InferOptions = {}): Promise<ClassifyResult> {
+    return this.classify(image, opts);
+  }
+
+  async classify(image: Buffer, opts: InferOptions = {}): Promise<ClassifyResult> {
     const started = performance.now();
     const deadline = started + this.#p.timeoutMs;
     this.#inflight++;
@@ -137,9 +146,10 @@ export class ClassifyKernel {
             const session = await this.#current().catch((err: unknown) => {
               throw unavailable(`model ${this.config.name} could not be started: ${firstLine(err)}`, 5);
             });
-            return session.run(input, { timeoutMs: Math.max(1, deadline - performance.now()) }).catch((err: unknown) => {
+            const outputs = await session.run(onlyInput(session, input), { timeoutMs: Math.max(1, deadline - performance.now()) }).catch((err: unknown) => {
               throw this.#failure(err);
             });
+            return firstOutput(session, outputs);
           })();
           jobEnded = job.catch(() => undefined);
           return job;
@@ -172,9 +182,10 @@ export class ClassifyKernel {
   }
 
   /** Stop taking part: the session is released when the last request in flight has finished. */
-  retire(): void {
+  retire(): Promise<void> {
     this.#retired = true;
     if (this.#inflight === 0) void this.close();
+    return this.#closedP;
   }
 
   /**
@@ -184,7 +195,7 @@ export class ClassifyKernel {
   async selfTest(): Promise<void> {
     const { width: w, height: h } = this.config.input;
     const session = await this.#current();
-    const output = await session.run({ data: new Float32Array(3 * w * h), dims: [1, 3, h, w] }, { timeoutMs: this.#p.timeoutMs });
+    const output = firstOutput(session, await session.run(onlyInput(session, { data: new Float32Array(3 * w * h), dims: [1, 3, h, w] }), { timeoutMs: this.#p.timeoutMs }));
     const classes = output.data.length;
     if (classes !== this.config.labels.length) {
       throw new Error(`the model outputs ${classes} scores for ${this.config.labels.length} labels`);
@@ -200,6 +211,7 @@ export class ClassifyKernel {
     this.#loaded = undefined;
     this.#p.queue.drain(`model ${this.config.name} was replaced or removed; retry`);
     if (session) await session.then((s) => s.close(), () => undefined);
+    this.#markClosed();
   }
 }
 

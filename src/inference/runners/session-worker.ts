@@ -9,11 +9,11 @@
 import { readFileSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
-import { createSession, ProviderLoadError } from './providers.js';
-import { ctcArgmax } from './ocr/ctc.js';
+import { createSession, ProviderLoadError } from '../providers.js';
+import { ctcArgmax } from '../ocr/ctc.js';
 import type { FromWorker, ToWorker } from './session-protocol.js';
 
-// In a child process (custom models, see model-session.ts) messages come over the IPC channel with
+// In a child process (custom models, see ort-process.ts) messages come over the IPC channel with
 // structured-clone serialization; typed arrays are copied instead of transferred.
 const port = parentPort;
 if (!port && !process.send) throw new Error('session-worker must run in a worker thread or a forked process');

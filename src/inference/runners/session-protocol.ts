@@ -2,7 +2,7 @@
  * Messages between the main thread and a model's worker thread (session-worker.ts). Tensors travel as
  * typed arrays; input buffers are transferred, not copied.
  */
-import type { ProviderFailure } from './providers.js';
+import type { ProviderFailure } from '../providers.js';
 
 export interface TensorData {
   data: Float32Array;
@@ -36,3 +36,6 @@ export type FromWorker =
   | { type: 'output'; id: number; output: TensorData }
   | { type: 'argmax'; id: number; output: ArgmaxSteps }
   | { type: 'error'; id: number; message: string };
+
+/** A call awaiting its reply from the worker. */
+export type Pending = { resolve: (m: FromWorker) => void; reject: (e: Error) => void };

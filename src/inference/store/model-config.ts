@@ -1,6 +1,6 @@
-import { MODEL_NAME } from '../validation/names.js';
-import { ApiError } from '../problems/api-error.js';
-import { ajv, firstProblem } from '../validation/ajv.js';
+import { MODEL_NAME } from '../../validation/names.js';
+import { ApiError } from '../../problems/api-error.js';
+import { ajv, firstProblem } from '../../validation/ajv.js';
 
 /** What an admin declares with an uploaded ONNX model. */
 export interface ModelConfig {

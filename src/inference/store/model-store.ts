@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { MODEL_NAME_FORMAT as NAME } from '../validation/names.js';
+import { MODEL_NAME_FORMAT as NAME } from '../../validation/names.js';
 import { parseModelConfig, type ModelConfig } from './model-config.js';
 
 export interface StoredModel {

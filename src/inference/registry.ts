@@ -3,21 +3,22 @@ import { rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
-import { ClassifyKernel, type ClassifyResult } from '../models/classify.js';
-import type { ModelConfig } from '../models/model-config.js';
-import { LEGACY_DOMAIN, ModelStore, type StoredModel } from '../models/model-store.js';
 import { ApiError } from '../problems/api-error.js';
-import { ModelFailure, startIsolatedSession } from './model-session.js';
+import type { InferenceResult, Kernel, Task } from './kernel.js';
 import { externalDataReferences } from './onnx-inspect.js';
 import { WorkQueue } from './queue.js';
-import { OcrKernel } from './ocr/kernel.js';
-import type { OcrResult } from './ocr/index.js';
+import { startIsolatedRunner } from './runners/ort-process.js';
+import { RunnerPool } from './runners/pool.js';
+import { ModelFailure } from './runners/runner.js';
+import type { ModelConfig } from './store/model-config.js';
+import { LEGACY_DOMAIN, ModelStore, type StoredModel } from './store/model-store.js';
+import { BUILTIN_MODELS, CUSTOM_TASKS, type BuiltinModel, type CustomKernel } from './tasks.js';
 
 export interface ModelInfo {
   name: string;
   /** The domain of a custom model; built-in models have none (every domain sees them). */
   domain?: string;
-  task: 'ocr' | 'classify' | 'detect';
+  task: Task;
   builtin: boolean;
   loaded: boolean;
   provider: string | null;
@@ -49,15 +50,30 @@ export function safeLoadReason(error: unknown): string {
 /** A re-upload that changes only the config (labels, normalization) is a new model too. */
 const versionOf = (m: StoredModel) => `${m.sha256}:${JSON.stringify(m.config)}`;
 
+interface Builtin {
+  spec: BuiltinModel;
+  kernel?: Promise<Kernel>;
+  loaded?: Kernel;
+}
+
+/** A loaded custom model, tagged with the version (file hash and config) it was loaded from. */
+interface LiveCustom {
+  version: string;
+  kernel: Promise<CustomKernel>;
+  loaded?: CustomKernel;
+}
+
 /**
- * The models compute sessions can run. Each is loaded on first use and
- * shared by every session of it in this process (one ORT session per model).
+ * The models compute sessions can run: the built-in ones (tasks.ts) and each domain's uploads. Each is
+ * loaded on first use and shared by every session of it (one kernel per model). The registry owns every
+ * kernel and runner it loads: close() releases them all.
  */
 export class KernelRegistry {
-  private ocr: Promise<OcrKernel> | undefined;
-  private ocrKernel: OcrKernel | undefined;
-  /** Loaded custom models by customKey(domain, name), tagged with the version (file hash and config) they were loaded from. */
-  private readonly custom = new Map<string, { version: string; kernel: Promise<ClassifyKernel>; loaded?: ClassifyKernel }>();
+  private readonly builtins = new Map<string, Builtin>(BUILTIN_MODELS.map((spec) => [spec.name, { spec }]));
+  /** By customKey(domain, name). */
+  private readonly custom = new Map<string, LiveCustom>();
+  /** Worker runners of the built-in models. */
+  private readonly runners = new RunnerPool();
   readonly store: ModelStore;
 
   constructor(
@@ -71,14 +87,13 @@ export class KernelRegistry {
 
   /** Built-in models are seen by every domain; custom ones only by their own. */
   has(domain: string, name: string): boolean {
-    return name === 'ocr' || this.store.get(domain, name) !== undefined;
+    return this.builtins.has(name) || this.store.get(domain, name) !== undefined;
   }
 
   /** The built-in models and the custom models of `domain` (of every domain when undefined). */
   list(domain?: string): ModelInfo[] {
-    const ocr: ModelInfo = { name: 'ocr', task: 'ocr', builtin: true, loaded: this.ocrKernel !== undefined, provider: this.ocrKernel?.provider ?? null };
     return [
-      ocr,
+      ...[...this.builtins.values()].map(({ spec, loaded }): ModelInfo => ({ name: spec.name, task: spec.task, builtin: true, loaded: loaded !== undefined, provider: loaded?.provider ?? null })),
       ...this.store.list(domain).map((m) => {
         const live = this.custom.get(customKey(m.domain, m.config.name));
         const loaded = live?.version === versionOf(m) ? live.loaded : undefined;
@@ -103,10 +118,10 @@ export class KernelRegistry {
     return { providers: this.cfg.providers, intraOpNumThreads: this.cfg.threads > 0 ? this.cfg.threads : undefined, logger: this.log };
   }
 
-  private newKernel(config: ModelConfig, path: string): Promise<ClassifyKernel> {
+  private newKernel(config: ModelConfig, path: string): Promise<CustomKernel> {
     const queue = new WorkQueue({ concurrency: this.cfg.concurrency, maxQueued: this.cfg.max_queue, maxQueuedPerOwner: this.cfg.max_queue_per_owner, timeoutMs: this.cfg.timeout_ms, name: config.name });
     const limits = { maxBytes: this.cfg.max_image_bytes, maxPixels: this.cfg.max_image_pixels };
-    // Uploaded models run in child processes with a deadline and a memory cap (model-session.ts).
+    // Uploaded models run in child processes with a deadline and a memory cap (runners/ort-process.ts).
     const isolated = {
       ...this.sessionOptions(),
       loadTimeoutMs: Math.max(this.cfg.timeout_ms, 60_000),
@@ -114,18 +129,18 @@ export class KernelRegistry {
       maxMemoryBytes: this.cfg.model_memory_mb * 1024 * 1024,
       memoryKey: 'inference.model_memory_mb',
     };
-    return ClassifyKernel.create({ config, queue, limits, timeoutMs: this.cfg.timeout_ms, logger: this.log, start: () => startIsolatedSession(path, isolated) });
+    return CUSTOM_TASKS[config.task]({ config, queue, limits, timeoutMs: this.cfg.timeout_ms, logger: this.log, start: () => startIsolatedRunner(path, isolated) });
   }
 
   /** The loaded kernel of a stored model; reloaded when the file or its config changed (a re-upload, or another replica's). */
-  private customKernel(model: StoredModel): Promise<ClassifyKernel> {
+  private customKernel(model: StoredModel): Promise<CustomKernel> {
     const key = customKey(model.domain, model.config.name);
     const live = this.custom.get(key);
     const version = versionOf(model);
     if (live?.version === version) return live.kernel;
     // The old version finishes what it has in flight, then releases its session (never mid-run).
     if (live) void live.kernel.then((k) => k.retire(), () => undefined);
-    const entry: { version: string; kernel: Promise<ClassifyKernel>; loaded?: ClassifyKernel } = { version, kernel: this.newKernel(model.config, model.path) };
+    const entry: LiveCustom = { version, kernel: this.newKernel(model.config, model.path) };
     entry.kernel.then(
       (k) => (entry.loaded = k),
       () => this.custom.get(key) === entry && this.custom.delete(key),
@@ -153,7 +168,7 @@ export class KernelRegistry {
     mkdirSync(this.store.dir, { recursive: true });
     const probe = join(this.store.dir, `.upload-${randomBytes(6).toString('hex')}.onnx`);
     writeFileSync(probe, onnx);
-    let kernel: ClassifyKernel | undefined;
+    let kernel: CustomKernel | undefined;
     try {
       kernel = await this.newKernel(config, probe);
       await kernel.selfTest();
@@ -183,49 +198,52 @@ export class KernelRegistry {
     return removed !== undefined;
   }
 
-  /** Shutdown: stop every custom model's process now (waiting requests get 503). */
+  /**
+   * Shutdown: stop every custom model's process now (waiting requests get 503); built-in models finish
+   * what they hold, then their workers stop.
+   */
   async close(): Promise<void> {
-    const all = [...this.custom.values()];
+    const custom = [...this.custom.values()];
     this.custom.clear();
-    await Promise.allSettled(all.map((e) => e.kernel.then((k) => k.close())));
+    const builtins = [...this.builtins.values()].flatMap((b) => b.kernel ?? []);
+    await Promise.allSettled([
+      ...custom.map((e) => e.kernel.then((k) => k.close())),
+      ...builtins.map((k) => k.then((kernel) => kernel.retire())),
+    ]);
+    await this.runners.close();
   }
 
-  private loadOcr(): Promise<OcrKernel> {
-    this.ocr ??= OcrKernel.load({
-      providers: this.cfg.providers,
-      intraOpNumThreads: this.cfg.threads > 0 ? this.cfg.threads : undefined,
-      limits: { maxBytes: this.cfg.max_image_bytes, maxPixels: this.cfg.max_image_pixels },
-      queue: { concurrency: this.cfg.concurrency, maxQueued: this.cfg.max_queue, maxQueuedPerOwner: this.cfg.max_queue_per_owner, timeoutMs: this.cfg.timeout_ms },
-      logger: this.log,
-    }).then(
+  private loadBuiltin(entry: Builtin): Promise<Kernel> {
+    entry.kernel ??= entry.spec.load({ cfg: this.cfg, log: this.log, runners: this.runners }).then(
       (kernel) => {
-        this.ocrKernel = kernel;
-        this.log.info({ model: 'ocr', provider: kernel.provider }, 'model loaded');
+        entry.loaded = kernel;
+        this.log.info({ model: entry.spec.name, provider: kernel.provider }, 'model loaded');
         return kernel;
       },
       (error: unknown) => {
-        this.ocr = undefined;
+        entry.kernel = undefined;
         throw error;
       },
     );
-    return this.ocr;
+    return entry.kernel;
   }
 
   /**
    * Runs `name` as seen from `domain` (the session owner's): built-ins, else that domain's model.
    * `owner`: the tenant (session owner's access key) the work is queued for, fairly against others.
    */
-  async infer(domain: string, name: string, image: Buffer, signal?: AbortSignal, owner?: string): Promise<OcrResult | ClassifyResult> {
-    if (name === 'ocr') return (await this.loadOcr()).recognize(image, { signal, owner });
+  async infer(domain: string, name: string, image: Buffer, signal?: AbortSignal, owner?: string): Promise<InferenceResult> {
+    const builtin = this.builtins.get(name);
+    if (builtin) return (await this.loadBuiltin(builtin)).infer(image, { signal, owner });
     const model = this.store.get(domain, name);
     if (!model) throw new ApiError(404, 'model-not-found', `The session's model ${JSON.stringify(name)} was removed.`);
-    return (await this.customKernel(model)).classify(image, { signal, owner });
+    return (await this.customKernel(model)).infer(image, { signal, owner });
   }
 
   /** Queue state of every loaded model, for metrics (custom models labelled `<domain>/<name>`). */
   queues(): Array<{ model: string; running: number; queued: number; completed: number; rejected: number; timedOut: number }> {
     const out = [];
-    if (this.ocrKernel) out.push({ model: 'ocr', ...this.ocrKernel.queueStats });
+    for (const [model, entry] of this.builtins) if (entry.loaded) out.push({ model, ...entry.loaded.queueStats });
     for (const [model, entry] of this.custom) if (entry.loaded) out.push({ model, ...entry.loaded.queueStats });
     return out;
   }
@@ -242,7 +260,7 @@ export class KernelRegistry {
             {
               loaded: m.loaded,
               provider: m.provider,
-              queue: m.domain === undefined ? this.ocrKernel?.queueStats : this.custom.get(customKey(m.domain, m.name))?.loaded?.queueStats,
+              queue: m.domain === undefined ? this.builtins.get(m.name)?.loaded?.queueStats : this.custom.get(customKey(m.domain, m.name))?.loaded?.queueStats,
             },
           ]),
         ),

@@ -57,7 +57,12 @@ export class KeypairStore {
     if (this.watcher || !existsSync(this.dir)) return;
     try {
       this.watcher = watch(this.dir, (_event, filename) => {
-        if (typeof filename === 'string' && filename.endsWith('.toml')) this.refreshSoon(filename.slice(0, -5));
+        if (typeof filename !== 'string' || !filename.endsWith('.toml')) return;
+        // At once (an atomic write such as `keypair create` counts within milliseconds), and again once the
+        // file has settled, which alone may warn: an in-place save is half-written between its events.
+        const key = filename.slice(0, -5);
+        this.refresh(key, { tentative: true });
+        this.refreshSoon(key);
       });
       this.watcher.on('error', () => {
         // The folder went away (or the watch broke): rescans carry on, and watch again once it is back.
@@ -71,7 +76,7 @@ export class KeypairStore {
 
   /**
    * Editors and scripts that write in place raise several events per save (truncate, then writes): a file
-   * read between them is half-written and would be warned about as broken. Settle for a moment first.
+   * read between them is half-written and would be warned about as broken. The settled read judges it.
    */
   private refreshSoon(accessKey: string): void {
     const pending = this.settling.get(accessKey);
@@ -141,7 +146,8 @@ export class KeypairStore {
     for (const key of this.refused.keys()) if (!seen.has(key)) this.refused.delete(key);
   }
 
-  private refresh(accessKey: string): void {
+  /** `tentative`: a file that does not parse is left for the settled read to judge (no warning, no change). */
+  private refresh(accessKey: string, opts: { tentative?: boolean } = {}): void {
     if (!ACCESS_KEY_FORMAT.test(accessKey)) return;
     const file = this.fileOf(accessKey);
     let version: string;
@@ -166,6 +172,7 @@ export class KeypairStore {
       this.entries.set(accessKey, { keypair, version });
       this.refused.delete(accessKey);
     } catch (error) {
+      if (opts.tentative) return;
       this.entries.delete(accessKey);
       this.refused.set(accessKey, version);
       this.log?.warn({ file, reason: (error as Error).message }, 'ignoring invalid keypair file');

@@ -64,12 +64,12 @@ describe('README "Inference": deadlines over HTTP (concurrency 1, max_queue 1, t
     const by = (status: number, detail?: RegExp) => all.filter((r) => r.status === status && (detail === undefined || detail.test(String(r.json?.detail))));
     const summary = all.map((r) => `${r.status} ${r.json?.detail}`).join(' | ');
     assert.equal(by(504).length, 1, `one job ran past its deadline: ${summary}`);
-    // The others are refused: the warm-up gave the queue a run time, so a job whose wait cannot end within
-    // the 50 ms deadline is refused at once ("would take"); one arriving while another waits finds the queue
-    // full ("busy"); a wrong estimate would still end in "wait exceeded". Never a 504, never a 200.
+    // The others are refused: by the estimate (the warm-up gave the queue a run time, and no wait fits in
+    // 50 ms: "would take"), by the per-tenant or global cap ("busy"), or, on a wrong estimate, by the
+    // deadline while waiting ("wait exceeded"); which check answers first is up to the scheduler.
+    // Never a 504, never a 200.
     const refusedAll = by(503, /would take|busy|wait exceeded/i);
     assert.equal(refusedAll.length, 2, `two refused with 503: ${summary}`);
-    assert.ok(by(503, /would take/i).length >= 1, `at least one refused at once by the estimate: ${summary}`);
     const [running] = by(504);
     assertProblem(running, 504, 'gateway-timeout');
     for (const r of refusedAll) {

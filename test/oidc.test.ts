@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, type JWK, type CryptoKey } from 'jose';
-import { ALICE, ADMIN, BOB, startGateway, type TestGateway, type TestKeypair } from './helpers/gateway.js';
+import { ALICE, ADMIN, BOB, OTHER_DOMAIN_USER, startGateway, type TestGateway, type TestKeypair } from './helpers/gateway.js';
 
 interface Provider {
   url: string;
@@ -93,7 +93,7 @@ clock_tolerance_seconds = 5
 issuer = ${JSON.stringify(down.url)}
 audiences = ["kernelgate"]
 `,
-      keypairs: [OIDC_ALICE, BOB, OIDC_ADMIN],
+      keypairs: [OIDC_ALICE, BOB, OIDC_ADMIN, OTHER_DOMAIN_USER],
     });
   });
   after(async () => {
@@ -214,6 +214,47 @@ audiences = ["kernelgate"]
     assert.equal(r.status, 503, r.text);
     assert.match(r.json.type, /service-unavailable$/);
     assert.ok(Date.now() - started < 5000);
+  });
+
+  describe('combinations', () => {
+    const sel = async (headers: Record<string, string>, target = '/session') =>
+      gw.request({ method: 'GET', target, headers: { authorization: `Bearer ${await access(rsa, { sub: ADMIN_SUB })}`, ...headers } });
+
+    it('x-selected-customer: an admin token acts for a customer of its domain (owner in the access log)', async () => {
+      const r = await sel({ 'x-selected-customer': ALICE.accessKey });
+      assert.equal(r.status, 200, r.text);
+      const line = gw.output.filter((l) => l.includes('"msg":"request"') && l.includes('"route":"/session"')).at(-1)!;
+      assert.equal(JSON.parse(line).owner, ALICE.accessKey);
+    });
+
+    it("x-selected-customer: an admin cannot select another domain's customer (403)", async () => {
+      const r = await sel({ 'x-selected-customer': OTHER_DOMAIN_USER.accessKey });
+      assert.equal(r.status, 403, r.text);
+    });
+
+    it('x-selected-customer and owner_access_key both given and different: 400', async () => {
+      const r = await sel({ 'x-selected-customer': ALICE.accessKey }, `/session?owner_access_key=${BOB.accessKey}`);
+      assert.equal(r.status, 400, r.text);
+      const same = await sel({ 'x-selected-customer': ALICE.accessKey }, `/session?owner_access_key=${ALICE.accessKey}`);
+      assert.equal(same.status, 200, same.text);
+    });
+
+    it('a user token may not select another customer (403)', async () => {
+      const r = await gw.request({ method: 'GET', target: '/session', headers: { authorization: `Bearer ${await access(rsa)}`, 'x-selected-customer': BOB.accessKey } });
+      assert.equal(r.status, 403, r.text);
+    });
+
+    it('HMAC plus x-selected-customer or x-api-key: 400 (the signature does not cover them)', async () => {
+      for (const headers of <Array<Record<string, string>>>[{ 'x-selected-customer': ALICE.accessKey }, { 'x-api-key': 'kg_whatever' }]) {
+        const r = await gw.signed({ method: 'GET', target: '/session', as: BOB, headers });
+        assert.equal(r.status, 400, r.text);
+      }
+    });
+
+    it('x-api-key next to a token without the apikey scheme: 400', async () => {
+      const r = await sel({ 'x-api-key': 'kg_whatever' });
+      assert.equal(r.status, 400, r.text);
+    });
   });
 
   it('HMAC requests are unaffected', async () => {

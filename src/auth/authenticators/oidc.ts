@@ -6,7 +6,7 @@ import { readRawBody, requestHasBody } from '../../http/raw-body.js';
 import { isUsable, type Keypair } from '../../keypairs/keypair.js';
 import { keypairPayer, type PayerLimits } from '../../ratelimit/payer.js';
 import type { AuthorizationParams } from '../../signing/authorization.js';
-import type { Authenticator } from '../authenticate.js';
+import { apiKeyOwner, type Authenticator, type ApiKeyResolver } from '../authenticate.js';
 import type { KeypairPrincipal } from '../principal.js';
 
 export interface OidcIssuerConfig {
@@ -29,6 +29,8 @@ export interface OidcDeps {
   apiVersion: string;
   log: Logger;
   refuseBeforeBody(ctx: GatewayContext, claimed: Keypair | undefined): Promise<void>;
+  /** API keys, for `x-api-key` next to a token (the key's keypair is the acting owner); absent: such a request is a 400. */
+  apiKeys?: ApiKeyResolver;
   /** Bounded wait for the provider (discovery and JWKS), ms. */
   timeoutMs?: number;
   /** Least time between two JWKS refetches (an unknown kid), ms. */
@@ -162,13 +164,15 @@ export function oidcAuthenticator(deps: OidcDeps): Authenticator {
       try {
         if (token === undefined) throw new TokenRefused('no bearer token');
         verified = await verify(token);
+        ctx.state.credentialOwner = apiKeyOwner(ctx, deps.apiKeys);
       } catch (error) {
+        if (error instanceof ApiError && error.status === 400) throw error;
         // The reason goes to the server log (never the token); the client gets the one 401 or a 503.
         deps.log.warn({ reqId: ctx.state.reqId, scheme: 'oidc', client: ctx.state.client.address, reason: (error as Error).message }, 'authentication failed');
         if (error instanceof ProviderDown) {
           throw new ApiError(503, 'service-unavailable', 'The OpenID Provider cannot be reached; retry shortly.', { headers: { 'Retry-After': '5' } });
         }
-        throw new ApiError(401, 'auth-failed', 'The bearer token is not accepted.');
+        throw new ApiError(401, 'auth-failed', error instanceof ApiError ? error.message : 'The bearer token is not accepted.');
       }
       if (requestHasBody(ctx.req)) await deps.refuseBeforeBody(ctx, verified.keypair);
       ctx.state.rawBody = await readRawBody(ctx.req, deps.bodyLimit);

@@ -275,3 +275,19 @@ describe('OIDC is off unless listed in [auth] schemes', () => {
     }
   });
 });
+
+describe('[[auth.oidc]] config', () => {
+  it('refuses "none" and HMAC algorithms at config load, and defaults to RS256/ES256/PS256', async () => {
+    const { configFromObject } = await import('../src/config/config.js');
+    for (const alg of ['none', 'HS256']) {
+      assert.throws(() => configFromObject({ auth: { oidc: [{ issuer: 'https://idp.example', audiences: ['x'], algorithms: [alg] }] } }));
+    }
+    const c = configFromObject({ auth: { oidc: [{ issuer: 'https://idp.example', audiences: ['x'] }] } });
+    const o = c.auth.oidc[0]!;
+    assert.deepEqual(o.algorithms, ['RS256', 'ES256', 'PS256']);
+    assert.equal(o.token_use, 'any');
+    assert.equal(o.subject_claim, 'sub');
+    assert.equal(o.clock_tolerance_seconds, 30);
+    assert.equal(o.jwks_uri, '');
+  });
+});

@@ -291,3 +291,34 @@ describe('[[auth.oidc]] config', () => {
     assert.equal(o.jwks_uri, '');
   });
 });
+
+describe('KeypairStore: subject index', () => {
+  it('maps a subject to the keypair that lists it; a subject two keypairs claim maps to neither (logged)', async () => {
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { KeypairStore } = await import('../src/keypairs/keypair-store.js');
+    const { writeKeypair } = await import('./helpers/gateway.js');
+    const dir = mkdtempSync(join(tmpdir(), 'kg-subjects-'));
+    try {
+      writeKeypair(dir, { ...ALICE, oidcSubjects: ['alice', 'shared'] });
+      writeKeypair(dir, { ...BOB, oidcSubjects: ['bob', 'shared'] });
+      const errors: unknown[] = [];
+      const log = { error: (o: unknown) => errors.push(o), warn: () => {}, info: () => {} } as never;
+      const store = new KeypairStore(dir, log);
+      store.rescan();
+      assert.equal(store.bySubject('alice')?.accessKey, ALICE.accessKey);
+      assert.equal(store.bySubject('bob')?.accessKey, BOB.accessKey);
+      assert.equal(store.bySubject('shared'), undefined);
+      assert.equal(store.bySubject('nobody'), undefined);
+      assert.equal(errors.length, 1);
+      // A file change rebuilds the index.
+      writeKeypair(dir, { ...BOB, oidcSubjects: ['bob2'] });
+      store.rescan();
+      assert.equal(store.bySubject('shared')?.accessKey, ALICE.accessKey);
+      assert.equal(store.bySubject('bob2')?.accessKey, BOB.accessKey);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

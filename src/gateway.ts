@@ -4,7 +4,9 @@ import Koa from 'koa';
 import type { Logger } from 'pino';
 import type { Config } from './config/config.js';
 import { hmacAuthenticator } from './auth/authenticators/hmac.js';
+import { oidcAuthenticator } from './auth/authenticators/oidc.js';
 import type { VerifyPolicy } from './auth/verify.js';
+import type { Authenticator } from './auth/authenticate.js';
 import { answerClientErrors } from './http/client-error.js';
 import { TrustedProxies } from './http/client-view.js';
 import type { GatewayState } from './http/context.js';
@@ -77,7 +79,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
   const limits: PayerLimits = { anonymous: config.ratelimit.anonymous_limit, keypair: config.ratelimit.default_limit };
   const limiter = rateLimiting(rateLimits, limits, config.ratelimit.window_seconds, trusted);
   // Credential schemes: the first also answers requests that carry no credentials.
-  const authenticators = [
+  const authenticators: Authenticator[] = [
     hmacAuthenticator({
       policy,
       bodyLimit: config.server.body_limit_bytes,
@@ -87,7 +89,20 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     }),
   ];
 
-  const latest = config.auth.api_versions[config.auth.api_versions.length - 1];
+  const latest = config.auth.api_versions[config.auth.api_versions.length - 1]!;
+  if (config.auth.schemes.includes('oidc')) {
+    authenticators.push(
+      oidcAuthenticator({
+        issuers: config.auth.oidc,
+        bySubject: (subject) => keypairs.bySubject(subject),
+        bodyLimit: config.server.body_limit_bytes,
+        limits,
+        apiVersion: latest,
+        log,
+        refuseBeforeBody: limiter.refuseBeforeBody,
+      }),
+    );
+  }
   const routes: RouteSpec[] = [
     ...basicRoutes(latest),
     ...sessionRoutes({ store: stores.sessions, kernels, config }),

@@ -1,5 +1,7 @@
 import type { GatewayContext, Stage } from '../http/context.js';
 import type { PayerLimits } from '../ratelimit/payer.js';
+import { ApiError } from '../problems/api-error.js';
+import type { Keypair } from '../keypairs/keypair.js';
 import { anonymousPrincipal, type Principal } from './principal.js';
 
 /**
@@ -27,7 +29,12 @@ export function authenticate(authenticators: readonly Authenticator[], limits: P
     authenticators.length === 1 ? () => fallback : (ctx: GatewayContext) => authenticators.find((a) => a.claims(ctx)) ?? fallback;
   return async function authenticateStage(ctx: GatewayContext): Promise<void> {
     try {
-      ctx.state.principal = await pick(ctx).authenticate(ctx);
+      const chosen = pick(ctx);
+      // With other schemes enabled, an HMAC request may not carry their credentials too (which would win?).
+      if (authenticators.length > 1 && chosen.scheme === 'backendai' && hasOtherCredentials(ctx)) {
+        throw new ApiError(400, 'invalid-auth-params', 'A Backend.AI-signed request may not carry other credentials (x-api-key, x-selected-customer, bearer token).');
+      }
+      ctx.state.principal = await chosen.authenticate(ctx);
     } catch (error) {
       ctx.state.principal = anonymousPrincipal(ctx.state.client.address, limits);
       ctx.state.authFailure = error;
@@ -40,4 +47,31 @@ export function anonymous(limits: PayerLimits): Stage {
   return function anonymousStage(ctx: GatewayContext): void {
     ctx.state.principal = anonymousPrincipal(ctx.state.client.address, limits);
   };
+}
+
+/** The API key lookup the combination step needs; the API key store (scheme "apikey") implements it. */
+export interface ApiKeyResolver {
+  /** The keypair owning a usable key (unknown, revoked and expired keys: undefined). */
+  resolve(key: string): { keypair: Keypair; id: string; scope: string } | undefined;
+}
+
+function hasOtherCredentials(ctx: GatewayContext): boolean {
+  return ctx.get('x-api-key') !== '' || ctx.get('x-selected-customer') !== '';
+}
+
+/**
+ * The combination step of a bearer-token request (DESIGN "Other credentials"): `x-api-key` next to a
+ * token names the API key's keypair as the acting owner (the token's keypair acts, under the owner
+ * rules, checked by the owner scope stage: 403 when it may not). Returns the owner's access key, or
+ * undefined without an x-api-key. An unknown key is the same 401 as any bad credential.
+ */
+export function apiKeyOwner(ctx: GatewayContext, resolver: ApiKeyResolver | undefined): string | undefined {
+  const key = ctx.get('x-api-key');
+  if (key === '') return undefined;
+  if (resolver === undefined) {
+    throw new ApiError(400, 'invalid-auth-params', 'x-api-key is not accepted by this gateway ("apikey" is not in [auth] schemes).');
+  }
+  const found = resolver.resolve(key);
+  if (found === undefined) throw new ApiError(401, 'auth-failed', 'The API key is not accepted.');
+  return found.keypair.accessKey;
 }

@@ -19,6 +19,22 @@ export function requireRole(route: Pick<RouteSpec, 'access'>): Stage | undefined
   };
 }
 
+/**
+ * owner_access_key, x-selected-customer (its other name) and an owner named by the credentials
+ * (x-api-key next to a token) must agree: two different ones are a 400. x-selected-customer is honoured
+ * for bearer-token and API-key principals only: an HMAC signature does not cover it (only the headers it
+ * lists), and the authenticate stage refuses it next to HMAC when other schemes are enabled.
+ */
+function credentialOwner(ctx: GatewayContext, named: unknown): unknown {
+  const scheme = ctx.state.principal?.scheme;
+  const selected = scheme === 'oidc' || scheme === 'apikey' ? ctx.get('x-selected-customer') || undefined : undefined;
+  const candidates = [named === '' || named === null ? undefined : named, selected, ctx.state.credentialOwner].filter((v) => v !== undefined);
+  if (candidates.some((v) => v !== candidates[0])) {
+    throw new ApiError(400, 'invalid-api-params', 'owner_access_key, x-selected-customer and the x-api-key owner name different keypairs.');
+  }
+  return candidates[0];
+}
+
 /** The owner scope stage: whom the request acts for; recorded for the access log and read by handlers. */
 export function ownerScope(route: Pick<RouteSpec, 'owner'>, lookup: (accessKey: string) => Keypair | undefined): Stage | undefined {
   if (route.owner === undefined) return undefined;
@@ -26,6 +42,6 @@ export function ownerScope(route: Pick<RouteSpec, 'owner'>, lookup: (accessKey: 
   return function scopeOwner(ctx: GatewayContext): void {
     const auth = ctx.state.auth!;
     const named = ownerParam(ctx.query, withBody ? ctx.state.body : undefined, auth.bodySigned);
-    ctx.state.owner = resolveOwner(auth.keypair, named, lookup, Date.now());
+    ctx.state.owner = resolveOwner(auth.keypair, credentialOwner(ctx, named), lookup, Date.now());
   };
 }

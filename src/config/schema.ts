@@ -30,6 +30,22 @@ const NonEmpty = (fallback: string, description?: string) => Type.String({ minLe
 const STORE_KINDS = ['memory', 'redis'] as const;
 const REDIS_URL = 'redis://127.0.0.1:6379';
 
+/** One trusted OpenID Provider. `none` and HMAC algorithms are not in the enum, so config load refuses them. */
+export const OIDC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
+const OidcIssuer = Type.Object(
+  {
+    issuer: Type.String({ minLength: 1 }),
+    jwks_uri: Type.String({ default: '' }),
+    audiences: Type.Array(Type.String({ minLength: 1 }), { default: [] }),
+    client_ids: Type.Array(Type.String({ minLength: 1 }), { default: [] }),
+    token_use: OneOf(['any', 'access', 'id'], { default: 'any' }),
+    subject_claim: NonEmpty('sub'),
+    algorithms: Type.Array(OneOf(OIDC_ALGORITHMS), { minItems: 1, uniqueItems: true, default: ['RS256', 'ES256', 'PS256'] }),
+    clock_tolerance_seconds: Int(0, 30),
+  },
+  { additionalProperties: false },
+);
+
 export const ConfigSchema = Type.Object(
   {
     server: Section({
@@ -55,6 +71,13 @@ export const ConfigSchema = Type.Object(
       body_hash: OneOf(['strict', 'backendai'], { default: 'strict' }),
       api_versions: Type.Array(Type.String({ pattern: '^v\\d+\\.\\d{8}$' }), { minItems: 1, default: [...API_VERSIONS] }),
       problem_base_uri: NonEmpty('https://api.backend.ai/probs/'),
+      schemes: Type.Array(OneOf(['backendai', 'apikey', 'oidc']), {
+        minItems: 1,
+        uniqueItems: true,
+        default: ['backendai'],
+        description: 'Credential schemes accepted on signed routes.',
+      }),
+      oidc: Type.Array(OidcIssuer, { default: [], description: 'One table per trusted OpenID Provider ([[auth.oidc]]).' }),
     }),
     keypairs: Section({
       dir: NonEmpty('keypairs', 'Keypair files (a relative path resolves against the config file).'),

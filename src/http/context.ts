@@ -17,6 +17,8 @@ export interface GatewayState {
   authFailure?: unknown;
   /** What the HMAC signature proved (keypair, and whether it covers the body). */
   auth?: Verified;
+  /** An owner named by the credentials themselves (x-api-key next to a bearer token), checked by the owner rules. */
+  credentialOwner?: string;
   /** The keypair the request acts for (the requester, or its owner_access_key). */
   owner?: Keypair;
   rateLimited?: boolean;

@@ -25,6 +25,8 @@ const SETTLE_MS = 30;
 
 export class KeypairStore {
   private readonly entries = new Map<string, Entry>();
+  /** subject -> keypair (null: claimed twice); rebuilt lazily after any file change. */
+  private subjects: Map<string, Keypair | null> | undefined;
   /** Files that were refused, by access key: the version that was reported. */
   private readonly refused = new Map<string, string>();
   private watcher: FSWatcher | undefined;
@@ -107,6 +109,29 @@ export class KeypairStore {
     return this.entries.get(accessKey)?.keypair;
   }
 
+  /** The keypair whose oidc_subjects holds this subject; a subject claimed by two keypairs maps to neither. */
+  bySubject(subject: string): Keypair | undefined {
+    if (this.subjects === undefined) {
+      const index = new Map<string, Keypair | null>();
+      for (const { keypair } of this.entries.values()) {
+        for (const s of keypair.oidcSubjects ?? []) {
+          const prior = index.get(s);
+          if (prior === undefined) index.set(s, keypair);
+          else if (prior !== null) {
+            index.set(s, null);
+            this.log?.error({ accessKeys: [prior.accessKey, keypair.accessKey] }, 'an OIDC subject is claimed by two keypairs; it maps to neither');
+          }
+        }
+      }
+      this.subjects = index;
+    }
+    return this.subjects.get(subject) ?? undefined;
+  }
+
+  private touch(): void {
+    this.subjects = undefined;
+  }
+
   all(): Keypair[] {
     return [...this.entries.values()].map((e) => e.keypair);
   }
@@ -142,7 +167,7 @@ export class KeypairStore {
       seen.add(key);
       this.refresh(key);
     }
-    for (const key of this.entries.keys()) if (!seen.has(key)) this.entries.delete(key);
+    for (const key of this.entries.keys()) if (!seen.has(key)) this.touch(), this.entries.delete(key);
     for (const key of this.refused.keys()) if (!seen.has(key)) this.refused.delete(key);
   }
 
@@ -155,7 +180,7 @@ export class KeypairStore {
       const stat = statSync(file);
       version = `${stat.mtimeMs}:${stat.size}:${stat.ino}`;
     } catch {
-      this.entries.delete(accessKey);
+      this.touch(), this.entries.delete(accessKey);
       this.refused.delete(accessKey);
       return;
     }
@@ -164,16 +189,16 @@ export class KeypairStore {
       const keypair = parseKeypair(readFileSync(file, 'utf8'));
       if (keypair.accessKey !== accessKey) throw new Error('access_key does not match the file name');
       if (this.refusePublished && hasPublishedSecret(keypair)) {
-        this.entries.delete(accessKey);
+        this.touch(), this.entries.delete(accessKey);
         this.refused.set(accessKey, version);
         this.log?.error({ file }, 'refusing keypair file: its secret is published in the kernelgate repository and this gateway listens on a non-loopback address');
         return;
       }
-      this.entries.set(accessKey, { keypair, version });
+      this.touch(), this.entries.set(accessKey, { keypair, version });
       this.refused.delete(accessKey);
     } catch (error) {
       if (opts.tentative) return;
-      this.entries.delete(accessKey);
+      this.touch(), this.entries.delete(accessKey);
       this.refused.set(accessKey, version);
       this.log?.warn({ file, reason: (error as Error).message }, 'ignoring invalid keypair file');
     }

@@ -15,6 +15,8 @@ export interface Keypair {
   isActive: boolean;
   /** Epoch milliseconds; undefined means never. */
   expiresAt?: number;
+  /** OIDC subjects (token subject claims) that act as this keypair. */
+  oidcSubjects?: string[];
 }
 
 // The access key's format belongs to the whole gateway (the signing core checks it too); re-exported
@@ -36,6 +38,7 @@ const keypairSchema = {
     is_active: { type: 'boolean' },
     // smol-toml gives TOML datetimes as Date objects; strings are accepted too.
     expires_at: {},
+    oidc_subjects: { type: 'array', items: { type: 'string', minLength: 1 }, uniqueItems: true },
   },
 } as const;
 
@@ -69,6 +72,7 @@ export function parseKeypair(text: string): Keypair {
     maxSessions: raw.max_sessions as number | undefined,
     isActive: (raw.is_active as boolean | undefined) ?? true,
     expiresAt,
+    ...(raw.oidc_subjects !== undefined ? { oidcSubjects: raw.oidc_subjects as string[] } : {}),
   };
 }
 
@@ -89,5 +93,6 @@ export function formatKeypair(k: Keypair): string {
   if (k.maxSessions !== undefined) lines.push(`max_sessions = ${k.maxSessions}`);
   lines.push(`is_active = ${k.isActive}`);
   if (k.expiresAt !== undefined) lines.push(`expires_at = ${new Date(k.expiresAt).toISOString().replace(/\.000Z$/, 'Z')}`);
+  if (k.oidcSubjects !== undefined && k.oidcSubjects.length > 0) lines.push(`oidc_subjects = ${JSON.stringify(k.oidcSubjects)}`);
   return `${lines.join('\n')}\n`;
 }

@@ -19,6 +19,10 @@ export function accessLog(metrics: GatewayMetrics, log: Logger): (ctx: GatewayCo
       ms: Math.round(seconds * 10000) / 10,
       client: ctx.state.client.address,
       accessKey: ctx.state.auth?.keypair.accessKey,
+      // The scheme and credential id (token subject), never the credential itself.
+      ...(ctx.state.principal !== undefined && ctx.state.principal.scheme !== 'backendai' && ctx.state.principal.scheme !== 'anonymous'
+        ? { scheme: ctx.state.principal.scheme, credentialId: ctx.state.principal.credentialId }
+        : {}),
       owner: ctx.state.owner?.accessKey,
     }, 'request');
   };

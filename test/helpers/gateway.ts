@@ -23,6 +23,7 @@ export interface TestKeypair {
   maxSessions?: number;
   isActive?: boolean;
   expiresAt?: number;
+  oidcSubjects?: string[];
 }
 
 export const ALICE: TestKeypair = { accessKey: 'AKIAKGATEALICE000001', secretKey: 'aliceSecretKey0000000000000000000000000A', role: 'user', user: 'alice@example.com' };
@@ -46,6 +47,7 @@ export function writeKeypair(dir: string, k: TestKeypair): string {
       maxSessions: k.maxSessions,
       isActive: k.isActive ?? true,
       expiresAt: k.expiresAt,
+      oidcSubjects: k.oidcSubjects,
     }),
   );
   chmodSync(file, 0o600);

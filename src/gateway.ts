@@ -4,6 +4,8 @@ import Koa from 'koa';
 import type { Logger } from 'pino';
 import type { Config } from './config/config.js';
 import { hmacAuthenticator } from './auth/authenticators/hmac.js';
+import { apiKeyAuthenticator } from './auth/authenticators/apikey.js';
+import { refusedScheme, type Authenticator } from './auth/authenticate.js';
 import type { VerifyPolicy } from './auth/verify.js';
 import { answerClientErrors } from './http/client-error.js';
 import { TrustedProxies } from './http/client-view.js';
@@ -77,15 +79,28 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
   const limits: PayerLimits = { anonymous: config.ratelimit.anonymous_limit, keypair: config.ratelimit.default_limit };
   const limiter = rateLimiting(rateLimits, limits, config.ratelimit.window_seconds, trusted);
   // Credential schemes: the first also answers requests that carry no credentials.
-  const authenticators = [
-    hmacAuthenticator({
-      policy,
-      bodyLimit: config.server.body_limit_bytes,
-      limits,
-      verifyContext: () => ({ lookup, keys: keyCache, dates: dateCache, now: Date.now() }),
-      refuseBeforeBody: limiter.refuseBeforeBody,
-    }),
-  ];
+  const hmac = hmacAuthenticator({
+    policy,
+    bodyLimit: config.server.body_limit_bytes,
+    limits,
+    verifyContext: () => ({ lookup, keys: keyCache, dates: dateCache, now: Date.now() }),
+    refuseBeforeBody: limiter.refuseBeforeBody,
+  });
+  const schemes = new Set(config.auth.schemes);
+  // The HMAC authenticator stays first (it answers requests with no credentials); without "backendai"
+  // in the schemes it still claims BackendAI headers, only to refuse them.
+  const authenticators: Authenticator[] = [schemes.has('backendai') ? hmac : refusedScheme(hmac.scheme, hmac.claims)];
+  if (schemes.has('apikey')) {
+    authenticators.push(
+      apiKeyAuthenticator({
+        lookup: (hash) => keypairs.byApiKeyHash(hash),
+        bodyLimit: config.server.body_limit_bytes,
+        limits,
+        apiVersion: config.auth.api_versions[config.auth.api_versions.length - 1]!,
+        refuseBeforeBody: limiter.refuseBeforeBody,
+      }),
+    );
+  }
 
   const latest = config.auth.api_versions[config.auth.api_versions.length - 1];
   const routes: RouteSpec[] = [

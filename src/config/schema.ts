@@ -55,6 +55,7 @@ export const ConfigSchema = Type.Object(
       body_hash: OneOf(['strict', 'backendai'], { default: 'strict' }),
       api_versions: Type.Array(Type.String({ pattern: '^v\\d+\\.\\d{8}$' }), { minItems: 1, default: [...API_VERSIONS] }),
       problem_base_uri: NonEmpty('https://api.backend.ai/probs/'),
+      schemes: Type.Array(OneOf(['backendai', 'apikey', 'oidc']), { minItems: 1, uniqueItems: true, default: ['backendai'], description: 'Credential schemes accepted on signed routes.' }),
     }),
     keypairs: Section({
       dir: NonEmpty('keypairs', 'Keypair files (a relative path resolves against the config file).'),

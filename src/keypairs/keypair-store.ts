@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { ACCESS_KEY_FORMAT, parseKeypair, type Keypair } from './keypair.js';
+import { ACCESS_KEY_FORMAT, parseKeypair, type ApiKeyEntry, type Keypair } from './keypair.js';
 import { hasPublishedSecret } from './published.js';
 
 interface Entry {
@@ -25,6 +25,8 @@ const SETTLE_MS = 30;
 
 export class KeypairStore {
   private readonly entries = new Map<string, Entry>();
+  /** SHA-256 hex of an API key -> its keypair and entry; rebuilt after any file change, never read from disk. */
+  private apiKeyIndex: Map<string, { keypair: Keypair; key: ApiKeyEntry }> | undefined;
   /** Files that were refused, by access key: the version that was reported. */
   private readonly refused = new Map<string, string>();
   private watcher: FSWatcher | undefined;
@@ -107,6 +109,18 @@ export class KeypairStore {
     return this.entries.get(accessKey)?.keypair;
   }
 
+  /** The keypair and `[[api_keys]]` entry whose hash is `sha256Hex` (expired entries included: the caller checks). */
+  byApiKeyHash(sha256Hex: string): { keypair: Keypair; key: ApiKeyEntry } | undefined {
+    if (this.apiKeyIndex === undefined) {
+      const index = new Map<string, { keypair: Keypair; key: ApiKeyEntry }>();
+      for (const { keypair } of this.entries.values()) {
+        for (const key of keypair.apiKeys ?? []) index.set(key.sha256, { keypair, key });
+      }
+      this.apiKeyIndex = index;
+    }
+    return this.apiKeyIndex.get(sha256Hex);
+  }
+
   all(): Keypair[] {
     return [...this.entries.values()].map((e) => e.keypair);
   }
@@ -142,7 +156,12 @@ export class KeypairStore {
       seen.add(key);
       this.refresh(key);
     }
-    for (const key of this.entries.keys()) if (!seen.has(key)) this.entries.delete(key);
+    for (const key of this.entries.keys()) {
+      if (!seen.has(key)) {
+        this.entries.delete(key);
+        this.apiKeyIndex = undefined;
+      }
+    }
     for (const key of this.refused.keys()) if (!seen.has(key)) this.refused.delete(key);
   }
 
@@ -156,6 +175,7 @@ export class KeypairStore {
       version = `${stat.mtimeMs}:${stat.size}:${stat.ino}`;
     } catch {
       this.entries.delete(accessKey);
+      this.apiKeyIndex = undefined;
       this.refused.delete(accessKey);
       return;
     }
@@ -165,15 +185,18 @@ export class KeypairStore {
       if (keypair.accessKey !== accessKey) throw new Error('access_key does not match the file name');
       if (this.refusePublished && hasPublishedSecret(keypair)) {
         this.entries.delete(accessKey);
+      this.apiKeyIndex = undefined;
         this.refused.set(accessKey, version);
         this.log?.error({ file }, 'refusing keypair file: its secret is published in the kernelgate repository and this gateway listens on a non-loopback address');
         return;
       }
       this.entries.set(accessKey, { keypair, version });
+      this.apiKeyIndex = undefined;
       this.refused.delete(accessKey);
     } catch (error) {
       if (opts.tentative) return;
       this.entries.delete(accessKey);
+      this.apiKeyIndex = undefined;
       this.refused.set(accessKey, version);
       this.log?.warn({ file, reason: (error as Error).message }, 'ignoring invalid keypair file');
     }

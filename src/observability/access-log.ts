@@ -19,6 +19,8 @@ export function accessLog(metrics: GatewayMetrics, log: Logger): (ctx: GatewayCo
       ms: Math.round(seconds * 10000) / 10,
       client: ctx.state.client.address,
       accessKey: ctx.state.auth?.keypair.accessKey,
+      scheme: ctx.state.principal?.keypair === undefined ? undefined : ctx.state.principal.scheme,
+      credentialId: ctx.state.principal?.keypair === undefined || ctx.state.principal.scheme === 'backendai' ? undefined : ctx.state.principal.credentialId,
       owner: ctx.state.owner?.accessKey,
     }, 'request');
   };

@@ -62,6 +62,22 @@ export function apiKeyAuthenticator(deps: ApiKeyDeps): Authenticator {
     return p;
   };
 
+  /** The keypair and entry of a presented key, or the one 401 (the log says why). */
+  const check = (presented: string, admin: boolean): { keypair: Keypair; key: ApiKeyEntry } => {
+    const message = admin ? ADMIN_KEY_MESSAGE : API_KEY_MESSAGE;
+    if (!API_KEY_FORMAT.test(presented)) throw failure(401, message, 'malformed API key');
+    const digest = createHash('sha256').update(presented).digest();
+    const found = deps.lookup(digest.toString('hex'));
+    if (found === undefined || !timingSafeEqual(Buffer.from(found.key.sha256, 'hex'), digest)) {
+      throw failure(401, message, 'unknown API key');
+    }
+    const now = Date.now();
+    if (found.key.expiresAt !== undefined && found.key.expiresAt <= now) throw failure(401, message, 'expired API key', found.key.id);
+    if (!isUsable(found.keypair, now)) throw failure(401, message, 'keypair inactive or expired', found.key.id);
+    if (admin && found.keypair.role === 'user') throw failure(401, message, 'admin_key of a user keypair', found.key.id);
+    return found;
+  };
+
   return {
     scheme: 'apikey',
     claims: carriesApiKey,
@@ -69,35 +85,26 @@ export function apiKeyAuthenticator(deps: ApiKeyDeps): Authenticator {
       if (keyInQuery(ctx)) {
         throw failure(400, 'API keys are not accepted in the query string (it ends up in logs and browser history); send the x-api-key header or an api_key form field.', 'API key in the query string');
       }
-      let presented = ctx.get('x-api-key');
-      let admin = false;
-      if (requestHasBody(ctx.req)) {
+      const header = ctx.get('x-api-key');
+      let found: { keypair: Keypair; key: ApiKeyEntry };
+      if (header !== '') {
+        // The header alone names the keypair: check it before reading a body, whose cost the keypair then bears.
+        found = check(header, false);
+        if (requestHasBody(ctx.req)) await deps.refuseBeforeBody(ctx, found.keypair);
+        ctx.state.rawBody = await readRawBody(ctx.req, deps.bodyLimit);
+      } else {
+        if (!requestHasBody(ctx.req)) throw new ApiError(401, 'auth-failed', 'No credentials were given.');
         await deps.refuseBeforeBody(ctx, undefined);
         const body = await readRawBody(ctx.req, deps.bodyLimit);
         ctx.state.rawBody = body;
-        if (presented === '') {
-          const fields = await formKeys(body, ctx.get('content-type'));
-          if (fields.api_key !== undefined && fields.admin_key !== undefined) {
-            throw failure(400, 'Send either api_key or admin_key, not both.', 'both api_key and admin_key');
-          }
-          presented = fields.admin_key ?? fields.api_key ?? '';
-          admin = fields.admin_key !== undefined;
+        const fields = await formKeys(body, ctx.get('content-type'));
+        if (fields.api_key !== undefined && fields.admin_key !== undefined) {
+          throw failure(400, 'Send either api_key or admin_key, not both.', 'both api_key and admin_key');
         }
-      } else {
-        ctx.state.rawBody = Buffer.alloc(0);
+        const presented = fields.admin_key ?? fields.api_key;
+        if (presented === undefined || presented === '') throw new ApiError(401, 'auth-failed', 'No credentials were given.');
+        found = check(presented, fields.admin_key !== undefined);
       }
-      if (presented === '') throw new ApiError(401, 'auth-failed', 'No credentials were given.');
-      const message = admin ? ADMIN_KEY_MESSAGE : API_KEY_MESSAGE;
-      if (!API_KEY_FORMAT.test(presented)) throw failure(401, message, 'malformed API key');
-      const digest = createHash('sha256').update(presented).digest();
-      const found = deps.lookup(digest.toString('hex'));
-      if (found === undefined || !timingSafeEqual(Buffer.from(found.key.sha256, 'hex'), digest)) {
-        throw failure(401, message, 'unknown API key');
-      }
-      const now = Date.now();
-      if (found.key.expiresAt !== undefined && found.key.expiresAt <= now) throw failure(401, message, 'expired API key', found.key.id);
-      if (!isUsable(found.keypair, now)) throw failure(401, message, 'keypair inactive or expired', found.key.id);
-      if (admin && found.keypair.role === 'user') throw failure(401, message, 'admin_key of a user keypair', found.key.id);
       const verified: Verified = {
         keypair: found.keypair,
         auth: { scheme: 'BackendAI', signMethod: 'apikey', algorithm: 'sha256', accessKey: found.keypair.accessKey, signature: '' } as Verified['auth'],

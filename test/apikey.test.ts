@@ -199,3 +199,57 @@ describe('HMAC off ([auth] schemes = ["apikey"])', () => {
   });
 });
 
+
+describe('API key lookup (unit)', () => {
+  /** A minimal context: headers only, no body. */
+  function ctxWith(headers: Record<string, string>, querystring = '') {
+    const lower = Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]));
+    return {
+      get: (name: string) => lower[name.toLowerCase()] ?? '',
+      querystring,
+      req: { headers: lower },
+      state: {} as Record<string, unknown>,
+    } as never;
+  }
+
+  it('looks keys up by SHA-256 only, compares the hash in constant time, and answers every refusal alike', async () => {
+    const { apiKeyAuthenticator } = await import('../src/auth/authenticators/apikey.js');
+    const key = `kg_${'b'.repeat(32)}`;
+    const hash = createHash('sha256').update(key).digest('hex');
+    const seen: string[] = [];
+    const keypair = { accessKey: ALICE.accessKey, secretKey: ALICE.secretKey, role: 'user', domain: 'default', user: '', isActive: true } as const;
+    const entry = { id: 'abc123', sha256: hash, scope: 'full', createdAt: 0 } as const;
+    const auth = apiKeyAuthenticator({
+      lookup: (h) => {
+        seen.push(h);
+        // An index that answers for the wrong hash must still be refused by the comparison.
+        return h === hash || h.startsWith('0') ? { keypair, key: entry } : undefined;
+      },
+      bodyLimit: 1024,
+      limits: { anonymous: 10, keypair: 100 },
+      apiVersion: 'v8.20240915',
+      refuseBeforeBody: async () => {},
+    });
+    const p = await auth.authenticate(ctxWith({ 'x-api-key': key }));
+    assert.equal(p.scheme, 'apikey');
+    assert.equal(p.credentialId, 'abc123');
+    assert.deepEqual(seen, [hash]);
+    const details = new Set<string>();
+    let wrongIndexed = '';
+    for (let i = 0; wrongIndexed === ''; i++) {
+      const candidate = `kg_${String(i).padStart(32, 'c')}`;
+      if (createHash('sha256').update(candidate).digest('hex').startsWith('0')) wrongIndexed = candidate;
+    }
+    for (const bad of [`kg_${'c'.repeat(32)}`, wrongIndexed, `${key}x`, 'kg_short']) {
+      await assert.rejects(auth.authenticate(ctxWith({ 'x-api-key': bad })), (e: { status: number; message: string }) => {
+        assert.equal(e.status, 401);
+        details.add(e.message);
+        return true;
+      });
+    }
+    assert.equal(details.size, 1);
+    // Malformed keys never reach the index; the index never sees a key, only hashes.
+    assert.ok(seen.every((h) => /^[0-9a-f]{64}$/.test(h)));
+    assert.equal(seen.length, 3);
+  });
+});

@@ -62,21 +62,7 @@ export function apiKeyAuthenticator(deps: ApiKeyDeps): Authenticator {
     return p;
   };
 
-  /** The keypair and entry of a presented key, or the one 401 (the log says why). */
-  const check = (presented: string, admin: boolean): { keypair: Keypair; key: ApiKeyEntry } => {
-    const message = admin ? ADMIN_KEY_MESSAGE : API_KEY_MESSAGE;
-    if (!API_KEY_FORMAT.test(presented)) throw failure(401, message, 'malformed API key');
-    const digest = createHash('sha256').update(presented).digest();
-    const found = deps.lookup(digest.toString('hex'));
-    if (found === undefined || !timingSafeEqual(Buffer.from(found.key.sha256, 'hex'), digest)) {
-      throw failure(401, message, 'unknown API key');
-    }
-    const now = Date.now();
-    if (found.key.expiresAt !== undefined && found.key.expiresAt <= now) throw failure(401, message, 'expired API key', found.key.id);
-    if (!isUsable(found.keypair, now)) throw failure(401, message, 'keypair inactive or expired', found.key.id);
-    if (admin && found.keypair.role === 'user') throw failure(401, message, 'admin_key of a user keypair', found.key.id);
-    return found;
-  };
+  const check = (presented: string, admin: boolean) => checkApiKey(presented, admin, deps.lookup, Date.now());
 
   return {
     scheme: 'apikey',
@@ -116,6 +102,29 @@ export function apiKeyAuthenticator(deps: ApiKeyDeps): Authenticator {
       return principalOf(found.keypair, found.key);
     },
   };
+}
+
+/**
+ * The keypair and entry of a presented key, or the one 401 (the log says why): a strict format check,
+ * SHA-256, a lookup by hash in the in-memory index, and a constant-time comparison of the hashes.
+ */
+export function checkApiKey(
+  presented: string,
+  admin: boolean,
+  lookup: ApiKeyDeps['lookup'],
+  now: number,
+): { keypair: Keypair; key: ApiKeyEntry } {
+  const message = admin ? ADMIN_KEY_MESSAGE : API_KEY_MESSAGE;
+  if (!API_KEY_FORMAT.test(presented)) throw failure(401, message, 'malformed API key');
+  const digest = createHash('sha256').update(presented).digest();
+  const found = lookup(digest.toString('hex'));
+  if (found === undefined || !timingSafeEqual(Buffer.from(found.key.sha256, 'hex'), digest)) {
+    throw failure(401, message, 'unknown API key');
+  }
+  if (found.key.expiresAt !== undefined && found.key.expiresAt <= now) throw failure(401, message, 'expired API key', found.key.id);
+  if (!isUsable(found.keypair, now)) throw failure(401, message, 'keypair inactive or expired', found.key.id);
+  if (admin && found.keypair.role === 'user') throw failure(401, message, 'admin_key of a user keypair', found.key.id);
+  return found;
 }
 
 /** `api_key` / `admin_key` from a urlencoded or multipart body (other fields and files ignored). */

@@ -160,9 +160,12 @@ describe('static API keys ([auth] schemes includes "apikey")', () => {
     assertProblem(res, 400, 'invalid-auth-params');
   });
 
-  it('the access log carries the scheme and the key id', async () => {
+  it('the access log and the metrics carry the scheme and the key id', async () => {
     await gw.request({ method: 'GET', target: '/auth/test', headers: { 'x-api-key': full.api_key } });
     await until(async () => gw.output.some((l) => l.includes('"msg":"request"') && l.includes('"scheme":"apikey"') && l.includes(`"credentialId":"${full.id}"`)));
+    const metrics = await gw.request({ method: 'GET', target: '/metrics' });
+    assert.match(metrics.text, new RegExp(`kernelgate_credential_requests_total\\{scheme="apikey",credential="${full.id}"\\} \\d+`));
+    assert.ok(!metrics.text.includes('kg_'));
   });
 
   it('HMAC still works beside it', async () => {

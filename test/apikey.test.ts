@@ -4,12 +4,13 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { ADMIN, ALICE, BIN, BOB, startGateway, type TestGateway, type TestKeypair } from './helpers/gateway.js';
+import { ADMIN, ALICE, BIN, BOB, rawRequest, startGateway, type TestGateway, type TestKeypair } from './helpers/gateway.js';
 import { assertProblem } from './helpers/problems.js';
 import { renderText } from './helpers/render-text.js';
 
@@ -254,5 +255,47 @@ describe('API key lookup (unit)', () => {
     // Malformed keys never reach the index; the index never sees a key, only hashes.
     assert.ok(seen.every((h) => /^[0-9a-f]{64}$/.test(h)));
     assert.equal(seen.length, 3);
+  });
+});
+
+describe('kernelgate proxy --auth apikey: per-visitor identity', () => {
+  let gw: TestGateway;
+  let proxy: ReturnType<typeof spawn>;
+  let port = 0;
+  let a: { id: string; api_key: string };
+  let b: { id: string; api_key: string };
+  before(async () => {
+    gw = await startGateway({ keypairs: [ALICE, BOB, LIMITED] });
+    a = await addKey(gw.keypairDir, ALICE.accessKey);
+    b = await addKey(gw.keypairDir, LIMITED.accessKey);
+    proxy = spawn(process.execPath, [BIN, 'proxy', '--auth', 'apikey', '--dir', gw.keypairDir, '--upstream', gw.url, '--port', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    port = await new Promise<number>((resolvePort, reject) => {
+      proxy.once('exit', (code) => reject(new Error(`proxy exited ${code}`)));
+      createInterface({ input: proxy.stdout! }).on('line', (line) => {
+        if (line.includes('kernelgate proxy listening')) resolvePort(JSON.parse(line).port);
+      });
+    });
+  });
+  after(async () => {
+    proxy.kill();
+    await gw.stop();
+  });
+  const via = (req: Parameters<typeof rawRequest>[1]) => rawRequest(port, req);
+
+  it('signs with each visitor’s own keypair: own quota, own sessions; B cannot list, use or delete A’s', async () => {
+    assertProblem(await via({ method: 'GET', target: '/auth/test' }), 401, 'auth-failed');
+    assertProblem(await via({ method: 'GET', target: '/auth/test', headers: { 'x-api-key': `kg_${'Z'.repeat(32)}` } }), 401, 'auth-failed');
+    const created = await via({ method: 'POST', target: '/session', headers: { 'x-api-key': a.api_key, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'mine', image: 'ocr' }) });
+    assert.equal(created.status, 201, created.text);
+    const limitB = await via({ method: 'GET', target: '/auth/test', headers: { 'x-api-key': b.api_key } });
+    assert.equal(limitB.status, 200, limitB.text);
+    assert.equal(limitB.headers['x-ratelimit-limit'], '37');
+    const listedB = await via({ method: 'GET', target: '/session', headers: { 'x-api-key': b.api_key } });
+    assert.deepEqual(listedB.json.sessions, []);
+    assert.equal((await via({ method: 'GET', target: '/session/mine', headers: { 'x-api-key': b.api_key } })).status, 404);
+    assert.equal((await via({ method: 'POST', target: '/session/mine/infer', headers: { 'x-api-key': b.api_key, 'content-type': 'image/png' }, body: await renderText(['x']) })).status, 404);
+    assert.equal((await via({ method: 'DELETE', target: '/session/mine', headers: { 'x-api-key': b.api_key } })).status, 404);
+    const listedA = await via({ method: 'GET', target: '/session', headers: { 'x-api-key': a.api_key } });
+    assert.deepEqual(listedA.json.sessions.map((s: { sessionName: string }) => s.sessionName), ['mine']);
   });
 });

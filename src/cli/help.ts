@@ -194,6 +194,9 @@ Options:
       --trusted-proxies LIST  addresses/CIDRs whose X-Forwarded-For the proxy believes (default none)
       --allow-admin           accept an admin or superadmin keypair (refused otherwise)
       --allow-owner           pass owner_access_key on (stripped from queries and JSON bodies otherwise)
+      --auth apikey           per-visitor identity: each visitor sends its own API key (x-api-key), and the
+                              request is signed with that key's keypair from --dir (no -k needed)
+      --dir DIR               keypair folder for --auth (default ./keypairs)
   -h, --help                  this text
 
 Example:

@@ -1,7 +1,8 @@
 /**
  * The microsecond figures bench/RESULTS.md quotes: one HMAC-SHA256 over a
  * typical string to sign, the whole verifyRequest (date-cache hit and miss),
- * one access-log line with pino to a real file, and the signing-date parser.
+ * one access-log line with pino to a real file, the signing-date parser, and the
+ * API-key scheme's verification (checkApiKey) next to verifyRequest.
  *
  *   node --import tsx bench/micro.ts [--batches 15] [--iterations 20000] [--no-write]
  *
@@ -10,13 +11,14 @@
  * time per call, with the fastest and slowest batch beside it. Everything runs in
  * this process, one case after the other, on the main thread.
  */
-import { createHmac } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { destination, pino } from 'pino';
+import { checkApiKey } from '../src/auth/authenticators/apikey.js';
 import { verifyRequest, type RequestToVerify, type VerifyPolicy } from '../src/auth/verify.js';
 import { API_VERSIONS } from '../src/config/schema.js';
 import { deriveSigningKey, parseSigningDate, signRequest, SigningDateCache, SigningKeyCache, type HashAlgorithm } from '../src/signing/index.js';
@@ -109,6 +111,15 @@ await bench('verifyRequest, fresh Date every call', `the whole \`verifyRequest\`
   const v = verifyRequest(pool[i % POOL], policy, { lookup: (ak) => (ak === ACCESS_KEY ? keypair : undefined), keys, dates: freshDates, now: Date.now() });
   return v.keypair;
 });
+
+// ------------------------------------------------------------ static API key (issue 10)
+// The API-key scheme's whole verification: format check, SHA-256 of the key, lookup by hash in the
+// store's in-memory index (a Map, as KeypairStore.byApiKeyHash), constant-time comparison of the hashes.
+const apiKey = `kg_${'Bench0123456789'.repeat(3).slice(0, 32)}`;
+const apiKeyIndex = new Map([[createHash('sha256').update(apiKey).digest('hex'), { keypair, key: { id: 'bench1', sha256: createHash('sha256').update(apiKey).digest('hex'), scope: 'full' as const, createdAt: 0 } }]]);
+await bench('checkApiKey (x-api-key), valid key', 'the API-key scheme\'s verification (`checkApiKey`, src/auth/authenticators/apikey.ts): format check, SHA-256, index lookup by hash, timingSafeEqual; next to verifyRequest above', () =>
+  checkApiKey(apiKey, false, (h) => apiKeyIndex.get(h), Date.now()).keypair,
+);
 
 // ------------------------------------------------------------ date parser
 const isoSdk = isoDate(123, Date.now());

@@ -4,7 +4,9 @@ import Koa from 'koa';
 import type { Logger } from 'pino';
 import type { Config } from './config/config.js';
 import { hmacAuthenticator } from './auth/authenticators/hmac.js';
+import { apiKeyAuthenticator, checkApiKey } from './auth/authenticators/apikey.js';
 import { oidcAuthenticator } from './auth/authenticators/oidc.js';
+import { refusedScheme, type ApiKeyResolver } from './auth/authenticate.js';
 import type { VerifyPolicy } from './auth/verify.js';
 import type { Authenticator } from './auth/authenticate.js';
 import { answerClientErrors } from './http/client-error.js';
@@ -79,26 +81,54 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
   const limits: PayerLimits = { anonymous: config.ratelimit.anonymous_limit, keypair: config.ratelimit.default_limit };
   const limiter = rateLimiting(rateLimits, limits, config.ratelimit.window_seconds, trusted);
   // Credential schemes: the first also answers requests that carry no credentials.
-  const authenticators: Authenticator[] = [
-    hmacAuthenticator({
-      policy,
-      bodyLimit: config.server.body_limit_bytes,
-      limits,
-      verifyContext: () => ({ lookup, keys: keyCache, dates: dateCache, now: Date.now() }),
-      refuseBeforeBody: limiter.refuseBeforeBody,
-    }),
-  ];
+  const hmac = hmacAuthenticator({
+    policy,
+    bodyLimit: config.server.body_limit_bytes,
+    limits,
+    verifyContext: () => ({ lookup, keys: keyCache, dates: dateCache, now: Date.now() }),
+    refuseBeforeBody: limiter.refuseBeforeBody,
+  });
+  const schemes = new Set(config.auth.schemes);
+  // The HMAC authenticator stays first (it answers requests with no credentials); without "backendai"
+  // in the schemes it still claims BackendAI headers, only to refuse them.
+  const authenticators: Authenticator[] = [schemes.has('backendai') ? hmac : refusedScheme(hmac.scheme, hmac.claims)];
 
   const latest = config.auth.api_versions[config.auth.api_versions.length - 1]!;
-  if (config.auth.schemes.includes('oidc')) {
+  // A bearer token next to x-api-key is a combination the OIDC authenticator resolves (the key's keypair
+  // becomes the acting owner), so it comes before the API key authenticator.
+  const apiKeys: ApiKeyResolver | undefined = schemes.has('apikey')
+    ? {
+        resolve(key) {
+          try {
+            const found = checkApiKey(key, false, (hash) => keypairs.byApiKeyHash(hash), Date.now());
+            return { keypair: found.keypair, id: found.key.id, scope: found.key.scope };
+          } catch {
+            return undefined;
+          }
+        },
+      }
+    : undefined;
+  if (schemes.has('oidc')) {
     authenticators.push(
       oidcAuthenticator({
+        apiKeys,
         issuers: config.auth.oidc,
         bySubject: (subject) => keypairs.bySubject(subject),
         bodyLimit: config.server.body_limit_bytes,
         limits,
         apiVersion: latest,
         log,
+        refuseBeforeBody: limiter.refuseBeforeBody,
+      }),
+    );
+  }
+  if (schemes.has('apikey')) {
+    authenticators.push(
+      apiKeyAuthenticator({
+        lookup: (hash) => keypairs.byApiKeyHash(hash),
+        bodyLimit: config.server.body_limit_bytes,
+        limits,
+        apiVersion: config.auth.api_versions[config.auth.api_versions.length - 1]!,
         refuseBeforeBody: limiter.refuseBeforeBody,
       }),
     );

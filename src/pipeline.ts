@@ -3,7 +3,7 @@ import type Koa from 'koa';
 import type { Next } from 'koa';
 import type { Logger } from 'pino';
 import { anonymous, authenticate, type Authenticator } from './auth/authenticate.js';
-import { ownerScope, requireRole } from './auth/authorize.js';
+import { ownerScope, requireRole, requireScope } from './auth/authorize.js';
 import { bodyStage } from './http/body.js';
 import { clientView } from './http/client-view-stage.js';
 import type { TrustedProxies } from './http/client-view.js';
@@ -76,6 +76,7 @@ export function mountPipeline(app: Koa<GatewayState>, routes: readonly RouteSpec
       route.access === 'operational' ? rateLimiting.rateLimitOperational : rateLimiting.rateLimit,
       bodyStage(signed, route.method, parts.bodyLimit),
       requireRole(route),
+      requireScope(route),
       validate(route),
     ].filter((s): s is Stage => s !== undefined);
     const around = signed && route.method !== 'GET' ? parts.idempotency : undefined;

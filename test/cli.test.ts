@@ -122,7 +122,8 @@ describe('kernelgate CLI without a gateway', () => {
   const bare = { ...process.env, KERNELGATE_ACCESS_KEY: '', KERNELGATE_SECRET_KEY: '', BACKEND_ACCESS_KEY: '', BACKEND_SECRET_KEY: '' };
 
   const commands = [
-    [], ['serve'], ['keypair'], ['keypair', 'create'], ['keypair', 'list'], ['keypair', 'revoke'], ['sign'], ['proxy'],
+    [], ['serve'], ['keypair'], ['keypair', 'create'], ['keypair', 'list'], ['keypair', 'revoke'],
+    ['keypair', 'apikey'], ['keypair', 'apikey', 'add'], ['keypair', 'apikey', 'list'], ['keypair', 'apikey', 'revoke'], ['sign'], ['proxy'],
     ['model'], ['model', 'upload'], ['model', 'list'], ['model', 'remove'], ['model', 'backup'], ['model', 'restore'],
   ];
   for (const command of commands) {

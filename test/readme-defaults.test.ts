@@ -38,6 +38,7 @@ describe('README "Configuration": the table\'s defaults are the embedded default
     ['`auth.api_versions`', 'v4.20181215 … v8.20240915', [c.auth.api_versions[0], c.auth.api_versions.at(-1)], ['v4.20181215', 'v8.20240915']],
     ['`auth.problem_base_uri`', '`https://api.backend.ai/probs/`', c.auth.problem_base_uri, 'https://api.backend.ai/probs/'],
     ['`auth.oidc`', '`[]`', c.auth.oidc, []],
+    ['`auth.schemes`', '`["backendai"]`', c.auth.schemes, ['backendai']],
     ['`keypairs.dir`', '`keypairs`', c.keypairs.dir, 'keypairs'],
     ['`store.kind`', '`memory`', c.store.kind, 'memory'],
     ['`store.redis_url`', '`redis://127.0.0.1:6379`', c.store.redis_url, 'redis://127.0.0.1:6379'],

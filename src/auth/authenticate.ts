@@ -25,8 +25,7 @@ export interface Authenticator {
 export function authenticate(authenticators: readonly Authenticator[], limits: PayerLimits): Stage {
   if (authenticators.length === 0) throw new Error('authenticate: no authenticator');
   const fallback = authenticators[0]!;
-  const pick =
-    authenticators.length === 1 ? () => fallback : (ctx: GatewayContext) => authenticators.find((a) => a.claims(ctx)) ?? fallback;
+  const pick = authenticators.length === 1 ? () => fallback : (ctx: GatewayContext) => pickAuthenticator(authenticators, ctx);
   return async function authenticateStage(ctx: GatewayContext): Promise<void> {
     try {
       const chosen = pick(ctx);
@@ -39,6 +38,27 @@ export function authenticate(authenticators: readonly Authenticator[], limits: P
       ctx.state.principal = anonymousPrincipal(ctx.state.client.address, limits);
       ctx.state.authFailure = error;
     }
+  };
+}
+
+/**
+ * Which authenticator answers a request: the one scheme whose credentials it carries; none: the first
+ * (it answers "no credentials"). Credentials of two schemes at once are refused with 400 unless they
+ * form an allowed combination (DESIGN.md "Other credentials": x-api-key with a bearer token, handled
+ * by the OIDC authenticator). Every rule about combinations lives here.
+ */
+export function pickAuthenticator(authenticators: readonly Authenticator[], ctx: GatewayContext): Authenticator {
+  const claiming = authenticators.filter((a) => a.claims(ctx));
+  if (claiming.length === 0) return authenticators[0]!;
+  if (claiming.length === 1) return claiming[0]!;
+  return {
+    scheme: 'mixed',
+    claims: () => true,
+    authenticate: () => {
+      throw new ApiError(400, 'invalid-auth-params', 'The request carries credentials of more than one scheme; send one.', {
+        log: { msg: 'authentication failed', reason: `credentials of several schemes: ${claiming.map((a) => a.scheme).join(', ')}` },
+      });
+    },
   };
 }
 
@@ -74,4 +94,20 @@ export function apiKeyOwner(ctx: GatewayContext, resolver: ApiKeyResolver | unde
   const found = resolver.resolve(key);
   if (found === undefined) throw new ApiError(401, 'auth-failed', 'The API key is not accepted.');
   return found.keypair.accessKey;
+}
+
+/** A scheme not listed in `[auth] schemes`: it claims its own credentials only to refuse them (401). */
+export function refusedScheme(scheme: string, claims: Authenticator['claims']): Authenticator {
+  return {
+    scheme,
+    claims,
+    authenticate: (ctx) => {
+      if (claims(ctx)) {
+        throw new ApiError(401, 'auth-failed', 'This gateway does not accept this credential scheme.', {
+          log: { msg: 'authentication failed', scheme, reason: `scheme ${scheme} not in [auth] schemes` },
+        });
+      }
+      throw new ApiError(401, 'auth-failed', 'No credentials were given.');
+    },
+  };
 }

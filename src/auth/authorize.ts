@@ -45,3 +45,22 @@ export function ownerScope(route: Pick<RouteSpec, 'owner'>, lookup: (accessKey: 
     ctx.state.owner = resolveOwner(auth.keypair, credentialOwner(ctx, named), lookup, Date.now());
   };
 }
+
+/** Routes a `read`-scoped credential may use beyond GET: inference on an existing session. */
+const READ_SCOPE_WRITES = new Set(['POST /session/:name/infer']);
+
+/**
+ * The credential's scope (an API key of scope `read`: GET routes and inference on existing sessions
+ * only). None for routes every scope may use.
+ */
+export function requireScope(route: Pick<RouteSpec, 'method' | 'path' | 'access'>): Stage | undefined {
+  if (route.access !== 'signed' && route.access !== 'admin') return undefined;
+  if (route.method === 'GET' || READ_SCOPE_WRITES.has(`${route.method} ${route.path}`)) return undefined;
+  const what = `${route.method} ${route.path}`;
+  return function checkScope(ctx: GatewayContext): void {
+    const principal = ctx.state.principal;
+    if (principal?.keypair !== undefined && principal.scope === 'read') {
+      throw new ApiError(403, 'generic-forbidden', `This API key has scope read: it may use GET routes and inference on existing sessions, not ${what}.`);
+    }
+  };
+}

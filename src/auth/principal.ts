@@ -8,9 +8,11 @@ export interface KeypairPrincipal {
   keypair: Keypair;
   /** The authenticator that proved it (`backendai`: the HMAC signature). */
   scheme: string;
-  /** The credential presented: the access key for HMAC. */
+  /** The credential presented: the access key for HMAC, the key id for an API key (never the key). */
   credentialId: string;
   payer: Payer;
+  /** What the credential may do: `read` (an API key of scope read) limits it to GET routes and inference. */
+  scope?: 'read' | 'full';
 }
 
 /** Unsigned requests and failed authentications: the client address pays. */

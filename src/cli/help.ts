@@ -42,6 +42,7 @@ Subcommands:
   create    a new keypair; prints the secret once
   list      the keypairs, without their secrets
   revoke    deactivate (or --delete) a keypair
+  apikey    add|list|revoke static API keys of a keypair
 
 Run "kernelgate keypair <subcommand> --help" for its options.
 
@@ -94,6 +95,63 @@ Options:
 Example:
   kernelgate keypair revoke AKIAEXAMPLEADMIN0001 --dir examples/keypairs --delete`,
 
+  'keypair apikey': `Usage: kernelgate keypair apikey <add|list|revoke> ACCESS_KEY [options]
+
+Static API keys of a keypair (used when "apikey" is in [auth] schemes). The keypair file stores only
+each key's SHA-256 with its id, scope and dates; the key itself is printed once, by add.
+
+Subcommands:
+  add       a new key for the keypair; prints it once
+  list      the keypair's keys: ids, scopes, dates (never the keys)
+  revoke    remove one key by its id
+
+Options:
+  -h, --help          this text
+
+Example:
+  kernelgate keypair apikey add AKIAEXAMPLEUSER00001 --scope read`,
+
+  'keypair apikey add': `Usage: kernelgate keypair apikey add ACCESS_KEY [--scope read|full] [--expires-at ISO] [--dir DIR | --config FILE] [--json]
+
+Creates a static API key (kg_ + 32 base62 characters, 190 random bits) for the keypair, stores its
+SHA-256, id, scope and dates in the keypair file (written atomically) and prints the key once.
+
+Options:
+      --scope SCOPE       read (GET routes and inference on existing sessions) or full (default)
+      --expires-at ISO    when the key stops working (ISO 8601)
+      --dir DIR           keypair folder (default ./keypairs)
+  -c, --config FILE       use the keypair folder of this config file
+      --json              one JSON object {id, api_key, scope, expires_at}
+  -h, --help              this text
+
+Example:
+  kernelgate keypair apikey add AKIAEXAMPLEUSER00001 --scope read --expires-at 2027-12-01T00:00:00Z`,
+
+  'keypair apikey list': `Usage: kernelgate keypair apikey list ACCESS_KEY [--dir DIR | --config FILE] [--json]
+
+Lists the keypair's API keys: id, scope, created_at, expires_at. The keys themselves are never stored.
+
+Options:
+      --dir DIR       keypair folder (default ./keypairs)
+  -c, --config FILE   use the keypair folder of this config file
+      --json          one JSON array
+  -h, --help          this text
+
+Example:
+  kernelgate keypair apikey list AKIAEXAMPLEUSER00001 --json`,
+
+  'keypair apikey revoke': `Usage: kernelgate keypair apikey revoke ACCESS_KEY ID [--dir DIR | --config FILE]
+
+Removes the API key with this id from the keypair file; the gateway refuses it from the next request.
+
+Options:
+      --dir DIR       keypair folder (default ./keypairs)
+  -c, --config FILE   use the keypair folder of this config file
+  -h, --help          this text
+
+Example:
+  kernelgate keypair apikey revoke AKIAEXAMPLEUSER00001 k7Qm2x`,
+
   sign: `Usage: kernelgate sign METHOD /PATH [options]
 
 Signs one request with the Backend.AI scheme, sends it and prints the answer like curl. The keypair
@@ -136,6 +194,9 @@ Options:
       --trusted-proxies LIST  addresses/CIDRs whose X-Forwarded-For the proxy believes (default none)
       --allow-admin           accept an admin or superadmin keypair (refused otherwise)
       --allow-owner           pass owner_access_key on (stripped from queries and JSON bodies otherwise)
+      --auth apikey           per-visitor identity: each visitor sends its own API key (x-api-key), and the
+                              request is signed with that key's keypair from --dir (no -k needed)
+      --dir DIR               keypair folder for --auth (default ./keypairs)
   -h, --help                  this text
 
 Example:
@@ -225,6 +286,10 @@ export function wantsHelp(argv: readonly string[]): boolean {
 
 /** The help text of `command` and, where it has subcommands, of the first positional that names one. */
 export function helpFor(command: string, argv: readonly string[]): string | undefined {
-  const sub = argv.find((a) => !a.startsWith('-'));
-  return (sub !== undefined ? HELP[`${command} ${sub}`] : undefined) ?? HELP[command];
+  const subs = argv.filter((a) => !a.startsWith('-')).slice(0, 2);
+  for (let n = subs.length; n > 0; n--) {
+    const text = HELP[[command, ...subs.slice(0, n)].join(' ')];
+    if (text !== undefined) return text;
+  }
+  return HELP[command];
 }

@@ -1,9 +1,9 @@
-import { randomBytes, randomInt } from 'node:crypto';
+import { createHash, randomBytes, randomInt } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfigFile } from '../config/config.js';
-import { formatKeypair, parseKeypair, type Keypair, type Role } from '../keypairs/keypair.js';
+import { formatKeypair, parseKeypair, type ApiKeyEntry, type Keypair, type Role } from '../keypairs/keypair.js';
 import { ACCESS_KEY_FORMAT } from '../validation/names.js';
 
 const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
@@ -54,8 +54,92 @@ const common = {
   json: { type: 'boolean' as const },
 };
 
+const BASE62 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+
+/** Uniform base62 characters from a CSPRNG (rejection sampling: bytes >= 248 are drawn again). */
+function base62(length: number): string {
+  let out = '';
+  while (out.length < length) {
+    for (const b of randomBytes(length * 2)) {
+      if (b < 248 && out.length < length) out += BASE62[b % 62];
+    }
+  }
+  return out;
+}
+
+/** A static API key: `kg_` + 32 base62 characters (about 190 random bits). */
+export function newApiKey(): string {
+  return `kg_${base62(32)}`;
+}
+
+/** A public key id, 6 base62 characters. */
+export function newApiKeyId(): string {
+  return base62(6);
+}
+
+function apikeyCommand(argv: string[], out: (line: string) => void): number {
+  const [action, ...rest] = argv;
+  const usage = 'usage: kernelgate keypair apikey add|list|revoke ACCESS_KEY ...';
+  const { values, positionals } = parseArgs({
+    args: rest,
+    options: { ...common, scope: { type: 'string', default: 'full' }, 'expires-at': { type: 'string' } },
+    allowPositionals: true,
+  });
+  const accessKey = positionals[0];
+  if (!accessKey || !ACCESS_KEY_FORMAT.test(accessKey)) throw new Error(usage);
+  const file = join(keypairDir(values), `${accessKey}.toml`);
+  if (!existsSync(file)) throw new Error(`no keypair ${accessKey}`);
+  const keypair = parseKeypair(readFileSync(file, 'utf8'));
+  const keys = keypair.apiKeys ?? [];
+  const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
+  if (action === 'add') {
+    if (values.scope !== 'read' && values.scope !== 'full') throw new Error('--scope must be read or full');
+    let expiresAt: number | undefined;
+    if (values['expires-at'] !== undefined) {
+      expiresAt = Date.parse(values['expires-at']);
+      if (!Number.isFinite(expiresAt)) throw new Error('--expires-at must be an ISO 8601 date');
+    }
+    const key = newApiKey();
+    let id = newApiKeyId();
+    while (keys.some((k) => k.id === id)) id = newApiKeyId();
+    const entry: ApiKeyEntry = {
+      id,
+      sha256: createHash('sha256').update(key).digest('hex'),
+      scope: values.scope,
+      createdAt: Math.floor(Date.now() / 1000) * 1000,
+      ...(expiresAt === undefined ? {} : { expiresAt }),
+    };
+    writeKeypairFileAtomic(file, formatKeypair({ ...keypair, apiKeys: [...keys, entry] }));
+    if (values.json) {
+      out(JSON.stringify({ id, api_key: key, scope: entry.scope, expires_at: iso(expiresAt), access_key: accessKey }));
+    } else {
+      out(`id      = ${id}`);
+      out(`api_key = ${key}`);
+      out(`scope   = ${entry.scope}`);
+      out('The API key is shown only this once; the keypair file keeps only its SHA-256.');
+    }
+    return 0;
+  }
+  if (action === 'list') {
+    const rows = keys.map((k) => ({ id: k.id, scope: k.scope, created_at: iso(k.createdAt), expires_at: iso(k.expiresAt) }));
+    if (values.json) out(JSON.stringify(rows));
+    else for (const r of rows) out(Object.entries(r).map(([k, v]) => `${k}=${v}`).join('  '));
+    return 0;
+  }
+  if (action === 'revoke') {
+    const id = positionals[1];
+    if (!id) throw new Error('usage: kernelgate keypair apikey revoke ACCESS_KEY ID');
+    if (!keys.some((k) => k.id === id)) throw new Error(`no API key ${id} in keypair ${accessKey}`);
+    writeKeypairFileAtomic(file, formatKeypair({ ...keypair, apiKeys: keys.filter((k) => k.id !== id) }));
+    out(`revoked API key ${id} of ${accessKey}`);
+    return 0;
+  }
+  throw new Error(usage);
+}
+
 export function keypairCommand(argv: string[], out: (line: string) => void): number {
   const [action, ...rest] = argv;
+  if (action === 'apikey') return apikeyCommand(rest, out);
   if (action === 'create') {
     const { values } = parseArgs({
       args: rest,
@@ -153,5 +237,5 @@ export function keypairCommand(argv: string[], out: (line: string) => void): num
     }
     return 0;
   }
-  throw new Error(`usage: kernelgate keypair create|list|revoke (not ${action ?? 'nothing'})`);
+  throw new Error(`usage: kernelgate keypair create|list|revoke|apikey (not ${action ?? 'nothing'})`);
 }

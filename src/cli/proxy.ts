@@ -22,9 +22,30 @@ export async function proxyCommand(argv: string[]): Promise<void> {
       'trusted-proxies': { type: 'string' },
       'allow-admin': { type: 'boolean', default: false },
       'allow-owner': { type: 'boolean', default: false },
+      auth: { type: 'string' },
+      dir: { type: 'string' },
     },
   });
-  const { accessKey, secretKey, role } = await credentials(values.keypair, process.env);
+  const schemes = list(values.auth) ?? [];
+  for (const s of schemes) if (s !== 'apikey') throw new Error(`--auth: unsupported scheme ${s} (supported: apikey)`);
+  let identify: ((req: import('node:http').IncomingMessage) => { accessKey: string; secretKey: string; role: string }) | undefined;
+  if (schemes.length > 0) {
+    // Per-visitor identity: each visitor's API key names its keypair in this folder; its secret signs upstream.
+    const { resolve } = await import('node:path');
+    const { KeypairStore } = await import('../keypairs/keypair-store.js');
+    const { checkApiKey } = await import('../auth/authenticators/apikey.js');
+    const { ApiError } = await import('../problems/api-error.js');
+    const store = new KeypairStore(resolve(values.dir ?? 'keypairs'));
+    store.start();
+    identify = (req) => {
+      const header = req.headers['x-api-key'];
+      if (typeof header !== 'string' || header === '') {
+        throw new ApiError(401, 'auth-failed', 'No credentials were given: send your API key as x-api-key.');
+      }
+      return checkApiKey(header, false, (h) => store.byApiKeyHash(h), Date.now()).keypair;
+    };
+  }
+  const { accessKey, secretKey, role } = identify === undefined ? await credentials(values.keypair, process.env) : { accessKey: '', secretKey: '', role: undefined };
   const allowAdmin = values['allow-admin']!;
   if (role !== undefined && role !== 'user' && !allowAdmin) {
     throw new Error(`refusing to sign with the ${role} keypair ${values.keypair}: every visitor would hold its powers. Use a user keypair, or pass --allow-admin.`);
@@ -46,6 +67,7 @@ export async function proxyCommand(argv: string[]): Promise<void> {
     trustedProxies: list(values['trusted-proxies']),
     allowAdmin,
     allowOwner: values['allow-owner'],
+    identify,
   });
   const address = await proxy.listen();
   process.stdout.write(`${JSON.stringify({ msg: 'kernelgate proxy listening', host: address.address, port: address.port, upstream: values.upstream, accessKey })}\n`);

@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { ACCESS_KEY_FORMAT, parseKeypair, type Keypair } from './keypair.js';
+import { ACCESS_KEY_FORMAT, parseKeypair, type ApiKeyEntry, type Keypair } from './keypair.js';
 import { hasPublishedSecret } from './published.js';
 
 interface Entry {
@@ -27,6 +27,8 @@ export class KeypairStore {
   private readonly entries = new Map<string, Entry>();
   /** subject -> keypair (null: claimed twice); rebuilt lazily after any file change. */
   private subjects: Map<string, Keypair | null> | undefined;
+  /** SHA-256 hex of an API key -> its keypair and entry; rebuilt after any file change, never read from disk. */
+  private apiKeyIndex: Map<string, { keypair: Keypair; key: ApiKeyEntry }> | undefined;
   /** Files that were refused, by access key: the version that was reported. */
   private readonly refused = new Map<string, string>();
   private watcher: FSWatcher | undefined;
@@ -109,6 +111,18 @@ export class KeypairStore {
     return this.entries.get(accessKey)?.keypair;
   }
 
+  /** The keypair and `[[api_keys]]` entry whose hash is `sha256Hex` (expired entries included: the caller checks). */
+  byApiKeyHash(sha256Hex: string): { keypair: Keypair; key: ApiKeyEntry } | undefined {
+    if (this.apiKeyIndex === undefined) {
+      const index = new Map<string, { keypair: Keypair; key: ApiKeyEntry }>();
+      for (const { keypair } of this.entries.values()) {
+        for (const key of keypair.apiKeys ?? []) index.set(key.sha256, { keypair, key });
+      }
+      this.apiKeyIndex = index;
+    }
+    return this.apiKeyIndex.get(sha256Hex);
+  }
+
   /** The keypair whose oidc_subjects holds this subject; a subject claimed by two keypairs maps to neither. */
   bySubject(subject: string): Keypair | undefined {
     if (this.subjects === undefined) {
@@ -130,6 +144,7 @@ export class KeypairStore {
 
   private touch(): void {
     this.subjects = undefined;
+    this.apiKeyIndex = undefined;
   }
 
   all(): Keypair[] {

@@ -11,6 +11,8 @@ export function accessLog(metrics: GatewayMetrics, log: Logger): (ctx: GatewayCo
     const route = (ctx as unknown as { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     metrics.record(ctx.method, route, ctx.status, seconds);
+    const principal = ctx.state.principal;
+    if (principal?.keypair !== undefined && principal.scheme !== 'backendai') metrics.recordCredential(principal.scheme, principal.credentialId);
     log.info({
       reqId: ctx.state.reqId,
       method: ctx.method,

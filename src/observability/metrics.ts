@@ -12,6 +12,8 @@ export interface GatewayMetrics {
   observe(state: LiveState): void;
   /** Counts one finished request; label children are cached, so this is a map lookup. */
   record(method: string, route: string, status: number, seconds: number): void;
+  /** Counts one request authenticated by a scheme other than HMAC, by scheme and credential id (API key id, token subject). */
+  recordCredential(scheme: string, credentialId: string): void;
 }
 
 /** One registry per gateway instance, so tests can build several in a process. */
@@ -29,6 +31,12 @@ export function createMetrics(): GatewayMetrics {
       help: 'Time from the first byte of the request to the response.',
       labelNames: ['route'],
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
+      registers: [registry],
+    });
+  const credentials = new Counter({
+      name: 'kernelgate_credential_requests_total',
+      help: 'Requests authenticated by a scheme other than HMAC, by scheme and credential id (API key id, token subject; never the credential).',
+      labelNames: ['scheme', 'credential'],
       registers: [registry],
     });
   const counters = new Map<string, { inc(): void }>();
@@ -62,6 +70,12 @@ export function createMetrics(): GatewayMetrics {
           for (const [part, down] of Object.entries(state.degraded())) this.set({ part }, down ? 1 : 0);
         },
       });
+    },
+    recordCredential(scheme, credentialId) {
+      const key = `\u0000${scheme} ${credentialId}`;
+      let counter = counters.get(key);
+      if (counter === undefined) counters.set(key, (counter = credentials.labels(scheme, credentialId)));
+      counter.inc();
     },
     record(method, route, status, seconds) {
       const key = `${method} ${route} ${status}`;

@@ -41,6 +41,13 @@ export interface ProxyOptions {
   allowAdmin?: boolean;
   /** Pass `owner_access_key` on (default false: removed from query strings and JSON / form bodies). */
   allowOwner?: boolean;
+  /**
+   * Per-visitor identity (`--auth apikey`): each visitor's own credentials (x-api-key) name a keypair, and
+   * the request is signed upstream with that keypair (its secret stays on the server), so visitors get
+   * their own quotas and sessions. Returns the keypair, or throws the 401. accessKey/secretKey are then
+   * only used for nothing; without it, the anonymous mode signs everything with them.
+   */
+  identify?: (req: IncomingMessage) => { accessKey: string; secretKey: string; role: string };
 }
 
 /** Request headers passed on; everything else (cookies, the client's own Authorization) stays here. */
@@ -164,8 +171,8 @@ export function createSigningProxy(opts: ProxyOptions): { server: Server; listen
   const clientLimit = opts.clientLimit ?? 600;
   const clientWindow = opts.clientWindowSeconds ?? 60;
 
-  const sign = (method: string, url: URL, body?: Buffer, contentType?: string) =>
-    signRequest({ method, target: url.pathname + url.search, host: upstream.host, accessKey: opts.accessKey, secretKey: opts.secretKey, body, contentType }).headers;
+  const sign = (method: string, url: URL, body?: Buffer, contentType?: string, as: { accessKey: string; secretKey: string } = opts) =>
+    signRequest({ method, target: url.pathname + url.search, host: upstream.host, accessKey: as.accessKey, secretKey: as.secretKey, body, contentType }).headers;
 
   /** The keypair's role as the gateway sees it; undefined when the gateway did not answer. */
   const askRole = async (): Promise<string | undefined> => {
@@ -226,12 +233,14 @@ export function createSigningProxy(opts: ProxyOptions): { server: Server; listen
     const url = new URL(`${basePath}${checked.path}${query ? `?${query}` : ''}`, upstream.origin);
     // What fetch sends is url.pathname: it must still be the path that was checked.
     if (url.origin !== upstream.origin || url.pathname !== `${basePath}${checked.path}`) throw forbidden();
-    await ensureRole();
+    const visitor = opts.identify?.(req);
+    if (visitor === undefined) await ensureRole();
+    else if (visitor.role !== 'user' && !opts.allowAdmin) throw new ApiError(403, 'generic-forbidden', 'The proxy does not act for admin keypairs.');
     const contentType = req.headers['content-type'];
     let body = await readRawBody(req, bodyLimit);
     if (!opts.allowOwner) body = stripOwnerFromBody(body, contentType);
     const hopByHop = connectionTokens(req.headers.connection);
-    const headers: Record<string, string> = { ...sign(method, url, body, contentType) };
+    const headers: Record<string, string> = { ...sign(method, url, body, contentType, visitor) };
     for (const name of FORWARDED_REQUEST_HEADERS) {
       const v = req.headers[name];
       if (typeof v === 'string' && name !== 'content-type' && !hopByHop.has(name)) headers[name] = v;
@@ -275,7 +284,7 @@ export function createSigningProxy(opts: ProxyOptions): { server: Server; listen
   return {
     server,
     listen: async () => {
-      if (!opts.allowAdmin) {
+      if (!opts.allowAdmin && opts.identify === undefined) {
         const role = await askRole();
         if (role !== undefined && role !== 'user') throw new Error(adminRefusal(role));
         if (role === 'user') roleChecked = true;

@@ -128,7 +128,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
         lookup: (hash) => keypairs.byApiKeyHash(hash),
         bodyLimit: config.server.body_limit_bytes,
         limits,
-        apiVersion: config.auth.api_versions[config.auth.api_versions.length - 1]!,
+        apiVersion: latest,
         refuseBeforeBody: limiter.refuseBeforeBody,
       }),
     );

@@ -28,12 +28,7 @@ export function authenticate(authenticators: readonly Authenticator[], limits: P
   const pick = authenticators.length === 1 ? () => fallback : (ctx: GatewayContext) => pickAuthenticator(authenticators, ctx);
   return async function authenticateStage(ctx: GatewayContext): Promise<void> {
     try {
-      const chosen = pick(ctx);
-      // With other schemes enabled, an HMAC request may not carry their credentials too (which would win?).
-      if (authenticators.length > 1 && chosen.scheme === 'backendai' && hasOtherCredentials(ctx)) {
-        throw new ApiError(400, 'invalid-auth-params', 'A Backend.AI-signed request may not carry other credentials (x-api-key, x-selected-customer, bearer token).');
-      }
-      ctx.state.principal = await chosen.authenticate(ctx);
+      ctx.state.principal = await pick(ctx).authenticate(ctx);
     } catch (error) {
       ctx.state.principal = anonymousPrincipal(ctx.state.client.address, limits);
       ctx.state.authFailure = error;
@@ -49,15 +44,24 @@ export function authenticate(authenticators: readonly Authenticator[], limits: P
  */
 export function pickAuthenticator(authenticators: readonly Authenticator[], ctx: GatewayContext): Authenticator {
   const claiming = authenticators.filter((a) => a.claims(ctx));
-  if (claiming.length === 0) return authenticators[0]!;
-  if (claiming.length === 1) return claiming[0]!;
+  if (claiming.length > 1) {
+    return refusal('The request carries credentials of more than one scheme; send one.', `credentials of several schemes: ${claiming.map((a) => a.scheme).join(', ')}`);
+  }
+  const chosen = claiming[0] ?? authenticators[0]!;
+  // With other schemes enabled, an HMAC request may not carry their credentials too (which would win?).
+  if (chosen.scheme === 'backendai' && hasOtherCredentials(ctx)) {
+    return refusal('A Backend.AI-signed request may not carry other credentials (x-api-key, x-selected-customer, bearer token).');
+  }
+  return chosen;
+}
+
+/** An authenticator that answers 400: credentials that do not form one request's identity. */
+function refusal(detail: string, reason?: string): Authenticator {
   return {
     scheme: 'mixed',
     claims: () => true,
     authenticate: () => {
-      throw new ApiError(400, 'invalid-auth-params', 'The request carries credentials of more than one scheme; send one.', {
-        log: { msg: 'authentication failed', reason: `credentials of several schemes: ${claiming.map((a) => a.scheme).join(', ')}` },
-      });
+      throw new ApiError(400, 'invalid-auth-params', detail, reason === undefined ? undefined : { log: { msg: 'authentication failed', reason } });
     },
   };
 }

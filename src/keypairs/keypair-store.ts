@@ -142,7 +142,15 @@ export class KeypairStore {
     return this.subjects.get(subject) ?? undefined;
   }
 
-  private touch(): void {
+  /** Every change to the entries goes through these two, so the derived indexes are rebuilt on next use. */
+  private setEntry(accessKey: string, entry: Entry): void {
+    this.entries.set(accessKey, entry);
+    this.subjects = undefined;
+    this.apiKeyIndex = undefined;
+  }
+
+  private dropEntry(accessKey: string): void {
+    if (!this.entries.delete(accessKey)) return;
     this.subjects = undefined;
     this.apiKeyIndex = undefined;
   }
@@ -182,7 +190,7 @@ export class KeypairStore {
       seen.add(key);
       this.refresh(key);
     }
-    for (const key of this.entries.keys()) if (!seen.has(key)) this.touch(), this.entries.delete(key);
+    for (const key of this.entries.keys()) if (!seen.has(key)) this.dropEntry(key);
     for (const key of this.refused.keys()) if (!seen.has(key)) this.refused.delete(key);
   }
 
@@ -195,7 +203,7 @@ export class KeypairStore {
       const stat = statSync(file);
       version = `${stat.mtimeMs}:${stat.size}:${stat.ino}`;
     } catch {
-      this.touch(), this.entries.delete(accessKey);
+      this.dropEntry(accessKey);
       this.refused.delete(accessKey);
       return;
     }
@@ -204,16 +212,16 @@ export class KeypairStore {
       const keypair = parseKeypair(readFileSync(file, 'utf8'));
       if (keypair.accessKey !== accessKey) throw new Error('access_key does not match the file name');
       if (this.refusePublished && hasPublishedSecret(keypair)) {
-        this.touch(), this.entries.delete(accessKey);
+        this.dropEntry(accessKey);
         this.refused.set(accessKey, version);
         this.log?.error({ file }, 'refusing keypair file: its secret is published in the kernelgate repository and this gateway listens on a non-loopback address');
         return;
       }
-      this.touch(), this.entries.set(accessKey, { keypair, version });
+      this.setEntry(accessKey, { keypair, version });
       this.refused.delete(accessKey);
     } catch (error) {
       if (opts.tentative) return;
-      this.touch(), this.entries.delete(accessKey);
+      this.dropEntry(accessKey);
       this.refused.set(accessKey, version);
       this.log?.warn({ file, reason: (error as Error).message }, 'ignoring invalid keypair file');
     }

@@ -72,6 +72,20 @@ const openApiPath = (path: string) => path.replace(/:([A-Za-z_]+)/g, '{$1}');
 
 const PATH_EXAMPLES: Record<string, string> = { name: 'ocr1' };
 
+/** Operations grouped by their first path segment; the gateway's own endpoints together. */
+function tagOf(path: string): string {
+  const first = path.split('/')[1] ?? '';
+  if (first === '') return 'gateway';
+  if (first === 'health' || first === 'metrics' || first === 'openapi.json') return 'operations';
+  return first;
+}
+
+const DESCRIPTION =
+  'Every route but the public ones is signed in the Backend.AI scheme: ' +
+  '`Authorization: BackendAI signMethod=HMAC-SHA256, credential=<access key>:<signature>` over the method, the request ' +
+  'target, the date, the host, the content type, the API version and the hash of the body. Errors are RFC 9457 problem ' +
+  'documents (`application/problem+json`). At /docs, "Try it out" signs in the browser; the secret key stays in the tab.';
+
 export interface OpenApiOptions {
   /** `[auth] schemes`: each enabled scheme is documented as a security scheme (and offered by /docs). */
   schemes?: readonly string[];
@@ -134,6 +148,7 @@ export function buildOpenApi(routes: readonly RouteSpec[], opts: OpenApiOptions 
     for (const type of route.bodyTypes ?? []) content[type] = { schema: route.bodySchemas?.[type] ?? { type: 'string', format: 'binary' } };
     (paths[path] ??= {})[route.method.toLowerCase()] = {
       summary: route.summary,
+      tags: [tagOf(route.path)],
       ...(route.access === 'public' || route.access === 'operational' ? { security: [] } : {}),
       ...(route.access === 'admin' ? { 'x-kernelgate-role': 'admin' } : {}),
       parameters,
@@ -144,7 +159,7 @@ export function buildOpenApi(routes: readonly RouteSpec[], opts: OpenApiOptions 
   const schemes = securitySchemes(opts.schemes ?? ['backendai']);
   return {
     openapi: '3.1.0',
-    info: { title: 'kernelgate', version: GATEWAY_VERSION },
+    info: { title: 'kernelgate', version: GATEWAY_VERSION, description: DESCRIPTION },
     paths,
     components: {
       schemas: { Problem: problemSchema },

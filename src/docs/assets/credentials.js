@@ -41,6 +41,14 @@ export function targetOf(url) {
   return hash === -1 ? rest : rest.slice(0, hash);
 }
 
+/** Whether the panel holds credentials for its chosen mode. */
+export function hasCredentials() {
+  const c = readCredentials();
+  if (c.mode === 'apikey') return Boolean(c.apiKey);
+  if (c.mode === 'bearer') return Boolean(c.token);
+  return Boolean(c.accessKey && c.secretKey);
+}
+
 /**
  * Headers that authenticate one request with the saved credentials: a Backend.AI signature over the
  * exact body bytes, an x-api-key, or a bearer token. Empty when nothing is saved (the gateway then

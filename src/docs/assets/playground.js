@@ -1,6 +1,6 @@
 // The playground: pick a model the keypair may use, drop or pick an image, run it in a session of this
 // page's own (created once, reused), and see the result drawn over the image, listed and as raw JSON.
-import { authorizedFetch, setupCredentialsPanel } from './credentials.js';
+import { authorizedFetch, hasCredentials, setupCredentialsPanel } from './credentials.js';
 import { drawResult, percent, shapesOf } from './draw.js';
 
 const $ = (id) => document.getElementById(id);
@@ -35,6 +35,10 @@ function nextLink(res) {
 
 async function loadModels() {
   modelSelect.replaceChildren();
+  if (!hasCredentials()) {
+    status.textContent = 'Enter credentials above to list the models you may use.';
+    return;
+  }
   status.textContent = 'Loading models…';
   const models = [];
   let path = '/models';

@@ -47,7 +47,7 @@ async function enterKeypair(page: Page, k: Pick<TestKeypair, 'accessKey' | 'secr
 }
 
 /** Expands an operation, presses "Try it out", lets `fill` set parameters, executes, returns status and body. */
-async function tryItOut(page: Page, opId: string, fill: (op: ReturnType<Page['locator']>) => Promise<void> = async () => {}) {
+async function tryItOut(page: Page, opId: string, fill: (op: ReturnType<Page['locator']>) => Promise<void> = async () => {}, screenshot?: string) {
   const op = page.locator(`#${opId}`);
   if (!(await op.locator('.try-out__btn').isVisible())) await op.locator('.opblock-summary-control').click();
   const tryOut = op.locator('.try-out__btn');
@@ -58,6 +58,7 @@ async function tryItOut(page: Page, opId: string, fill: (op: ReturnType<Page['lo
   await status.waitFor({ timeout: 20_000 });
   const body = (await op.locator('.live-responses-table .response-col_description .microlight').first().textContent()) ?? '';
   const result = { status: Number((await status.textContent())?.trim()), body };
+  if (screenshot !== undefined) await op.screenshot({ path: join(OUTPUT, screenshot) });
   const clear = op.locator('.btn-clear');
   if ((await clear.count()) > 0) await clear.click();
   return result;
@@ -151,17 +152,23 @@ describe('docs and playground in a real browser', { skip }, () => {
     assert.equal(JSON.parse(created.body).sessionName, 'docs1');
 
     const rendered = await renderTextWithLayout(['Invoice 2026 total 431.50'], { size: 32 });
-    const inferred = await tryItOut(page, 'operations-session-post_session__name__infer', async (op) => {
-      await op.locator('tr[data-param-name="name"] input').fill('docs1');
-      await op.locator('.body-param-content-type select').selectOption('multipart/form-data');
-      await op.locator('input[type="file"]').setInputFiles({ name: 'text.png', mimeType: 'image/png', buffer: rendered.png });
-    });
+    const inferred = await tryItOut(
+      page,
+      'operations-session-post_session__name__infer',
+      async (op) => {
+        await op.locator('tr[data-param-name="name"] input').fill('docs1');
+        await op.locator('.body-param-content-type select').selectOption('multipart/form-data');
+        await op.locator('input[type="file"]').setInputFiles({ name: 'text.png', mimeType: 'image/png', buffer: rendered.png });
+      },
+      'docs-infer.png',
+    );
     assert.equal(inferred.status, 200, inferred.body);
     assert.equal(JSON.parse(inferred.body).predictions[0].text, 'Invoice 2026 total 431.50');
     await page.locator('#operations-session-post_session__name__infer .opblock-summary-control').click();
 
     // The secret never left the page: the gateway's log has the access key (access lines), never the secret.
     assert.ok(!gw.output.join('\n').includes(ALICE.secretKey));
+    await page.evaluate(() => window.scrollTo(0, 0));
     await page.screenshot({ path: join(OUTPUT, 'docs.png'), fullPage: false });
 
     await enterKeypair(page, { accessKey: ALICE.accessKey, secretKey: 'wrongSecretKey000000000000000000000000XX' });
@@ -197,6 +204,10 @@ describe('docs and playground in a real browser', { skip }, () => {
       await page.getByText(/^Done in \d+ ms\.$/).waitFor({ timeout: 30_000 });
       assert.deepEqual(posts.filter((p) => p === '/session'), []);
       await page.screenshot({ path: join(OUTPUT, `playground-${c.model}.png`), fullPage: true });
+      // Readable on a phone: one column, nothing wider than the screen.
+      await page.setViewportSize({ width: 390, height: 844 });
+      assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= 390), 'no horizontal scrolling at 390 px');
+      await page.screenshot({ path: join(OUTPUT, `playground-${c.model}-phone.png`), fullPage: true });
       assert.deepEqual(errors, []);
       await page.context().close();
     });

@@ -10,22 +10,31 @@ function headerName(headers, name) {
 }
 
 /**
- * The exact bytes the browser will send, and their Content-Type. A FormData is serialised here (a
- * Response gives its bytes and the multipart Content-Type with the boundary) so that the body hash
- * covers the body that is sent.
+ * The exact bytes the browser will send (`bytes`, hashed for the signature), what to hand fetch (`send`:
+ * the same bytes) and their Content-Type. A FormData is serialised here (a Response gives its bytes and
+ * the multipart Content-Type with its boundary), so the signed body is the sent body. A string stays a
+ * string (fetch sends it as UTF-8, the bytes hashed); binary bodies go as a File, which Swagger UI's
+ * curl line shows as `--data-binary @…` rather than as a list of byte values.
  */
 async function bodyBytes(body, contentType) {
-  if (body === undefined || body === null || body === '') return { bytes: undefined, contentType };
-  if (typeof body === 'string') return { bytes: encoder.encode(body), contentType };
-  if (body instanceof URLSearchParams) return { bytes: encoder.encode(body.toString()), contentType: contentType ?? 'application/x-www-form-urlencoded;charset=UTF-8' };
+  if (body === undefined || body === null || body === '') return { bytes: undefined, send: undefined, contentType };
+  if (typeof body === 'string') return { bytes: encoder.encode(body), send: body, contentType };
+  if (body instanceof URLSearchParams) {
+    const text = body.toString();
+    return { bytes: encoder.encode(text), send: text, contentType: contentType ?? 'application/x-www-form-urlencoded;charset=UTF-8' };
+  }
   if (body instanceof FormData) {
     const serialised = new Response(body);
-    return { bytes: new Uint8Array(await serialised.arrayBuffer()), contentType: serialised.headers.get('content-type') };
+    const bytes = new Uint8Array(await serialised.arrayBuffer());
+    return { bytes, send: new File([bytes], 'multipart-body'), contentType: serialised.headers.get('content-type') };
   }
-  if (body instanceof Blob) return { bytes: new Uint8Array(await body.arrayBuffer()), contentType: contentType ?? (body.type || undefined) };
-  if (body instanceof ArrayBuffer) return { bytes: new Uint8Array(body), contentType };
-  if (ArrayBuffer.isView(body)) return { bytes: new Uint8Array(body.buffer, body.byteOffset, body.byteLength), contentType };
-  return { bytes: encoder.encode(String(body)), contentType };
+  if (body instanceof Blob) return { bytes: new Uint8Array(await body.arrayBuffer()), send: body, contentType: contentType ?? (body.type || undefined) };
+  if (body instanceof ArrayBuffer || ArrayBuffer.isView(body)) {
+    const bytes = body instanceof ArrayBuffer ? new Uint8Array(body) : new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
+    return { bytes, send: new File([bytes], 'body'), contentType };
+  }
+  const text = String(body);
+  return { bytes: encoder.encode(text), send: text, contentType };
 }
 
 async function signTryItOut(req) {
@@ -40,8 +49,8 @@ async function signTryItOut(req) {
     delete req.headers[typeKey];
     contentType = undefined;
   }
-  const { bytes, contentType: sentType } = await bodyBytes(req.body, contentType);
-  req.body = bytes;
+  const { bytes, send, contentType: sentType } = await bodyBytes(req.body, contentType);
+  req.body = send;
   for (const k of Object.keys(req.headers)) if (k.toLowerCase() === 'content-type' || k.toLowerCase() === 'authorization') delete req.headers[k];
   if (sentType !== undefined && sentType !== null) {
     req.headers['Content-Type'] = sentType;

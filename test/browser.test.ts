@@ -9,10 +9,12 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { join, resolve } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { ALICE, startGateway, type TestGateway, type TestKeypair } from './helpers/gateway.js';
+import { ALICE, BIN, startGateway, type TestGateway, type TestKeypair } from './helpers/gateway.js';
 import { renderTextWithLayout } from './helpers/render-text.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -120,13 +122,17 @@ const PLAYGROUND_CASES: PlaygroundCase[] = [
 describe('docs and playground in a real browser', { skip }, () => {
   let gw: TestGateway;
   let browser: Browser;
+  /** A static API key of ALICE's ("apikey" is among the gateway's schemes, so the panel offers it). */
+  let apiKey: string;
   before(async () => {
     mkdirSync(OUTPUT, { recursive: true });
     const { chromium } = await import('playwright-core');
     [gw, browser] = await Promise.all([
-      startGateway({ keypairs: [ALICE] }),
+      startGateway({ keypairs: [ALICE], config: '[auth]\nschemes = ["backendai", "apikey"]\n' }),
       chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] }),
     ]);
+    const added = await promisify(execFile)(process.execPath, [BIN, 'keypair', 'apikey', 'add', ALICE.accessKey, '--dir', gw.keypairDir, '--json']);
+    apiKey = JSON.parse(added.stdout).api_key;
   });
   after(async () => {
     await browser?.close();
@@ -177,6 +183,15 @@ describe('docs and playground in a real browser', { skip }, () => {
     const problem = JSON.parse(refused.body);
     assert.equal(problem.status, 401);
     assert.match(problem.type, /auth-failed$/);
+
+    // The API key scheme is on, so the panel offers it: x-api-key instead of a signature.
+    await page.getByLabel(/API key \(x-api-key\)/).check();
+    await page.getByLabel('API key', { exact: true }).fill(apiKey);
+    await page.getByRole('button', { name: 'Use in this tab' }).click();
+    await page.getByText('Requests carry the saved API key.').waitFor();
+    assert.equal(await page.getByLabel(/Bearer token \(OIDC\)/).isVisible(), false, 'oidc is not among the schemes');
+    const withKey = await tryItOut(page, 'operations-auth-get_auth_test');
+    assert.equal(withKey.status, 200, withKey.body);
 
     assert.ok(specRequests.length >= 1 && specRequests.every((a) => a === null), 'the spec fetch is not signed');
     // The 401 above is the only error chromium logs (a failed fetch); no CSP violation, no script error.

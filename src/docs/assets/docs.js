@@ -64,7 +64,10 @@ async function signTryItOut(req) {
   return req;
 }
 
-await setupCredentialsPanel();
+// The reference loads even when the panel cannot (the status line then says why).
+await setupCredentialsPanel().catch((error) => {
+  document.getElementById('credentials-status').textContent = `The credentials panel could not start: ${error.message}`;
+});
 window.SwaggerUIBundle({
   url: '/openapi.json',
   dom_id: '#swagger-ui',
@@ -72,7 +75,7 @@ window.SwaggerUIBundle({
   layout: 'BaseLayout',
   deepLinking: false,
   validatorUrl: null,
-  defaultModelsExpandDepth: 0,
+  defaultModelsExpandDepth: -1,
   displayRequestDuration: true,
   persistAuthorization: false,
   requestInterceptor: signTryItOut,

@@ -119,7 +119,6 @@ async function run(event) {
   $('run').disabled = true;
   status.textContent = `Running ${model}…`;
   try {
-    const image = await createImageBitmap(chosenFile);
     const bytes = new Uint8Array(await chosenFile.arrayBuffer());
     let name = await ensureSession(model);
     const started = performance.now();
@@ -134,11 +133,15 @@ async function run(event) {
     const elapsed = performance.now() - started;
     if (!res.ok) throw Object.assign(new Error('infer'), { problem: await problemText(res) });
     const result = await res.json();
-    const shapes = drawResult(canvas, image, result);
+    // The gateway reads formats a browser may not (TIFF): then the result is listed, not drawn.
+    const image = await createImageBitmap(chosenFile).catch(() => undefined);
+    const shapes = image === undefined ? [] : drawResult(canvas, image, result);
     listPredictions(result);
     $('raw').textContent = JSON.stringify(result, null, 2);
     const count = Array.isArray(result.predictions) ? result.predictions.length : 0;
-    const summary = `${model}: ${count} prediction${count === 1 ? '' : 's'}${shapes.length > 0 ? `, ${shapes.length} drawn` : ''}.`;
+    const summary =
+      `${model}: ${count} prediction${count === 1 ? '' : 's'}${shapes.length > 0 ? `, ${shapes.length} drawn` : ''}.` +
+      (image === undefined ? ' This browser cannot show the image, so nothing is drawn.' : '');
     $('summary').textContent = summary;
     canvas.setAttribute('aria-label', `${chosenFile.name} with ${summary} ${shapes.map((s) => s.label).filter(Boolean).join('; ')}`.slice(0, 1000));
     showTiming([
@@ -147,7 +150,7 @@ async function run(event) {
       ...(typeof result.provider === 'string' ? [['Provider', result.provider]] : []),
     ]);
     status.textContent = `Done in ${elapsed.toFixed(0)} ms.`;
-    image.close();
+    image?.close();
   } catch (error) {
     const problem = error.problem;
     status.textContent = problem ? `The gateway answered ${problem.message}` : `Failed: ${error.message}`;
@@ -182,5 +185,9 @@ document.addEventListener('credentials-saved', () => {
   loadModels();
 });
 
-await setupCredentialsPanel();
-await loadModels();
+try {
+  await setupCredentialsPanel();
+  await loadModels();
+} catch (error) {
+  status.textContent = `The playground could not start: ${error.message}`;
+}

@@ -198,6 +198,16 @@ describe('docs and playground in a real browser', { skip }, () => {
     assert.ok(specRequests.length >= 1 && specRequests.every((a) => a === null), 'the spec fetch is not signed');
     // The 401 above is the only error chromium logs (a failed fetch); no CSP violation, no script error.
     assert.deepEqual(errors.filter((e) => !/status of 401/.test(e)), []);
+    // ...and a violation would have been seen: an inline script is refused by the CSP and reported.
+    const ran = await page.evaluate(async () => {
+      const s = document.createElement('script');
+      s.textContent = 'window.inlineRan = true';
+      document.body.append(s);
+      await new Promise((r) => setTimeout(r, 100));
+      return (window as unknown as { inlineRan?: boolean }).inlineRan ?? false;
+    });
+    assert.equal(ran, false);
+    assert.ok(errors.some((e) => /Content Security Policy/.test(e)), errors.join('\n'));
     await page.context().close();
   });
 

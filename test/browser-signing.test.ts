@@ -12,6 +12,7 @@ import {
   algorithmOfSignMethod,
   canonicalContentType,
   parseAuthorization,
+  parseSigningDate,
   SigningDateCache,
   SigningKeyCache,
   stringToSign,
@@ -72,6 +73,40 @@ describe('browser signing module against the signing vectors', () => {
         assert.equal(browser.canonicalContentType(s), canonicalContentType(s));
       }),
       { numRuns: 500 },
+    );
+  });
+
+  it('takes the key date as the server does, for ISO 8601 and RFC 1123 dates in any offset; junk is linear and never throws', () => {
+    const pad = (n: number, w = 2) => String(Math.abs(n)).padStart(w, '0');
+    fc.assert(
+      fc.property(
+        fc.date({ min: new Date('1970-01-01T00:00:00Z'), max: new Date('9999-12-30T00:00:00Z'), noInvalidDate: true }),
+        fc.integer({ min: -14 * 60, max: 14 * 60 }),
+        fc.boolean(),
+        (at, offset, basic) => {
+          const local = new Date(at.getTime() + offset * 60_000);
+          const [y, mo, d, h, mi, s] = [local.getUTCFullYear(), local.getUTCMonth() + 1, local.getUTCDate(), local.getUTCHours(), local.getUTCMinutes(), local.getUTCSeconds()];
+          const zone = `${offset < 0 ? '-' : '+'}${pad(Math.trunc(offset / 60))}${basic ? '' : ':'}${pad(offset % 60)}`;
+          const iso = basic ? `${pad(y, 4)}${pad(mo)}${pad(d)}T${pad(h)}${pad(mi)}${pad(s)}${zone}` : `${pad(y, 4)}-${pad(mo)}-${pad(d)}T${pad(h)}:${pad(mi)}:${pad(s)}${zone}`;
+          const days = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
+          const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+          const rfc = `${days[local.getUTCDay()]}, ${pad(d)} ${months[mo - 1]} ${pad(y, 4)} ${pad(h)}:${pad(mi)}:${pad(s)} ${zone.replace(':', '')}`;
+          for (const date of y >= 1000 ? [iso, rfc] : [iso]) {
+            const server = parseSigningDate(date);
+            assert.ok(server, date);
+            assert.equal(browser.keyDateOf(date), server.keyDate, date);
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+    fc.assert(
+      fc.property(fc.string({ unit: fc.constantFrom('1', '2', '-', 'T', ' ', ',', 'a', 'J', 'Z', ':'), minLength: 1000, maxLength: 20_000 }), (s) => {
+        const started = performance.now();
+        browser.keyDateOf(s);
+        assert.ok(performance.now() - started < 50, `keyDateOf took ${performance.now() - started} ms on ${s.length} characters`);
+      }),
+      { numRuns: 100 },
     );
   });
 

@@ -31,6 +31,7 @@ import type { SessionStore } from './sessions/types.js';
 import { SigningDateCache } from './signing/dates.js';
 import { SigningKeyCache } from './signing/signing-key.js';
 import { createStores } from './stores.js';
+import { docsRoutes } from './docs/routes.js';
 
 export interface Gateway {
   app: Koa<GatewayState>;
@@ -137,6 +138,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     ...basicRoutes(latest),
     ...sessionRoutes({ store: stores.sessions, kernels, config }),
     ...modelRoutes({ kernels }),
+    ...(config.docs.enabled ? docsRoutes() : []),
   ];
   routes.push(
     ...operationalRoutes({
@@ -152,7 +154,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
       openapi: () => openapi,
     }),
   );
-  const openapi = buildOpenApi(routes);
+  const openapi = buildOpenApi(routes, { schemes: config.auth.schemes });
 
   const app = new Koa<GatewayState>();
   const accessLogger = createAccessLogger(config.log.access ? config.log.level : 'silent');

@@ -120,6 +120,12 @@ export const ConfigSchema = Type.Object(
       threads: Int(0, 0),
       models_dir: NonEmpty('models', 'Uploaded custom models (a relative path resolves against the config file).'),
     }),
+    docs: Section({
+      enabled: Type.Boolean({
+        default: true,
+        description: 'GET /docs (Swagger UI whose "Try it out" signs in the browser) and GET /playground.',
+      }),
+    }),
     log: Section({
       level: OneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { default: 'info' }),
       access: Type.Boolean({

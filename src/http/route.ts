@@ -27,9 +27,15 @@ export interface RouteSpec {
   owner?: 'query' | 'query+body';
   query?: JsonSchema;
   body?: JsonSchema;
-  /** Status -> description (and optional JSON Schema) for the OpenAPI document. */
-  responses: Record<number, { description: string; schema?: JsonSchema }>;
+  /** Status -> description (and optional JSON Schema and example) for the OpenAPI document. */
+  responses: Record<number, { description: string; schema?: JsonSchema; example?: unknown }>;
+  /** An example JSON body, for the OpenAPI document (and so for "Try it out" in /docs). */
+  bodyExample?: unknown;
   /** Media types accepted for the body besides JSON (e.g. `image/*`). */
   bodyTypes?: string[];
+  /** The schema of a `bodyTypes` entry where it is not opaque bytes (the fields of `multipart/form-data`). */
+  bodySchemas?: Record<string, JsonSchema>;
+  /** Left out of the OpenAPI document: the pages and assets of /docs and /playground, not API. */
+  hidden?: boolean;
   handler(ctx: GatewayContext): Promise<void> | void;
 }

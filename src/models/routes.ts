@@ -88,7 +88,17 @@ export function modelRoutes(deps: ModelRouteDeps): RouteSpec[] {
       access: 'signed',
       owner: 'query+body',
       query: modelQuery,
-      responses: { 200: { description: 'Models.' } },
+      responses: {
+        200: {
+          description: 'Models.',
+          example: {
+            models: [
+              { name: 'ocr', task: 'ocr', builtin: true, loaded: true, provider: 'cpu' },
+              { name: 'flowers', domain: 'default', task: 'classify', builtin: false, loaded: false, provider: null, input: { width: 224, height: 224 }, labels: 5, sha256: '3b0c…', bytes: 9134080, created_at: '2026-12-01T09:30:00.000Z' },
+            ],
+          },
+        },
+      },
       handler(ctx) {
         const domain = targetDomain(ctx, ctx.state.owner!, { allDomains: true });
         ctx.body = { models: deps.kernels.list(domain) };
@@ -102,7 +112,18 @@ export function modelRoutes(deps: ModelRouteDeps): RouteSpec[] {
       owner: 'query+body',
       query: modelQuery,
       body: uploadSchema,
-      responses: { 201: { description: 'Installed.' }, 200: { description: 'Replaced an existing model of that name.' } },
+      bodyExample: {
+        name: 'flowers',
+        task: 'classify',
+        input: { width: 224, height: 224, color: 'RGB' },
+        normalize: { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] },
+        labels: ['daisy', 'dandelion', 'rose', 'sunflower', 'tulip'],
+        model: '<the ONNX file, base64>',
+      },
+      responses: {
+        201: { description: 'Installed.', example: { name: 'flowers', domain: 'default', task: 'classify', sha256: '3b0c…', bytes: 9134080, labels: 5, replaced: false } },
+        200: { description: 'Replaced an existing model of that name.', example: { name: 'flowers', domain: 'default', task: 'classify', sha256: '9f2e…', bytes: 9134112, labels: 5, replaced: true } },
+      },
       async handler(ctx) {
         const domain = targetDomain(ctx, ctx.state.owner!, { body: ctx.state.body })!;
         const { config, onnx } = upload(body(ctx));
@@ -118,7 +139,7 @@ export function modelRoutes(deps: ModelRouteDeps): RouteSpec[] {
       access: 'admin',
       owner: 'query+body',
       query: modelQuery,
-      responses: { 200: { description: 'Removed.' } },
+      responses: { 200: { description: 'Removed.', example: { name: 'flowers', domain: 'default', deleted: true } } },
       async handler(ctx) {
         const domain = targetDomain(ctx, ctx.state.owner!)!;
         const name = ctx.params.name;
@@ -135,7 +156,12 @@ export function modelRoutes(deps: ModelRouteDeps): RouteSpec[] {
       access: 'admin',
       owner: 'query+body',
       query: modelQuery,
-      responses: { 200: { description: '{"models": [config + "domain" + "sha256" + "model" (base64)]}' } },
+      responses: {
+        200: {
+          description: '{"models": [config + "domain" + "sha256" + "model" (base64)]}',
+          example: { models: [{ name: 'flowers', task: 'classify', input: { width: 224, height: 224, color: 'RGB' }, labels: ['daisy', 'rose'], domain: 'default', sha256: '3b0c…', model: '<base64>' }] },
+        },
+      },
       async handler(ctx) {
         const domain = targetDomain(ctx, ctx.state.owner!, { allDomains: true });
         const { readFile } = await import('node:fs/promises');
@@ -153,7 +179,8 @@ export function modelRoutes(deps: ModelRouteDeps): RouteSpec[] {
       owner: 'query+body',
       query: modelQuery,
       body: { type: 'object', required: ['models'], properties: { models: { type: 'array', maxItems: 1000 }, owner_access_key: { type: 'string' }, domain: { type: 'string', minLength: 1, maxLength: 128 } } },
-      responses: { 200: { description: 'Restored.' } },
+      bodyExample: { models: [{ name: 'flowers', task: 'classify', input: { width: 224, height: 224, color: 'RGB' }, labels: ['daisy', 'rose'], model: '<base64>' }] },
+      responses: { 200: { description: 'Restored.', example: { restored: ['flowers'] } } },
       async handler(ctx) {
         const owner = ctx.state.owner!;
         const domain = targetDomain(ctx, owner, { body: ctx.state.body })!;

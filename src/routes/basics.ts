@@ -28,10 +28,11 @@ export function basicRoutes(latestApiVersion: string): RouteSpec[] {
     summary: 'Checks a signed request and echoes the `echo` parameter.',
     access: 'signed',
     query: echoSchema,
-    ...(method === 'POST' ? { body: echoSchema } : {}),
+    ...(method === 'POST' ? { body: echoSchema, bodyExample: { echo: 'hello' } } : {}),
     responses: {
       200: {
         description: 'The signature is valid.',
+        example: { authorized: 'yes', echo: 'hello' },
         schema: { type: 'object', properties: { authorized: { const: 'yes' }, echo: { type: 'string' } } },
       },
     },
@@ -51,6 +52,7 @@ export function basicRoutes(latestApiVersion: string): RouteSpec[] {
       responses: {
         200: {
           description: 'Versions.',
+          example: { version: 'v8.20240915', gateway: '0.1.0' },
           schema: { type: 'object', properties: { version: { type: 'string' }, gateway: { type: 'string' } } },
         },
       },
@@ -68,6 +70,7 @@ export function basicRoutes(latestApiVersion: string): RouteSpec[] {
       responses: {
         200: {
           description: 'Role.',
+          example: { global_role: 'user', domain_role: 'user', group_role: 'user', role: 'user', domain: 'default', access_key: 'AKIAIOSFODNN7EXAMPLE' },
           schema: {
             type: 'object',
             properties: {

@@ -38,7 +38,12 @@ export function operationalRoutes(deps: OperationalDeps): RouteSpec[] {
       path: '/health',
       summary: 'Readiness: "ok" or "degraded" overall and per part (rate-limit store, keypairs, sessions, inference). The detail is at GET /health/detail.',
       access: 'operational',
-      responses: { 200: { description: 'Ready; `status` is "ok" or "degraded", and so is each part\'s.' } },
+      responses: {
+        200: {
+          description: 'Ready; `status` is "ok" or "degraded", and so is each part\'s.',
+          example: { status: 'ok', gateway: '0.1.0', version: 'v8.20240915', ratelimit: { status: 'ok', store: 'memory' }, keypairs: { status: 'ok' }, inference: { status: 'ok' }, sessions: { status: 'ok', store: 'memory' } },
+        },
+      },
       async handler(ctx) {
         // Public: each part's state (and, for a shared store, which store and why it is degraded);
         // no model names, counts or queue figures, which would show other tenants' activity.
@@ -60,7 +65,12 @@ export function operationalRoutes(deps: OperationalDeps): RouteSpec[] {
       path: '/health/detail',
       summary: "Operators' health: every part's detail (models, providers, queues). Admins see their own domain's models, superadmins every domain's.",
       access: 'admin',
-      responses: { 200: { description: 'As GET /health, with each part\'s detail.' } },
+      responses: {
+        200: {
+          description: 'As GET /health, with each part\'s detail.',
+          example: { status: 'ok', gateway: '0.1.0', version: 'v8.20240915', keypairs: { loaded: 3 }, inference: { providers: ['cuda', 'cpu'], models: { ocr: { provider: 'cpu', running: 0, queued: 0 } } } },
+        },
+      },
       async handler(ctx) {
         const keypair = ctx.state.auth!.keypair;
         const { status, sections } = await collect(keypair.role === 'superadmin' ? {} : { domain: keypair.domain });
@@ -72,7 +82,10 @@ export function operationalRoutes(deps: OperationalDeps): RouteSpec[] {
       path: '/metrics',
       summary: 'Prometheus metrics, for client addresses in server.metrics_allow (default: loopback).',
       access: 'operational',
-      responses: { 200: { description: 'Prometheus text format.' }, 403: { description: 'The client address is not in server.metrics_allow.' } },
+      responses: {
+        200: { description: 'Prometheus text format, e.g. `kernelgate_http_requests_total{method="GET",route="/auth/test",status="200"} 42`.' },
+        403: { description: 'The client address is not in server.metrics_allow.', example: { type: 'https://api.backend.ai/probs/generic-forbidden', title: 'Forbidden operation.', status: 403, detail: 'GET /metrics is served only to the addresses in server.metrics_allow.' } },
+      },
       async handler(ctx: GatewayContext) {
         if (!deps.metricsAllowed(ctx.state.client.address)) {
           throw new ApiError(403, 'generic-forbidden', 'GET /metrics is served only to the addresses in server.metrics_allow.');
@@ -86,7 +99,7 @@ export function operationalRoutes(deps: OperationalDeps): RouteSpec[] {
       path: '/openapi.json',
       summary: 'This document.',
       access: 'public',
-      responses: { 200: { description: 'OpenAPI 3.1.' } },
+      responses: { 200: { description: 'OpenAPI 3.1.', example: { openapi: '3.1.0', info: { title: 'kernelgate', version: '0.1.0' }, paths: {} } } },
       handler(ctx) {
         ctx.body = deps.openapi();
       },

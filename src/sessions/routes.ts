@@ -57,6 +57,17 @@ const sessionSchema = {
   },
 };
 
+const SESSION_EXAMPLE = {
+  sessionId: '0b6f8a52-1c1e-4b3f-9d55-2f0d7c0c1a77',
+  sessionName: 'ocr1',
+  owner_access_key: 'AKIAIOSFODNN7EXAMPLE',
+  image: 'ocr',
+  status: 'RUNNING',
+  created_at: '2026-12-02T10:00:00.000Z',
+  last_used_at: '2026-12-02T10:00:00.000Z',
+  idle_expires_at: '2026-12-02T11:00:00.000Z',
+};
+
 export interface SessionDeps {
   store: SessionStore;
   kernels: KernelRegistry;
@@ -103,9 +114,10 @@ export function sessionRoutes(deps: SessionDeps): RouteSpec[] {
           config: { type: 'object' },
         },
       },
+      bodyExample: { name: 'ocr1', image: 'ocr' },
       responses: {
-        201: { description: 'Created.', schema: sessionSchema },
-        200: { description: 'A session of that name already exists for the owner.', schema: sessionSchema },
+        201: { description: 'Created.', schema: sessionSchema, example: { ...SESSION_EXAMPLE, created: true } },
+        200: { description: 'A session of that name already exists for the owner.', schema: sessionSchema, example: { ...SESSION_EXAMPLE, created: false } },
       },
       async handler(ctx) {
         const body = ctx.state.body;
@@ -149,7 +161,9 @@ export function sessionRoutes(deps: SessionDeps): RouteSpec[] {
       access: 'signed',
       owner: 'query+body',
       query: ownerQuery,
-      responses: { 200: { description: 'Sessions.', schema: { type: 'object', properties: { sessions: { type: 'array', items: sessionSchema } } } } },
+      responses: {
+        200: { description: 'Sessions.', schema: { type: 'object', properties: { sessions: { type: 'array', items: sessionSchema } } }, example: { sessions: [SESSION_EXAMPLE] } },
+      },
       async handler(ctx) {
         const acting = ctx.state.owner!;
         ctx.body = { sessions: (await deps.store.list(acting.accessKey, idleMs)).map(view) };
@@ -162,7 +176,7 @@ export function sessionRoutes(deps: SessionDeps): RouteSpec[] {
       access: 'signed',
       owner: 'query+body',
       query: ownerQuery,
-      responses: { 200: { description: 'The session.', schema: sessionSchema } },
+      responses: { 200: { description: 'The session.', schema: sessionSchema, example: SESSION_EXAMPLE } },
       async handler(ctx) {
         ctx.body = view(await findSession(ctx));
       },
@@ -174,7 +188,7 @@ export function sessionRoutes(deps: SessionDeps): RouteSpec[] {
       access: 'signed',
       owner: 'query+body',
       query: ownerQuery,
-      responses: { 200: { description: 'Destroyed.' } },
+      responses: { 200: { description: 'Destroyed.', example: { ...SESSION_EXAMPLE, status: 'TERMINATED', deleted: true } } },
       async handler(ctx) {
         const session = await findSession(ctx);
         await deps.store.delete(session.owner, session.sessionName);
@@ -189,13 +203,26 @@ export function sessionRoutes(deps: SessionDeps): RouteSpec[] {
       owner: 'query+body',
       query: ownerQuery,
       bodyTypes: ['image/*', 'multipart/form-data', 'application/octet-stream'],
+      bodySchemas: {
+        'multipart/form-data': {
+          type: 'object',
+          required: ['image'],
+          properties: { image: { type: 'string', format: 'binary', description: 'The image file (PNG, JPEG, WebP, GIF, TIFF).' } },
+        },
+      },
       body: { type: 'object', properties: { image: { type: 'string' }, owner_access_key: { type: 'string' } } },
+      bodyExample: { image: 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGP4z8DwHwAFAAH/iZk9HQAAAABJRU5ErkJggg==' },
       responses: {
         200: {
           description: 'Model output.',
           schema: {
             type: 'object',
             properties: { predictions: { type: 'array' }, duration_ms: { type: 'number' }, provider: { type: 'string' } },
+          },
+          example: {
+            predictions: [{ text: 'Hello kernelgate', confidence: 0.98, box: [[24, 20], [298, 20], [298, 58], [24, 58]], x_min: 24, y_min: 20, x_max: 298, y_max: 58 }],
+            duration_ms: 182.4,
+            provider: 'cpu',
           },
         },
       },

@@ -78,3 +78,15 @@ export function hostileArchives(): Array<{ name: string; zip: Buffer; says: RegE
   ];
 }
 
+
+/**
+ * Archives that are well-formed zips of the right layout but must still be refused whole: a model ONNX
+ * Runtime cannot load (beside a good one, which must not be restored either).
+ */
+export function unloadableArchives(): Array<{ name: string; zip: Buffer; says: RegExp }> {
+  const junk = Buffer.from('this is not an ONNX model at all');
+  return [
+    { name: 'a model that does not load', zip: craftZip(goodEntries({ models: [{ name: 'junk', onnx: junk }] })), says: /could not be loaded by ONNX Runtime/ },
+    { name: 'a good model beside one that does not load', zip: craftZip(goodEntries({ models: [{ name: 'fresh' }, { name: 'junk', onnx: junk }] })), says: /model "junk"/ },
+  ];
+}

@@ -6,9 +6,10 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import yazl from 'yazl';
 import { ApiError } from '../src/problems/api-error.js';
@@ -106,5 +107,47 @@ describe('model backup archives', () => {
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('restore staging and commit (ModelStore)', () => {
+  let root: string;
+  before(() => {
+    root = mkdtempSync(join(tmpdir(), 'kg-staging-'));
+  });
+  after(() => rmSync(root, { recursive: true, force: true }));
+
+  it('changes nothing until the commit; the commit replaces models and drops the files they replaced', () => {
+    const store = new ModelStore(join(root, 'a'));
+    const old = store.save('default', config('m1'), MODEL);
+    const staging = store.newStaging();
+    const source = join(staging, 'new.onnx');
+    const next = tinyClassifier(4, 4);
+    writeFileSync(source, next);
+    store.stage(staging, 'default', config('m1'), source, createHash('sha256').update(next).digest('hex'), next.length);
+    store.stage(staging, 'other', config('m2'), (writeFileSync(join(staging, 'b.onnx'), MODEL), join(staging, 'b.onnx')), old.sha256, MODEL.length);
+    assert.equal(store.get('default', 'm1')!.sha256, old.sha256, 'staged, not yet visible');
+    assert.deepEqual(store.domains(), ['default'], 'the staging folder is no domain');
+    store.commit(staging);
+    assert.equal(store.get('default', 'm1')!.bytes, next.length);
+    assert.equal(store.get('other', 'm2')!.sha256, old.sha256);
+    assert.deepEqual(readdirSync(join(root, 'a')).sort(), ['default', 'other']);
+    assert.deepEqual(readdirSync(join(root, 'a', 'default')).sort(), [`m1.${createHash('sha256').update(next).digest('hex').slice(0, 16)}.onnx`, 'm1.json']);
+  });
+
+  it('finishes a restore that a crash interrupted after its commit, and clears stale staging folders', () => {
+    const store = new ModelStore(join(root, 'b'));
+    const staging = store.newStaging();
+    writeFileSync(join(staging, 'x.onnx'), MODEL);
+    store.stage(staging, 'default', config('m1'), join(staging, 'x.onnx'), createHash('sha256').update(MODEL).digest('hex'), MODEL.length);
+    // A crash right after the commit's rename: the models are not moved in yet.
+    renameSync(staging, staging.replace(/\.tmp$/, '.commit'));
+    const stale = store.newStaging();
+    const young = store.newStaging();
+    utimesSync(stale, new Date(Date.now() - 2 * 3_600_000), new Date(Date.now() - 2 * 3_600_000));
+    assert.equal(store.get('default', 'm1'), undefined);
+    assert.equal(store.recoverRestores().length, 1);
+    assert.equal(store.get('default', 'm1')!.bytes, MODEL.length);
+    assert.deepEqual(readdirSync(join(root, 'b')).sort(), [young.split('/').pop(), 'default'].sort(), 'the stale staging folder is gone, a young one (another replica at work) stays');
   });
 });

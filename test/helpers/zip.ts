@@ -3,6 +3,7 @@
  * for archives a maintained library refuses to make: `../x`, `/abs`, symlinks in the external attributes,
  * duplicate names, sizes that lie, 10k entries, entries that share their data.
  */
+import * as zlib from 'node:zlib';
 import { deflateRawSync } from 'node:zlib';
 
 const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
@@ -11,7 +12,11 @@ const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
   return c >>> 0;
 });
 
+/** Node's own where it has one (20.15+), else a table-driven one. */
+const nativeCrc32 = (zlib as { crc32?: (data: Buffer) => number }).crc32;
+
 export function crc32(data: Buffer): number {
+  if (nativeCrc32) return nativeCrc32(data) >>> 0;
   let c = 0xffffffff;
   for (const b of data) c = CRC_TABLE[(c ^ b) & 0xff]! ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;

@@ -272,7 +272,11 @@ export async function extractModelArchive(zipBytes: Buffer, extractDir: string, 
     const fail = (error: unknown) => {
       if (failed) return;
       failed = true;
-      zip.close();
+      try {
+        zip.close();
+      } catch {
+        // already closed by yauzl after its own error
+      }
       reject(error instanceof ApiError ? error : refuse(`it is not a valid zip file (${zipReason(error)})`));
     };
     zip.on('error', fail);

@@ -17,6 +17,7 @@ import { idempotency } from './idempotency/middleware.js';
 import { KernelRegistry } from './inference/registry.js';
 import { KeypairStore } from './keypairs/keypair-store.js';
 import { modelRoutes } from './models/routes.js';
+import { backupRoutes } from './vision/backup-routes.js';
 import { createAccessLogger, createLogger } from './observability/logger.js';
 import { createMetrics } from './observability/metrics.js';
 import { mountPipeline } from './pipeline.js';
@@ -138,6 +139,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     ...basicRoutes(latest),
     ...sessionRoutes({ store: stores.sessions, kernels, config }),
     ...modelRoutes({ kernels }),
+    ...backupRoutes({ kernels }),
     ...(config.docs.enabled ? docsRoutes() : []),
   ];
   routes.push(

@@ -211,8 +211,9 @@ Subcommands:
   upload    --config CONFIG.json --onnx MODEL.onnx   add or replace a model
   list                                               the models
   remove    NAME                                     delete a model
-  backup                                             every model with its config, as JSON on stdout
-  restore   BACKUP.json                              load a backup
+  backup    [--zip FILE]                             every model with its config, as JSON on stdout
+                                                     (or as a zip file)
+  restore   BACKUP.json|BACKUP.zip                   load a backup, all or nothing
 
 Run "kernelgate model <subcommand> --help" for its options.
 
@@ -253,18 +254,22 @@ ${MODEL_COMMON}
 
 Example:
   kernelgate model remove textdir -k admin.toml`;
-HELP['model backup'] = `Usage: kernelgate model backup [options] > backup.json
+HELP['model backup'] = `Usage: kernelgate model backup [--zip FILE] [options] > backup.json
 
-Prints every custom model with its config as one JSON document (GET /models/backup).
+Prints every custom model with its config as one JSON document (GET /models/backup), or with
+--zip writes the zip form (the same archive as DeepStack's /v1/backup) to FILE.
 
 Options:
+      --zip FILE          write the zip backup to FILE instead
 ${MODEL_COMMON}
 
 Example:
-  kernelgate model backup -k admin.toml > models-backup.json`;
-HELP['model restore'] = `Usage: kernelgate model restore BACKUP.json [options]
+  kernelgate model backup -k admin.toml > models-backup.json
+  kernelgate model backup --zip models.zip -k admin.toml`;
+HELP['model restore'] = `Usage: kernelgate model restore BACKUP.json|BACKUP.zip [options]
 
-Loads a document made by "kernelgate model backup" (POST /models/restore).
+Loads a backup made by "kernelgate model backup" (JSON, or the zip of --zip or /v1/backup) through
+POST /models/restore. All or nothing: if any model fails its checks, nothing changes.
 
 Options:
 ${MODEL_COMMON}

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { KernelgateClient } from '../client/client.js';
 import { credentials, describeFetchFailure, endpointOf } from './credentials.js';
@@ -16,6 +16,7 @@ export async function modelCommand(argv: string[], io: Io): Promise<number> {
     options: {
       onnx: { type: 'string' },
       config: { type: 'string' },
+      zip: { type: 'string' },
       endpoint: { type: 'string' },
       keypair: { type: 'string', short: 'k' },
     },
@@ -45,12 +46,24 @@ export async function modelCommand(argv: string[], io: Io): Promise<number> {
       response = await request('DELETE', `/models/${encodeURIComponent(positionals[0])}`);
       break;
     case 'backup':
+      if (values.zip !== undefined) {
+        response = await request('GET', '/models/backup', { headers: { accept: 'application/zip' } });
+        if (!response.ok) break;
+        const zip = Buffer.from(await response.arrayBuffer());
+        writeFileSync(values.zip, zip);
+        io.out(`${JSON.stringify({ written: values.zip, bytes: zip.length })}\n`);
+        return 0;
+      }
       response = await request('GET', '/models/backup');
       break;
-    case 'restore':
-      if (!positionals[0]) throw new Error('usage: kernelgate model restore BACKUP.json');
-      response = await request('POST', '/models/restore', { body: readFileSync(positionals[0]), contentType: 'application/json' });
+    case 'restore': {
+      if (!positionals[0]) throw new Error('usage: kernelgate model restore BACKUP.json|BACKUP.zip');
+      const backup = readFileSync(positionals[0]);
+      // A zip starts with a local file header (or, empty, with its end record): sent as it is.
+      const isZip = backup.subarray(0, 2).toString('latin1') === 'PK';
+      response = await request('POST', '/models/restore', { body: backup, contentType: isZip ? 'application/zip' : 'application/json' });
       break;
+    }
     default:
       throw new Error('usage: kernelgate model upload|list|remove|backup|restore');
   }

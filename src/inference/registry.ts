@@ -83,6 +83,8 @@ export class KernelRegistry {
     this.store = new ModelStore(cfg.models_dir);
     const moved = this.store.migrateLegacy();
     if (moved.length > 0) log.info({ models: moved, domain: LEGACY_DOMAIN }, 'models from before domains moved into the default domain');
+    const finished = this.store.recoverRestores();
+    if (finished.length > 0) log.warn({ restores: finished }, 'finished model restores that a stop interrupted after their commit');
   }
 
   /** Built-in models are seen by every domain; custom ones only by their own. */
@@ -150,12 +152,24 @@ export class KernelRegistry {
   }
 
   /**
-   * Checks an uploaded model, then stores it: no external-data references (uploads are one file, and a
-   * reference would read other files beside it), and it loads and runs once on a blank input of the
-   * declared size in an isolated process, within the request deadline and the memory cap. A file that
-   * fails any of this is a 400, and nothing is kept.
+   * Checks an uploaded model, then stores it (see verify()). A file that fails is a 400, and nothing is kept.
    */
   async install(domain: string, config: ModelConfig, onnx: Buffer): Promise<{ model: StoredModel; replaced: boolean }> {
+    await this.verify(domain, config, onnx);
+    const replaced = this.store.get(domain, config.name) !== undefined;
+    const model = this.store.save(domain, config, onnx);
+    this.log.info({ model: config.name, domain, sha256: model.sha256, bytes: model.bytes, replaced }, 'model installed');
+    return { model, replaced };
+  }
+
+  /**
+   * The checks every model passes before it is stored (uploads and restores alike): no external-data
+   * references (uploads are one file, and a reference would read other files beside it), and it loads and
+   * runs once on a blank input of the declared size in an isolated process, within the request deadline and
+   * the memory cap. A failure is a 400. `path`: the bytes are already in a file there (a restore's staging
+   * folder), so no probe copy is written.
+   */
+  async verify(domain: string, config: ModelConfig, onnx: Buffer, path?: string): Promise<void> {
     const refuse = (why: string) => new ApiError(400, 'invalid-api-params', `Not a usable ${config.task} model: ${why.split('\n')[0]!.slice(0, 300)}`);
     let external: string[];
     try {
@@ -165,9 +179,12 @@ export class KernelRegistry {
       throw new ApiError(400, 'invalid-api-params', `The model could not be loaded by ONNX Runtime: the file is not a valid ONNX model.`);
     }
     if (external.length > 0) throw refuse(`it references external data files (${external.slice(0, 3).join(', ')}); upload a model with its weights inside the .onnx file`);
-    mkdirSync(this.store.dir, { recursive: true });
-    const probe = join(this.store.dir, `.upload-${randomBytes(6).toString('hex')}.onnx`);
-    writeFileSync(probe, onnx);
+    let probe = path;
+    if (probe === undefined) {
+      mkdirSync(this.store.dir, { recursive: true });
+      probe = join(this.store.dir, `.upload-${randomBytes(6).toString('hex')}.onnx`);
+      writeFileSync(probe, onnx);
+    }
     let kernel: CustomKernel | undefined;
     try {
       kernel = await this.newKernel(config, probe);
@@ -180,12 +197,22 @@ export class KernelRegistry {
       throw new ApiError(400, 'invalid-api-params', `The model could not be loaded by ONNX Runtime: ${safeLoadReason(error)}.`);
     } finally {
       await kernel?.close();
-      rmSync(probe, { force: true });
+      if (path === undefined) rmSync(probe, { force: true });
     }
-    const replaced = this.store.get(domain, config.name) !== undefined;
-    const model = this.store.save(domain, config, onnx);
-    this.log.info({ model: config.name, domain, sha256: model.sha256, bytes: model.bytes, replaced }, 'model installed');
-    return { model, replaced };
+  }
+
+  /**
+   * After the store changed under the registry (a restore): models whose file or config changed, or that
+   * are gone, release their loaded versions now (requests in flight finish first) rather than at next use.
+   */
+  refresh(): void {
+    for (const [key, live] of this.custom) {
+      const slash = key.lastIndexOf('/');
+      const model = this.store.get(key.slice(0, slash), key.slice(slash + 1));
+      if (model !== undefined && versionOf(model) === live.version) continue;
+      this.custom.delete(key);
+      void live.kernel.then((k) => k.retire(), () => undefined);
+    }
   }
 
   async remove(domain: string, name: string): Promise<boolean> {

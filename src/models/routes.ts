@@ -6,6 +6,9 @@ import type { GatewayContext } from '../http/context.js';
 import type { RouteSpec } from '../http/route.js';
 import { domainFolder } from '../inference/store/model-store.js';
 import { modelConfigSchema, parseModelConfig, RESERVED_MODEL_NAMES } from '../inference/store/model-config.js';
+import { extractModelArchive, writeModelArchive } from '../inference/store/model-archive.js';
+import { restoreModels, writeDecodedModels } from '../inference/store/model-restore.js';
+import { canonicalContentType } from '../signing/canonical.js';
 
 export interface ModelRouteDeps {
   kernels: KernelRegistry;
@@ -34,7 +37,7 @@ function upload(raw: unknown): { config: ReturnType<typeof parseModelConfig>; on
  * `owner_access_key` also selects it. `undefined` = every domain (a superadmin
  * listing or backing up without naming one).
  */
-function targetDomain(ctx: GatewayContext, owner: Keypair, opts: { allDomains?: boolean; body?: Record<string, unknown> } = {}): string | undefined {
+export function targetDomain(ctx: GatewayContext, owner: Keypair, opts: { allDomains?: boolean; body?: Record<string, unknown> } = {}): string | undefined {
   const requester = ctx.state.auth!.keypair;
   const q = ctx.query.domain;
   if (q !== undefined && (typeof q !== 'string' || q === '')) throw new ApiError(400, 'invalid-api-params', '"domain" must be given once, as a domain name.');
@@ -71,6 +74,35 @@ const uploadSchema = {
   required: ['name', 'task', 'input', 'labels', 'model'],
   properties: { ...modelConfigSchema.properties, model: { type: 'string', contentEncoding: 'base64' }, owner_access_key: { type: 'string' }, domain: { type: 'string', minLength: 1, maxLength: 128 } },
 };
+
+/** Media types of a zip backup sent to POST /models/restore (Windows browsers say x-zip-compressed). */
+export const ZIP_TYPES = new Set(['application/zip', 'application/x-zip-compressed']);
+
+/**
+ * Whether a superadmin's restore places each model in the domain the backup names: only when it names no
+ * domain or owner, and only from a body its signature covers (a replayed request could carry any backup).
+ */
+export function restoresPerEntry(ctx: GatewayContext, owner: Keypair): boolean {
+  const auth = ctx.state.auth!;
+  return auth.keypair.role === 'superadmin' && ctx.query.domain === undefined && ctx.state.body?.domain === undefined && owner === auth.keypair && auth.bodySigned;
+}
+
+/** A zip backup of `domain`'s models (every domain's when undefined) as a download (Content-Length set: a Buffer). */
+export async function sendZipBackup(ctx: GatewayContext, deps: ModelRouteDeps, domain: string | undefined, filename: string, type: string): Promise<void> {
+  const zip = await writeModelArchive(deps.kernels.store.list(domain));
+  ctx.status = 200;
+  ctx.type = type;
+  ctx.set('Content-Disposition', `attachment; filename=${filename}`);
+  ctx.body = zip;
+}
+
+/** Restores a zip backup, all or nothing (store/model-restore.ts); `domain` undefined: each model into the domain it names. */
+export function restoreZip(deps: ModelRouteDeps, zip: Buffer, domain: string | undefined) {
+  return restoreModels(deps.kernels, (dir) => extractModelArchive(zip, dir), domain);
+}
+
+/** `20261202T104500Z`: a timestamp for file names (no colons, which Windows refuses). */
+export const fileStamp = (d = new Date()) => d.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
 
 /** GET /models for everyone; upload, removal, backup and restore for admins. */
 export function modelRoutes(deps: ModelRouteDeps): RouteSpec[] {
@@ -152,18 +184,22 @@ export function modelRoutes(deps: ModelRouteDeps): RouteSpec[] {
     {
       method: 'GET',
       path: '/models/backup',
-      summary: "The domain's custom models (a superadmin: every domain's, or ?domain=) with their configs, for POST /models/restore.",
+      summary: "The domain's custom models (a superadmin: every domain's, or ?domain=) with their configs, for POST /models/restore: JSON with base64 models, or a zip with `Accept: application/zip`.",
       access: 'admin',
       owner: 'query+body',
       query: modelQuery,
       responses: {
         200: {
-          description: '{"models": [config + "domain" + "sha256" + "model" (base64)]}',
+          description: '{"models": [config + "domain" + "sha256" + "model" (base64)]}, or the zip backup (README "Model backups as zip files").',
           example: { models: [{ name: 'flowers', task: 'classify', input: { width: 224, height: 224, color: 'RGB' }, labels: ['daisy', 'rose'], domain: 'default', sha256: '3b0c…', model: '<base64>' }] },
         },
       },
       async handler(ctx) {
         const domain = targetDomain(ctx, ctx.state.owner!, { allDomains: true });
+        if (ctx.accepts('application/json', 'application/zip') === 'application/zip') {
+          await sendZipBackup(ctx, deps, domain, `kernelgate-models-${fileStamp()}.zip`, 'application/zip');
+          return;
+        }
         const { readFile } = await import('node:fs/promises');
         const models = await Promise.all(
           deps.kernels.store.list(domain).map(async (m) => ({ ...m.config, domain: m.domain, sha256: m.sha256, model: (await readFile(m.path)).toString('base64') })),
@@ -174,26 +210,26 @@ export function modelRoutes(deps: ModelRouteDeps): RouteSpec[] {
     {
       method: 'POST',
       path: '/models/restore',
-      summary: "Installs every model of a backup into the caller's domain (a superadmin: each entry's `domain`, unless ?domain= names one): all configs are validated first, then each model is checked as on upload and stored in turn.",
+      summary: "Installs every model of a backup (the JSON of GET /models/backup, or its zip as application/zip) into the caller's domain (a superadmin: each entry's `domain`, unless ?domain= names one). All or nothing: every entry is checked and every model loaded before the store changes in one commit.",
       access: 'admin',
       owner: 'query+body',
       query: modelQuery,
       body: { type: 'object', required: ['models'], properties: { models: { type: 'array', maxItems: 1000 }, owner_access_key: { type: 'string' }, domain: { type: 'string', minLength: 1, maxLength: 128 } } },
+      bodyTypes: [...ZIP_TYPES],
       bodyExample: { models: [{ name: 'flowers', task: 'classify', input: { width: 224, height: 224, color: 'RGB' }, labels: ['daisy', 'rose'], model: '<base64>' }] },
       responses: { 200: { description: 'Restored.', example: { restored: ['flowers'] } } },
       async handler(ctx) {
         const owner = ctx.state.owner!;
         const domain = targetDomain(ctx, owner, { body: ctx.state.body })!;
-        // Only a superadmin's signed document may place models in the domains it names.
-        const perEntry = ctx.state.auth!.keypair.role === 'superadmin' && ctx.query.domain === undefined && ctx.state.body?.domain === undefined
-          && owner === ctx.state.auth!.keypair && ctx.state.auth!.bodySigned;
-        const uploads = (body(ctx).models as unknown[]).map(upload);
-        const restored: string[] = [];
-        for (const entry of uploads) {
-          await deps.kernels.install(perEntry ? entry.domain ?? domain : domain, entry.config, entry.onnx);
-          restored.push(entry.config.name);
+        const perEntry = restoresPerEntry(ctx, owner);
+        if (ZIP_TYPES.has(canonicalContentType(ctx.get('content-type')))) {
+          const restored = await restoreZip(deps, ctx.state.rawBody, perEntry ? undefined : domain);
+          ctx.body = { restored: restored.map((m) => m.name) };
+          return;
         }
-        ctx.body = { restored };
+        const uploads = (body(ctx).models as unknown[]).map(upload).map((u) => ({ domain: perEntry ? u.domain ?? domain : domain, config: u.config, onnx: u.onnx }));
+        const restored = await restoreModels(deps.kernels, async (dir) => writeDecodedModels(dir, uploads), undefined);
+        ctx.body = { restored: restored.map((m) => m.name) };
       },
     },
   ];

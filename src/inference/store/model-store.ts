@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MODEL_NAME_FORMAT as NAME } from '../../validation/names.js';
@@ -18,6 +18,24 @@ export interface StoredModel {
 /** The folder name of a domain: percent-encoded, dots too, so no domain can name `..` or a path. */
 export function domainFolder(domain: string): string {
   return encodeURIComponent(domain).replace(/\./g, '%2E').replace(/\*/g, '%2A');
+}
+
+/** A model's file: its name and the start of its content hash. */
+const modelFileName = (name: string, sha256: string) => `${name}.${sha256.slice(0, 16)}.onnx`;
+/** What a config's `file` may name: a model file of this folder, never a path. */
+const NAME_FILE = /^[a-z0-9][a-z0-9._-]{0,63}\.[0-9a-f]{16}\.onnx$/;
+/** Inside a staging folder: `domains/<domain folder>/` as in the store, beside the restore's own files. */
+const STAGED_DOMAINS = 'domains';
+
+/** A rename that another process may have done first: false when the source is gone. */
+function moveIfThere(from: string, to: string): boolean {
+  try {
+    renameSync(from, to);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw error;
+  }
 }
 
 /** The domain whose models the files at the top of models_dir (before domains) belong to. */
@@ -118,7 +136,7 @@ export class ModelStore {
     const dir = this.domainDir(domain);
     mkdirSync(dir, { recursive: true });
     const sha256 = createHash('sha256').update(onnx).digest('hex');
-    const file = `${config.name}.${sha256.slice(0, 16)}.onnx`;
+    const file = modelFileName(config.name, sha256);
     const fileTmp = join(dir, `.${file}.tmp-${process.pid}`);
     writeFileSync(fileTmp, onnx);
     renameSync(fileTmp, join(dir, file));
@@ -129,6 +147,97 @@ export class ModelStore {
     renameSync(tmp, this.metaPath(domain, config.name));
     if (previous && previous.path !== join(dir, file)) rmSync(previous.path, { force: true });
     return { domain, config, path: join(dir, file), sha256, bytes: onnx.length, createdAt: meta.createdAt };
+  }
+
+  /**
+   * A new staging folder for a restore: inside models_dir (the same file system, so committing is
+   * renames), dot-named (no domain listing sees it), `.tmp` until committed.
+   */
+  newStaging(): string {
+    const staging = join(this.dir, `.restore-${Date.now()}-${randomBytes(6).toString('hex')}.tmp`);
+    mkdirSync(staging, { recursive: true, mode: 0o700 });
+    return staging;
+  }
+
+  /** Lays a checked model (its ONNX file at `source`, moved) out in `staging` as save() lays models out here. */
+  stage(staging: string, domain: string, config: ModelConfig, source: string, sha256: string, bytes: number): void {
+    const dir = join(staging, STAGED_DOMAINS, domainFolder(domain));
+    mkdirSync(dir, { recursive: true });
+    const file = modelFileName(config.name, sha256);
+    renameSync(source, join(dir, file));
+    writeFileSync(join(dir, `${config.name}.json`), JSON.stringify({ config, file, sha256, bytes, createdAt: new Date().toISOString() }, null, 2));
+  }
+
+  /**
+   * Commits a staged restore. Renaming the staging folder from `.tmp` to `.commit` is the one atomic step
+   * that decides it: before it nothing in the store changed; after it the restore happens, even across a
+   * crash (recoverRestores() finishes it at the next start). Then each domain's files move in: model files
+   * first (new content-hash names nobody reads yet), then each config by rename, so every model switches
+   * from its old version to its new one in one step and readers never see half of one.
+   */
+  commit(staging: string): void {
+    if (!staging.endsWith('.tmp')) throw new Error('not a staging folder');
+    const committed = `${staging.slice(0, -4)}.commit`;
+    renameSync(staging, committed);
+    this.rollForward(committed);
+  }
+
+  private rollForward(committed: string): void {
+    const root = join(committed, STAGED_DOMAINS);
+    let folders: string[] = [];
+    try {
+      folders = readdirSync(root);
+    } catch {
+      // nothing staged
+    }
+    for (const folder of folders) {
+      const live = join(this.dir, folder);
+      mkdirSync(live, { recursive: true });
+      const files = readdirSync(join(root, folder));
+      for (const f of files.filter((n) => n.endsWith('.onnx'))) moveIfThere(join(root, folder, f), join(live, f));
+      for (const f of files.filter((n) => n.endsWith('.json'))) {
+        let previous: string | undefined;
+        try {
+          previous = (JSON.parse(readFileSync(join(live, f), 'utf8')) as { file?: unknown }).file as string | undefined;
+        } catch {
+          previous = undefined;
+        }
+        const next = (JSON.parse(readFileSync(join(root, folder, f), 'utf8')) as { file: string }).file;
+        // Another replica finishing the same restore may have moved it first: then it also cleans up.
+        if (moveIfThere(join(root, folder, f), join(live, f)) && typeof previous === 'string' && previous !== next && NAME_FILE.test(previous)) {
+          rmSync(join(live, previous), { force: true });
+        }
+      }
+    }
+    rmSync(committed, { recursive: true, force: true });
+  }
+
+  /**
+   * At start: finishes restores committed before a crash, and removes staging folders a crash left
+   * behind (older than an hour, so another replica's restore in progress is left alone).
+   */
+  recoverRestores(now = Date.now()): string[] {
+    let entries: string[];
+    try {
+      entries = readdirSync(this.dir).filter((f) => f.startsWith('.restore-'));
+    } catch {
+      return [];
+    }
+    const finished: string[] = [];
+    for (const name of entries) {
+      const path = join(this.dir, name);
+      try {
+        if (name.endsWith('.commit')) {
+          this.rollForward(path);
+          finished.push(name);
+        } else if (name.endsWith('.tmp') && now - statSync(path).mtimeMs > 3_600_000) {
+          rmSync(path, { recursive: true, force: true });
+        }
+      } catch {
+        // Another replica got there first.
+      }
+    }
+    return finished;
   }
 
   remove(domain: string, name: string): StoredModel | undefined {

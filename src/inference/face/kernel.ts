@@ -146,7 +146,7 @@ export class FaceKernel implements Kernel<FaceResult> {
     }
   }
 
-  /** The detector on an already decoded image (benchmarks call it directly). */
+  /** The detector on an already decoded image. */
   async detect(img: RgbImage, minConfidence: number): Promise<FacePrediction[]> {
     const perModel = await Promise.all(this.#models.map((m) => this.#candidates(m, img, minConfidence)));
     // In the image's pixels both models' candidates share one frame, so one NMS merges them.

@@ -82,7 +82,7 @@ describe('kernelgate CLI', () => {
     const uploaded = JSON.parse((await model(['upload', '--config', config, '--onnx', ocrModelPaths().classifier])).stdout);
     assert.equal(uploaded.name, 'textdir');
     const listed = JSON.parse((await model(['list'])).stdout);
-    assert.deepEqual(listed.models.map((m: { name: string }) => m.name), ['ocr', 'textdir']);
+    assert.deepEqual(listed.models.map((m: { name: string }) => m.name), ['ocr', 'face', 'textdir']);
     assert.equal(JSON.parse((await model(['remove', 'textdir'])).stdout).deleted, true);
     // A user's keypair is refused, and the command says so by its exit code.
     const refused = await run(process.execPath, [BIN, 'model', 'upload', '--config', config, '--onnx', ocrModelPaths().classifier], { env }).then(

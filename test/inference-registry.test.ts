@@ -19,11 +19,15 @@ describe('KernelRegistry owns its kernels and runners', () => {
   const cfg = configFromObject({ inference: { models_dir: dir, providers: ['cpu'] } }).inference;
   const log = pino({ level: 'silent' });
 
-  it('lists the built-in ocr model for every domain, loads it on first use, and releases it on close()', async () => {
+  it('lists the built-in ocr and face models for every domain, loads it on first use, and releases it on close()', async () => {
     const registry = new KernelRegistry(cfg, log);
     assert.equal(registry.has('any-domain', 'ocr'), true);
     assert.equal(registry.has('any-domain', 'nothing'), false);
-    assert.deepEqual(registry.list('any-domain'), [{ name: 'ocr', task: 'ocr', builtin: true, loaded: false, provider: null }]);
+    assert.equal(registry.has('any-domain', 'face'), true);
+    assert.deepEqual(registry.list('any-domain'), [
+      { name: 'ocr', task: 'ocr', builtin: true, loaded: false, provider: null },
+      { name: 'face', task: 'face', builtin: true, loaded: false, provider: null },
+    ]);
     const png = await renderText(['Registry test'], { size: 24 });
     const result = (await registry.infer('any-domain', 'ocr', png)) as { predictions: Array<{ text: string }>; provider: string };
     assert.deepEqual(result.predictions.map((p) => p.text), ['Registry test']);

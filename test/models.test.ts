@@ -46,10 +46,11 @@ describe('custom models', () => {
     assertProblem(await install(ADMIN, { ...TEXTDIR, labels: ['a', 'b', 'c'], model: CLS_ONNX.toString('base64') }), 400, 'invalid-api-params');
     assertProblem(await install(ADMIN, { ...TEXTDIR, task: 'detect', model: CLS_ONNX.toString('base64') }), 400, 'invalid-api-params');
     assertProblem(await install(ADMIN, { ...TEXTDIR, name: 'ocr', model: CLS_ONNX.toString('base64') }), 400, 'invalid-api-params');
+    assertProblem(await install(ADMIN, { ...TEXTDIR, name: 'face', model: CLS_ONNX.toString('base64') }), 400, 'invalid-api-params');
     assertProblem(await install(ADMIN, { ...TEXTDIR, name: '../etc', model: CLS_ONNX.toString('base64') }), 400, 'invalid-api-params');
     assertProblem(await install(ADMIN, { ...TEXTDIR, model: '***' }), 400, 'invalid-api-params');
     const list = await gw.signed({ method: 'GET', target: '/models', as: ALICE });
-    assert.deepEqual(list.json.models.map((m: { name: string }) => m.name), ['ocr'], 'nothing was kept');
+    assert.deepEqual(list.json.models.map((m: { name: string }) => m.name), ['ocr', 'face'], 'nothing was kept');
   });
 
   it('installs a real classifier that users then run in sessions', async () => {

@@ -1,12 +1,12 @@
 /**
- * A kernel: one task (ocr, classify; detect and face next) over one model, behind its own bounded, fair
+ * A kernel: one task (ocr, classify, face; detect next) over one model, behind its own bounded, fair
  * work queue. The registry (registry.ts) and the session routes only see this interface; how a task turns
  * an image into tensors and tensors into predictions, and which runners (runners/) it uses, is the
  * kernel's business. Adding a task is one folder beside ocr/ and classify/ and one line in tasks.ts.
  */
 import type { QueueStats } from './queue.js';
 
-export type Task = 'ocr' | 'classify' | 'detect';
+export type Task = 'ocr' | 'classify' | 'detect' | 'face';
 
 /** Every task answers with predictions, the time it took and where it ran (DESIGN.md "Kernels"). */
 export interface InferenceResult {
@@ -20,6 +20,8 @@ export interface InferOptions {
   signal?: AbortSignal;
   /** The tenant the request is for: the queue serves tenants round-robin (see queue.ts). */
   owner?: string;
+  /** Tasks that score boxes (detect, face): predictions below this confidence are left out. */
+  minConfidence?: number;
 }
 
 export interface Kernel<Result extends InferenceResult = InferenceResult> {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
 import { ApiError } from '../problems/api-error.js';
-import type { InferenceResult, Kernel, Task } from './kernel.js';
+import type { InferenceResult, InferOptions, Kernel, Task } from './kernel.js';
 import { externalDataReferences } from './onnx-inspect.js';
 import { WorkQueue } from './queue.js';
 import { startIsolatedRunner } from './runners/ort-process.js';
@@ -258,13 +258,14 @@ export class KernelRegistry {
   /**
    * Runs `name` as seen from `domain` (the session owner's): built-ins, else that domain's model.
    * `owner`: the tenant (session owner's access key) the work is queued for, fairly against others.
+   * `options`: the task's own options (minConfidence for face and detect); kernels ignore what they do not use.
    */
-  async infer(domain: string, name: string, image: Buffer, signal?: AbortSignal, owner?: string): Promise<InferenceResult> {
+  async infer(domain: string, name: string, image: Buffer, signal?: AbortSignal, owner?: string, options: Pick<InferOptions, 'minConfidence'> = {}): Promise<InferenceResult> {
     const builtin = this.builtins.get(name);
-    if (builtin) return (await this.loadBuiltin(builtin)).infer(image, { signal, owner });
+    if (builtin) return (await this.loadBuiltin(builtin)).infer(image, { ...options, signal, owner });
     const model = this.store.get(domain, name);
     if (!model) throw new ApiError(404, 'model-not-found', `The session's model ${JSON.stringify(name)} was removed.`);
-    return (await this.customKernel(model)).infer(image, { signal, owner });
+    return (await this.customKernel(model)).infer(image, { ...options, signal, owner });
   }
 
   /** Queue state of every loaded model, for metrics (custom models labelled `<domain>/<name>`). */

@@ -6,6 +6,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
 import { ClassifyKernel, type CustomKernelParts } from './classify/kernel.js';
+import { FaceKernel } from './face/kernel.js';
 import type { Kernel, Task } from './kernel.js';
 import { OcrKernel } from './ocr/kernel.js';
 import type { RunnerPool } from './runners/pool.js';
@@ -36,6 +37,21 @@ export const BUILTIN_MODELS: readonly BuiltinModel[] = [
     task: 'ocr',
     load: ({ cfg, log, runners }) =>
       OcrKernel.load(
+        {
+          providers: cfg.providers,
+          intraOpNumThreads: cfg.threads > 0 ? cfg.threads : undefined,
+          limits: { maxBytes: cfg.max_image_bytes, maxPixels: cfg.max_image_pixels },
+          queue: { concurrency: cfg.concurrency, maxQueued: cfg.max_queue, maxQueuedPerOwner: cfg.max_queue_per_owner, timeoutMs: cfg.timeout_ms },
+          logger: log,
+        },
+        runners,
+      ),
+  },
+  {
+    name: 'face',
+    task: 'face',
+    load: ({ cfg, log, runners }) =>
+      FaceKernel.load(
         {
           providers: cfg.providers,
           intraOpNumThreads: cfg.threads > 0 ? cfg.threads : undefined,

@@ -43,6 +43,19 @@ const ownerQuery = {
   properties: { owner_access_key: { type: 'string', maxLength: 128 } },
 };
 
+/** The infer route's query: the owner, and the confidence threshold of the tasks that score boxes (face, detect). */
+const inferQuery = {
+  type: 'object',
+  properties: {
+    ...ownerQuery.properties,
+    min_confidence: {
+      type: 'string',
+      pattern: '^(0|1|0?\\.[0-9]{1,6}|0\\.|1\\.0{0,6})$',
+      description: 'Face and detect models: leave out predictions below this confidence, 0 to 1 (default 0.55).',
+    },
+  },
+};
+
 const sessionSchema = {
   type: 'object',
   properties: {
@@ -201,7 +214,7 @@ export function sessionRoutes(deps: SessionDeps): RouteSpec[] {
       summary: "Runs the session's model on an image.",
       access: 'signed',
       owner: 'query+body',
-      query: ownerQuery,
+      query: inferQuery,
       bodyTypes: ['image/*', 'multipart/form-data', 'application/octet-stream'],
       bodySchemas: {
         'multipart/form-data': {
@@ -236,7 +249,8 @@ export function sessionRoutes(deps: SessionDeps): RouteSpec[] {
         };
         ctx.res.once('close', onClose);
         try {
-          ctx.body = await deps.kernels.infer(ctx.state.owner!.domain, session.image, image, gone.signal, session.owner);
+          const minConfidence = typeof ctx.query.min_confidence === 'string' ? Number(ctx.query.min_confidence) : undefined;
+          ctx.body = await deps.kernels.infer(ctx.state.owner!.domain, session.image, image, gone.signal, session.owner, { minConfidence });
         } finally {
           ctx.res.off('close', onClose);
         }

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { defaultIntraOpThreads, ProviderLoadError, reportProvider, type ProviderFailure, type SessionOptions } from '../providers.js';
-import { ModelFailure, type Feeds, type ModelRunner, type Outputs } from './runner.js';
+import { ModelFailure, type Feeds, type ModelRunner, type Outputs, type RunOptions } from './runner.js';
 import type { FromWorker, Pending, ToWorker } from './session-protocol.js';
 
 export interface IsolatedRunnerOptions extends SessionOptions {
@@ -155,10 +155,11 @@ class ProcessRunner implements ModelRunner {
     Object.assign(this, { provider: reply.provider, skipped: reply.skipped, inputNames: reply.inputNames, outputNames: reply.outputNames, outputShapes: reply.outputShapes });
   }
 
-  async run(feeds: Feeds, opts: { timeoutMs?: number } = {}): Promise<Outputs> {
+  async run(feeds: Feeds, opts: RunOptions = {}): Promise<Outputs> {
     const id = this.#nextId++;
     const timeoutMs = opts.timeoutMs ?? this.#opts.runTimeoutMs;
-    const reply = await this.#call({ type: 'run', id, feeds }, id, timeoutMs, 'the model run');
+    const reply = await this.#call({ type: 'run', id, feeds, allOutputs: opts.allOutputs === true }, id, timeoutMs, 'the model run');
+    if (reply.type === 'outputs') return reply.outputs;
     if (reply.type === 'error') throw new Error(`inference failed: ${reply.message}`);
     if (reply.type !== 'output') throw new Error(`unexpected reply ${reply.type}`);
     return { [this.outputNames[0]!]: reply.output };

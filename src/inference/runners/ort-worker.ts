@@ -8,7 +8,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { defaultIntraOpThreads, ProviderLoadError, reportProvider, type ProviderFailure, type SessionOptions } from '../providers.js';
-import type { ArgmaxRunner, Feeds, Outputs } from './runner.js';
+import type { ArgmaxRunner, Feeds, Outputs, RunOptions } from './runner.js';
 import type { ArgmaxSteps, FromWorker, Pending, ToWorker } from './session-protocol.js';
 
 /** Under tsx (tests, `node --import tsx`) this file is .ts and so is the worker; compiled, both are .js. */
@@ -91,16 +91,17 @@ class WorkerRunner implements ArgmaxRunner {
     Object.assign(this, { provider: reply.provider, skipped: reply.skipped, inputNames: reply.inputNames, outputNames: reply.outputNames, outputShapes: reply.outputShapes });
   }
 
-  async #runRaw(feeds: Feeds, reduce: { kind: 'argmax'; watch: number } | undefined): Promise<FromWorker> {
+  async #runRaw(feeds: Feeds, reduce: { kind: 'argmax'; watch: number } | undefined, allOutputs = false): Promise<FromWorker> {
     const id = this.#nextId++;
-    const reply = await this.#call({ type: 'run', id, feeds, reduce }, id, Object.values(feeds).map((t) => t.data.buffer as ArrayBuffer));
+    const reply = await this.#call({ type: 'run', id, feeds, reduce, allOutputs }, id, Object.values(feeds).map((t) => t.data.buffer as ArrayBuffer));
     if (reply.type === 'error') throw new Error(`inference failed (${this.modelPath}): ${reply.message}`);
     return reply;
   }
 
   /** `timeoutMs` is not honoured: a worker thread cannot be stopped inside ORT (see ort-process.ts). */
-  async run(feeds: Feeds): Promise<Outputs> {
-    const reply = await this.#runRaw(feeds, undefined);
+  async run(feeds: Feeds, opts: RunOptions = {}): Promise<Outputs> {
+    const reply = await this.#runRaw(feeds, undefined, opts.allOutputs === true);
+    if (reply.type === 'outputs') return reply.outputs;
     if (reply.type !== 'output') throw new Error(`unexpected reply ${reply.type}`);
     return { [this.outputNames[0]!]: reply.output };
   }

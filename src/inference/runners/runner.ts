@@ -16,6 +16,8 @@ export type Outputs = Record<string, TensorData>;
 export interface RunOptions {
   /** Deadline of this run, ms: a runner that can stop a run stops it (ModelFailure 'timeout'); others may ignore it. */
   timeoutMs?: number;
+  /** Answer with every output of the model, not only the first (which is all most kernels read). */
+  allOutputs?: boolean;
 }
 
 export interface ModelRunner {
@@ -26,8 +28,8 @@ export interface ModelRunner {
   /** Declared shape of each output (symbolic dimensions as strings). */
   readonly outputShapes: readonly (readonly (number | string)[])[];
   /**
-   * Run float32 inputs. The ORT runners answer with the model's first output only (all any kernel reads
-   * today; copying every output across threads would cost the OCR path for nothing).
+   * Run float32 inputs. The ORT runners answer with the model's first output only unless
+   * `opts.allOutputs` (copying every output across threads would cost the OCR path for nothing).
    */
   run(feeds: Feeds, opts?: RunOptions): Promise<Outputs>;
   /** True once the runner can no longer run (crashed, killed, closed): start a new one. */

@@ -28,12 +28,13 @@ export type Reduce = { kind: 'argmax'; watch: number };
 
 export type ToWorker =
   | { type: 'load'; modelPath: string; providers: readonly string[]; intraOpNumThreads: number; fromBytes?: boolean }
-  | { type: 'run'; id: number; feeds: Record<string, TensorData>; reduce?: Reduce };
+  | { type: 'run'; id: number; feeds: Record<string, TensorData>; reduce?: Reduce; allOutputs?: boolean };
 
 export type FromWorker =
   | { type: 'loaded'; provider: string; skipped: ProviderFailure[]; inputNames: string[]; outputNames: string[]; outputShapes: (number | string)[][] }
   | { type: 'load-error'; message: string; failures: ProviderFailure[] }
   | { type: 'output'; id: number; output: TensorData }
+  | { type: 'outputs'; id: number; outputs: Record<string, TensorData> }
   | { type: 'argmax'; id: number; output: ArgmaxSteps }
   | { type: 'error'; id: number; message: string };
 

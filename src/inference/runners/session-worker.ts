@@ -48,6 +48,13 @@ const onMessage = async (msg: ToWorker) => {
     const feeds: Record<string, ort.Tensor> = {};
     for (const [name, t] of Object.entries(msg.feeds)) feeds[name] = new ort.Tensor('float32', t.data, t.dims);
     const outputs = await session.run(feeds);
+    if (msg.allOutputs) {
+      // Models whose answer spans several outputs (BlazeFace: scores and boxes of two anchor layers).
+      const all: Record<string, { data: Float32Array; dims: number[] }> = {};
+      for (const name of session.outputNames) all[name] = { data: Float32Array.from(outputs[name]!.data as Float32Array), dims: [...outputs[name]!.dims] };
+      send({ type: 'outputs', id, outputs: all }, Object.values(all).map((t) => t.data.buffer as ArrayBuffer));
+      return;
+    }
     const out = outputs[session.outputNames[0]!]!;
     const dims = [...out.dims];
     if (msg.reduce?.kind === 'argmax') {

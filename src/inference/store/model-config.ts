@@ -15,7 +15,7 @@ export interface ModelConfig {
 }
 
 /** Names the gateway keeps for its built-in kernels. */
-export const RESERVED_MODEL_NAMES = new Set(['ocr', 'backup', 'restore']);
+export const RESERVED_MODEL_NAMES = new Set(['ocr', 'face', 'backup', 'restore']);
 
 export const modelConfigSchema = {
   type: 'object',

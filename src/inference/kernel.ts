@@ -20,6 +20,8 @@ export interface InferOptions {
   signal?: AbortSignal;
   /** The tenant the request is for: the queue serves tenants round-robin (see queue.ts). */
   owner?: string;
+  /** Tasks that score boxes (detect, face): predictions below this confidence are left out. */
+  minConfidence?: number;
 }
 
 export interface Kernel<Result extends InferenceResult = InferenceResult> {

@@ -29,6 +29,8 @@ export interface RouteSpec {
   body?: JsonSchema;
   /** Status -> description (and optional JSON Schema) for the OpenAPI document. */
   responses: Record<number, { description: string; schema?: JsonSchema }>;
+  /** A `read`-scoped credential may call it although it is not a GET (inference routes). */
+  readScope?: boolean;
   /** Media types accepted for the body besides JSON (e.g. `image/*`). */
   bodyTypes?: string[];
   handler(ctx: GatewayContext): Promise<void> | void;

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
 import { ApiError } from '../problems/api-error.js';
-import type { InferenceResult, Kernel, Task } from './kernel.js';
+import type { InferenceResult, InferOptions, Kernel, Task } from './kernel.js';
 import { externalDataReferences } from './onnx-inspect.js';
 import { WorkQueue } from './queue.js';
 import { startIsolatedRunner } from './runners/ort-process.js';
@@ -89,6 +89,11 @@ export class KernelRegistry {
   /** Built-in models are seen by every domain; custom ones only by their own. */
   has(domain: string, name: string): boolean {
     return this.builtins.has(name) || this.store.get(domain, name) !== undefined;
+  }
+
+  /** Whether `name` is a built-in model (ocr, and face where that kernel is registered). */
+  isBuiltin(name: string): boolean {
+    return this.builtins.has(name);
   }
 
   /** The built-in models and the custom models of `domain` (of every domain when undefined). */
@@ -233,12 +238,12 @@ export class KernelRegistry {
    * Runs `name` as seen from `domain` (the session owner's): built-ins, else that domain's model.
    * `owner`: the tenant (session owner's access key) the work is queued for, fairly against others.
    */
-  async infer(domain: string, name: string, image: Buffer, signal?: AbortSignal, owner?: string): Promise<InferenceResult> {
+  async infer(domain: string, name: string, image: Buffer, signal?: AbortSignal, owner?: string, extra: Pick<InferOptions, 'minConfidence'> = {}): Promise<InferenceResult> {
     const builtin = this.builtins.get(name);
-    if (builtin) return (await this.loadBuiltin(builtin)).infer(image, { signal, owner });
+    if (builtin) return (await this.loadBuiltin(builtin)).infer(image, { signal, owner, ...extra });
     const model = this.store.get(domain, name);
     if (!model) throw new ApiError(404, 'model-not-found', `The session's model ${JSON.stringify(name)} was removed.`);
-    return (await this.customKernel(model)).infer(image, { signal, owner });
+    return (await this.customKernel(model)).infer(image, { signal, owner, ...extra });
   }
 
   /** Queue state of every loaded model, for metrics (custom models labelled `<domain>/<name>`). */

@@ -56,7 +56,15 @@ export function renderProblem(ctx: Context, caught: unknown, baseUri: string, lo
   ctx.status = error.status;
   ctx.set(error.headers);
   ctx.type = 'application/problem+json';
-  ctx.body = problemDocument(error, baseUri, ctx.state.reqId ? `urn:kernelgate:request:${ctx.state.reqId}` : undefined);
+  const doc = problemDocument(error, baseUri, ctx.state.reqId ? `urn:kernelgate:request:${ctx.state.reqId}` : undefined);
+  // DeepStack clients read these (DESIGN.md "Errors"): the status stays the real one, never 200.
+  if (ctx.path.startsWith('/v1/')) Object.assign(doc, deepStackMembers(doc.detail));
+  ctx.body = doc;
+}
+
+/** DeepStack's error members, carried by every problem document of a `/v1/` route. */
+export function deepStackMembers(detail: string): { success: false; error: string; duration: 0 } {
+  return { success: false, error: detail, duration: 0 };
 }
 
 /** The one place where errors become RFC 9457 documents. Nothing internal leaks. */

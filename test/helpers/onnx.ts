@@ -67,6 +67,7 @@ export const bools = (name: string, dims: number[], values: boolean[]): TensorSp
 export type Attr =
   | { name: string; i: number | bigint }
   | { name: string; f: number }
+  | { name: string; ints: number[] }
   | { name: string; t: TensorSpec }
   | { name: string; g: GraphSpec };
 
@@ -74,6 +75,7 @@ function attribute(a: Attr): Buffer {
   const parts = [bytes(1, a.name)];
   if ('i' in a) parts.push(int(3, a.i), int(20, 2));
   else if ('f' in a) parts.push(f32(2, a.f), int(20, 1));
+  else if ('ints' in a) parts.push(...a.ints.map((v) => int(8, v)), int(20, 7));
   else if ('t' in a) parts.push(bytes(5, tensor(a.t)), int(20, 4));
   else parts.push(bytes(6, graph(a.g)), int(20, 5));
   return Buffer.concat(parts);

@@ -51,42 +51,46 @@ export function decodeDetections(
   const n = anchorsOf(dims, format, classes);
   if (data.length !== n * (format === 'yolov8' ? 4 + classes : 5 + classes)) throw new Error('the output tensor has fewer values than its shape says');
   const candidates: Detection[] = [];
-  for (let i = 0; i < n; i++) {
-    let cx: number, cy: number, w: number, h: number, best = -Infinity, bestClass = 0, confidence: number;
-    if (format === 'yolov8') {
-      cx = data[i]!;
-      cy = data[n + i]!;
-      w = data[2 * n + i]!;
-      h = data[3 * n + i]!;
-      for (let c = 0; c < classes; c++) {
-        const s = data[(4 + c) * n + i]!;
-        if (s > best) {
-          best = s;
-          bestClass = c;
+  const push = (cx: number, cy: number, w: number, h: number, confidence: number, classIndex: number) => {
+    // NaN fails every comparison: such boxes never pass.
+    if (!(confidence >= minConfidence) || !(w >= 0) || !(h >= 0) || !Number.isFinite(cx + cy + w + h)) return;
+    candidates.push({ x1: cx - w / 2, y1: cy - h / 2, x2: cx + w / 2, y2: cy + h / 2, confidence, classIndex });
+  };
+  if (format === 'yolov8') {
+    // Class-major, in memory order: each class row is read sequentially (a per-anchor walk would stride
+    // across the whole tensor for every anchor).
+    const best = new Float32Array(n).fill(-Infinity);
+    const bestClass = new Uint32Array(n);
+    for (let c = 0; c < classes; c++) {
+      const row = (4 + c) * n;
+      for (let i = 0; i < n; i++) {
+        const score = data[row + i]!;
+        if (score > best[i]!) {
+          best[i] = score;
+          bestClass[i] = c;
         }
       }
-      confidence = best;
-    } else {
+    }
+    for (let i = 0; i < n; i++) {
+      if (best[i]! >= minConfidence) push(data[i]!, data[n + i]!, data[2 * n + i]!, data[3 * n + i]!, best[i]!, bestClass[i]!);
+    }
+  } else {
+    for (let i = 0; i < n; i++) {
       const row = i * (5 + classes);
       const objectness = data[row + 4]!;
       // Cheap rejection first: no class can lift a box whose objectness alone is under the threshold.
       if (!(objectness >= minConfidence)) continue;
-      cx = data[row]!;
-      cy = data[row + 1]!;
-      w = data[row + 2]!;
-      h = data[row + 3]!;
+      let best = -Infinity;
+      let bestClass = 0;
       for (let c = 0; c < classes; c++) {
-        const s = data[row + 5 + c]!;
-        if (s > best) {
-          best = s;
+        const score = data[row + 5 + c]!;
+        if (score > best) {
+          best = score;
           bestClass = c;
         }
       }
-      confidence = objectness * best;
+      push(data[row]!, data[row + 1]!, data[row + 2]!, data[row + 3]!, objectness * best, bestClass);
     }
-    // NaN fails every comparison: such boxes never pass.
-    if (!(confidence >= minConfidence) || !(w >= 0) || !(h >= 0) || !Number.isFinite(cx + cy + w + h)) continue;
-    candidates.push({ x1: cx - w / 2, y1: cy - h / 2, x2: cx + w / 2, y2: cy + h / 2, confidence, classIndex: bestClass });
   }
   return classwiseNms(candidates, iouThreshold);
 }

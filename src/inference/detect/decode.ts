@@ -9,7 +9,7 @@
  *
  * Each anchor keeps its best class only (Ultralytics' default, multi_label off). Work is bounded: at most
  * MAX_CANDIDATES boxes enter NMS (the best ones) and it stops at MAX_DETECTIONS kept, comparing each
- * candidate with the kept boxes of its class only, so the cost is O(N + K log K + K * MAX_DETECTIONS).
+ * candidate with the kept boxes of its class only, so the cost is O(N·C + K log K + K · MAX_DETECTIONS).
  */
 import type { DetectFormat } from '../store/model-config.js';
 
@@ -50,11 +50,22 @@ export function decodeDetections(
 ): Detection[] {
   const n = anchorsOf(dims, format, classes);
   if (data.length !== n * (format === 'yolov8' ? 4 + classes : 5 + classes)) throw new Error('the output tensor has fewer values than its shape says');
-  const candidates: Detection[] = [];
+  // Candidates live in flat typed arrays (no object per anchor): 8400 anchors cost a few allocations.
+  // Float64: corners and products of float32 values stay exact (cx + w/2 may overflow float32).
+  const box = new Float64Array(n * 4);
+  const score = new Float64Array(n);
+  const cls = new Uint32Array(n);
+  let count = 0;
   const push = (cx: number, cy: number, w: number, h: number, confidence: number, classIndex: number) => {
     // NaN fails every comparison: such boxes never pass.
     if (!(confidence >= minConfidence) || !(w >= 0) || !(h >= 0) || !Number.isFinite(cx + cy + w + h)) return;
-    candidates.push({ x1: cx - w / 2, y1: cy - h / 2, x2: cx + w / 2, y2: cy + h / 2, confidence, classIndex });
+    box[count * 4] = cx - w / 2;
+    box[count * 4 + 1] = cy - h / 2;
+    box[count * 4 + 2] = cx + w / 2;
+    box[count * 4 + 3] = cy + h / 2;
+    score[count] = confidence;
+    cls[count] = classIndex;
+    count++;
   };
   if (format === 'yolov8') {
     // Class-major, in memory order: each class row is read sequentially (a per-anchor walk would stride
@@ -92,38 +103,45 @@ export function decodeDetections(
       push(data[row]!, data[row + 1]!, data[row + 2]!, data[row + 3]!, objectness * best, bestClass);
     }
   }
-  return classwiseNms(candidates, iouThreshold);
+  return nmsFlat(box, score, cls, count, iouThreshold);
 }
 
-export function iou(a: Detection, b: Detection): number {
-  const iw = Math.min(a.x2, b.x2) - Math.max(a.x1, b.x1);
-  const ih = Math.min(a.y2, b.y2) - Math.max(a.y1, b.y1);
+const iouFlat = (box: Float64Array, a: number, b: number): number => {
+  const iw = Math.min(box[a + 2]!, box[b + 2]!) - Math.max(box[a]!, box[b]!);
+  const ih = Math.min(box[a + 3]!, box[b + 3]!) - Math.max(box[a + 1]!, box[b + 1]!);
   if (iw <= 0 || ih <= 0) return 0;
   const inter = iw * ih;
-  const union = (a.x2 - a.x1) * (a.y2 - a.y1) + (b.x2 - b.x1) * (b.y2 - b.y1) - inter;
+  const union = (box[a + 2]! - box[a]!) * (box[a + 3]! - box[a + 1]!) + (box[b + 2]! - box[b]!) * (box[b + 3]! - box[b + 1]!) - inter;
   return union > 0 ? inter / union : 0;
-}
+};
 
 /**
  * Greedy NMS per class: best first, a box is dropped when it overlaps an already kept box of its own class
  * by more than `iouThreshold` (torchvision's rule). Boxes of different classes never suppress each other.
  */
-export function classwiseNms(candidates: Detection[], iouThreshold: number): Detection[] {
-  // Stable: equal confidences keep the model's anchor order.
-  const sorted = candidates
-    .map((d, i) => [d, i] as const)
-    .sort((a, b) => b[0].confidence - a[0].confidence || a[1] - b[1])
-    .slice(0, MAX_CANDIDATES)
-    .map(([d]) => d);
-  const keptByClass = new Map<number, Detection[]>();
+function nmsFlat(box: Float64Array, score: Float64Array, cls: Uint32Array, count: number, iouThreshold: number): Detection[] {
+  // Best first; equal confidences keep the model's anchor order.
+  const order = new Uint32Array(count);
+  for (let i = 0; i < count; i++) order[i] = i;
+  order.sort((a, b) => score[b]! - score[a]! || a - b);
+  const keptByClass = new Map<number, number[]>();
   const kept: Detection[] = [];
-  for (const d of sorted) {
-    let same = keptByClass.get(d.classIndex);
-    if (same === undefined) keptByClass.set(d.classIndex, (same = []));
-    if (same.some((k) => iou(k, d) > iouThreshold)) continue;
-    same.push(d);
-    kept.push(d);
-    if (kept.length >= MAX_DETECTIONS) break;
+  const limit = Math.min(count, MAX_CANDIDATES);
+  for (let k = 0; k < limit && kept.length < MAX_DETECTIONS; k++) {
+    const i = order[k]!;
+    const c = cls[i]!;
+    let same = keptByClass.get(c);
+    if (same === undefined) keptByClass.set(c, (same = []));
+    let suppressed = false;
+    for (const j of same) {
+      if (iouFlat(box, j * 4, i * 4) > iouThreshold) {
+        suppressed = true;
+        break;
+      }
+    }
+    if (suppressed) continue;
+    same.push(i);
+    kept.push({ x1: box[i * 4]!, y1: box[i * 4 + 1]!, x2: box[i * 4 + 2]!, y2: box[i * 4 + 3]!, confidence: score[i]!, classIndex: c });
   }
   return kept;
 }

@@ -18,6 +18,7 @@ import { KernelRegistry } from './inference/registry.js';
 import { KeypairStore } from './keypairs/keypair-store.js';
 import { modelRoutes } from './models/routes.js';
 import { backupRoutes } from './vision/backup-routes.js';
+import { visionRoutes } from './vision/routes.js';
 import { createAccessLogger, createLogger } from './observability/logger.js';
 import { createMetrics } from './observability/metrics.js';
 import { mountPipeline } from './pipeline.js';
@@ -138,8 +139,8 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
   const routes: RouteSpec[] = [
     ...basicRoutes(latest),
     ...sessionRoutes({ store: stores.sessions, kernels, config }),
-    ...modelRoutes({ kernels }),
-    ...backupRoutes({ kernels }),
+    ...modelRoutes({ kernels, maxModelBytes: config.server.body_limit_bytes }),
+    ...(config.vision.enabled ? [...visionRoutes({ kernels, sessions: stores.sessions, config }), ...backupRoutes({ kernels, maxModelBytes: config.server.body_limit_bytes })] : []),
     ...(config.docs.enabled ? docsRoutes() : []),
   ];
   routes.push(

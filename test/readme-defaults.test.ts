@@ -63,6 +63,9 @@ describe('README "Configuration": the table\'s defaults are the embedded default
     ['`inference.threads`', '0', c.inference.threads, 0],
     ['`inference.models_dir`', '`models`', c.inference.models_dir, 'models'],
     ['`docs.enabled`', '`true`', c.docs.enabled, true],
+    ['`vision.enabled`', '`true`', c.vision.enabled, true],
+    ['`vision.detection_model`', '`""`', c.vision.detection_model, ''],
+    ['`vision.scene_model`', '`""`', c.vision.scene_model, ''],
     ['`log.level`', '`info`', c.log.level, 'info'],
     ['`log.access`', '`true`', c.log.access, true],
   ];

@@ -53,9 +53,9 @@ const READ_SCOPE_WRITES = new Set(['POST /session/:name/infer']);
  * The credential's scope (an API key of scope `read`: GET routes and inference on existing sessions
  * only). None for routes every scope may use.
  */
-export function requireScope(route: Pick<RouteSpec, 'method' | 'path' | 'access'>): Stage | undefined {
+export function requireScope(route: Pick<RouteSpec, 'method' | 'path' | 'access' | 'readScope'>): Stage | undefined {
   if (route.access !== 'signed' && route.access !== 'admin') return undefined;
-  if (route.method === 'GET' || READ_SCOPE_WRITES.has(`${route.method} ${route.path}`)) return undefined;
+  if (route.method === 'GET' || route.readScope === true || READ_SCOPE_WRITES.has(`${route.method} ${route.path}`)) return undefined;
   const what = `${route.method} ${route.path}`;
   return function checkScope(ctx: GatewayContext): void {
     const principal = ctx.state.principal;

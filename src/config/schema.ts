@@ -120,6 +120,19 @@ export const ConfigSchema = Type.Object(
       threads: Int(0, 0),
       models_dir: NonEmpty('models', 'Uploaded custom models (a relative path resolves against the config file).'),
     }),
+    vision: Section({
+      enabled: Type.Boolean({ default: true, description: 'The DeepStack-compatible API under /v1/ (off: 404).' }),
+      detection_model: Type.String({
+        default: '',
+        pattern: '^$|^[a-z0-9][a-z0-9._-]{0,63}$',
+        description: 'Custom detect model behind /v1/vision/detection, in the caller\'s domain ("": not activated, 403).',
+      }),
+      scene_model: Type.String({
+        default: '',
+        pattern: '^$|^[a-z0-9][a-z0-9._-]{0,63}$',
+        description: 'Custom classify model behind /v1/vision/scene, in the caller\'s domain ("": not activated, 403).',
+      }),
+    }),
     docs: Section({
       enabled: Type.Boolean({
         default: true,

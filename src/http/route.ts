@@ -31,6 +31,8 @@ export interface RouteSpec {
   responses: Record<number, { description: string; schema?: JsonSchema; example?: unknown }>;
   /** An example JSON body, for the OpenAPI document (and so for "Try it out" in /docs). */
   bodyExample?: unknown;
+  /** A `read`-scoped credential may call it although it is not a GET (inference routes). */
+  readScope?: boolean;
   /** Media types accepted for the body besides JSON (e.g. `image/*`). */
   bodyTypes?: string[];
   /** The schema of a `bodyTypes` entry where it is not opaque bytes (the fields of `multipart/form-data`). */

@@ -41,6 +41,7 @@ function customKey(domain: string, name: string): string {
 export function safeLoadReason(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
   if (/^the model outputs \d+ scores for \d+ labels$/.test(message)) return message;
+  if (/^the model's output has shape \[[\d, ]{0,80}\], not [^\n]{0,80} for \d+ labels \(format yolov[58]\)$/.test(message)) return message;
   if (/protobuf|parsing failed|invalid_protobuf|model_proto/i.test(message)) return 'the file is not a valid ONNX model';
   if (/opset|not implemented|no_suchfile|unsupported|could not find an implementation/i.test(message)) return 'the model uses an operator or opset this ONNX Runtime does not support';
   if (/shape|dimension|dims|invalid_argument|rank/i.test(message)) return 'the model does not accept a 1x3xHxW float input of the declared size';
@@ -90,6 +91,11 @@ export class KernelRegistry {
   /** Built-in models are seen by every domain; custom ones only by their own. */
   has(domain: string, name: string): boolean {
     return this.builtins.has(name) || this.store.get(domain, name) !== undefined;
+  }
+
+  /** Whether `name` is a built-in model (ocr, and face where that kernel is registered). */
+  isBuiltin(name: string): boolean {
+    return this.builtins.has(name);
   }
 
   /** The built-in models and the custom models of `domain` (of every domain when undefined). */

@@ -6,6 +6,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
 import { ClassifyKernel, type CustomKernelParts } from './classify/kernel.js';
+import { DetectKernel } from './detect/kernel.js';
 import { FaceKernel } from './face/kernel.js';
 import type { Kernel, Task } from './kernel.js';
 import { OcrKernel } from './ocr/kernel.js';
@@ -67,4 +68,5 @@ export const BUILTIN_MODELS: readonly BuiltinModel[] = [
 /** By the `task` of an uploaded model's config. */
 export const CUSTOM_TASKS: Record<ModelConfig['task'], (parts: CustomKernelParts) => Promise<CustomKernel>> = {
   classify: (parts) => ClassifyKernel.create(parts),
+  detect: (parts) => DetectKernel.create(parts),
 };

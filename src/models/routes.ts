@@ -5,13 +5,17 @@ import { ApiError } from '../problems/api-error.js';
 import type { GatewayContext } from '../http/context.js';
 import type { RouteSpec } from '../http/route.js';
 import { domainFolder } from '../inference/store/model-store.js';
+import { readForm } from '../http/form.js';
+import { canonicalContentType } from '../signing/canonical.js';
+import { uploadFromForm } from './form-upload.js';
 import { modelConfigSchema, parseModelConfig, RESERVED_MODEL_NAMES } from '../inference/store/model-config.js';
 import { extractModelArchive, writeModelArchive } from '../inference/store/model-archive.js';
 import { restoreModels, writeDecodedModels } from '../inference/store/model-restore.js';
-import { canonicalContentType } from '../signing/canonical.js';
 
 export interface ModelRouteDeps {
   kernels: KernelRegistry;
+  /** Largest model file a multipart upload may carry (the body limit bounds it too). */
+  maxModelBytes: number;
 }
 
 /** The ONNX bytes of an upload (`model`: base64), its config (every other member) and its `domain`, if named. */
@@ -139,11 +143,12 @@ export function modelRoutes(deps: ModelRouteDeps): RouteSpec[] {
     {
       method: 'POST',
       path: '/models',
-      summary: 'Uploads (or replaces) a custom ONNX model with its config.',
+      summary: 'Uploads (or replaces) a custom ONNX model with its config: JSON with the model in base64, or multipart files `model` (ONNX) and `config` (JSON).',
       access: 'admin',
       owner: 'query+body',
       query: modelQuery,
       body: uploadSchema,
+      bodyTypes: ['multipart/form-data'],
       bodyExample: {
         name: 'flowers',
         task: 'classify',
@@ -158,7 +163,10 @@ export function modelRoutes(deps: ModelRouteDeps): RouteSpec[] {
       },
       async handler(ctx) {
         const domain = targetDomain(ctx, ctx.state.owner!, { body: ctx.state.body })!;
-        const { config, onnx } = upload(body(ctx));
+        // Multipart: the model travels as bytes, so models the base64 JSON form cannot carry fit the body limit.
+        const { config, onnx } = canonicalContentType(ctx.get('content-type')) === 'multipart/form-data'
+          ? uploadFromForm(await readForm(ctx.state.rawBody, ctx.get('content-type'), { maxFileBytes: deps.maxModelBytes }))
+          : upload(body(ctx));
         const { model, replaced } = await deps.kernels.install(domain, config, onnx);
         ctx.status = replaced ? 200 : 201;
         ctx.body = { name: config.name, domain, task: config.task, sha256: model.sha256, bytes: model.bytes, labels: config.labels.length, replaced };

@@ -67,6 +67,7 @@ export const bools = (name: string, dims: number[], values: boolean[]): TensorSp
 export type Attr =
   | { name: string; i: number | bigint }
   | { name: string; f: number }
+  | { name: string; ints: number[] }
   | { name: string; t: TensorSpec }
   | { name: string; g: GraphSpec };
 
@@ -74,6 +75,7 @@ function attribute(a: Attr): Buffer {
   const parts = [bytes(1, a.name)];
   if ('i' in a) parts.push(int(3, a.i), int(20, 2));
   else if ('f' in a) parts.push(f32(2, a.f), int(20, 1));
+  else if ('ints' in a) parts.push(...a.ints.map((v) => int(8, v)), int(20, 7));
   else if ('t' in a) parts.push(bytes(5, tensor(a.t)), int(20, 4));
   else parts.push(bytes(6, graph(a.g)), int(20, 5));
   return Buffer.concat(parts);
@@ -219,4 +221,39 @@ export function tinyClassifier(h: number, w: number): Buffer {
     outputs: [{ name: 'scores', type: DT.FLOAT, dims: [2] }],
     initializers: [floats('zero', [], [0]), floats('w', [2], [0.25, 0.75])],
   });
+}
+
+/**
+ * A detector whose output is the constant `values` of shape `dims` (a YOLO layout), whatever the image:
+ * `values + sum(x)·0`, so the input stays in use. Tests place boxes in input pixels and check where the
+ * gateway maps them on the original image.
+ */
+export function constantDetector(h: number, w: number, dims: number[], values: number[], padBytes = 0): Buffer {
+  const nodes: NodeSpec[] = [
+    { op: 'ReduceSum', inputs: ['x'], outputs: ['sum'], attrs: [{ name: 'keepdims', i: 0 }] },
+    { op: 'Mul', inputs: ['sum', 'zero'], outputs: ['nothing'] },
+    { op: 'Add', inputs: ['w', 'nothing'], outputs: ['boxes'] },
+  ];
+  const initializers = [floats('zero', [], [0]), floats('w', dims, values)];
+  if (padBytes > 0) {
+    // Bulk that the graph reads (so no optimizer drops it): its sum times zero joins the output.
+    initializers.push({ name: 'pad', type: DT.FLOAT, dims: [Math.ceil(padBytes / 4)], raw: Buffer.alloc(Math.ceil(padBytes / 4) * 4) });
+    nodes[1] = { op: 'ReduceSum', inputs: ['pad'], outputs: ['padsum'], attrs: [{ name: 'keepdims', i: 0 }] };
+    nodes.splice(2, 0, { op: 'Add', inputs: ['sum', 'padsum'], outputs: ['both'] }, { op: 'Mul', inputs: ['both', 'zero'], outputs: ['nothing'] });
+  }
+  return model({ nodes, inputs: [image(h, w)], outputs: [{ name: 'boxes', type: DT.FLOAT, dims }], initializers });
+}
+
+/** Rows (one per anchor) into the yolov8 layout `[1, 4+C, N]`: attribute-major. */
+export function yolov8Values(rows: number[][]): { dims: number[]; values: number[] } {
+  const n = rows.length;
+  const attrs = rows[0]!.length;
+  const values = new Array<number>(attrs * n);
+  rows.forEach((r, i) => r.forEach((v, a) => (values[a * n + i] = v)));
+  return { dims: [1, attrs, n], values };
+}
+
+/** Rows into the yolov5 layout `[1, N, 5+C]`: anchor-major. */
+export function yolov5Values(rows: number[][]): { dims: number[]; values: number[] } {
+  return { dims: [1, rows.length, rows[0]!.length], values: rows.flat() };
 }

@@ -1,0 +1,107 @@
+/**
+ * A form body: multipart (what every DeepStack client sends: `image`, `min_confidence`,
+ * `api_key`, files `model` / `config`) or urlencoded (Python `requests.post(data=...)` without files).
+ * Parsed from the body bytes authentication already read within the body limit; busboy is linear in them.
+ * A field given twice is refused (which one would count?); a part over its limit is a 413.
+ */
+import busboy from 'busboy';
+import { ApiError } from '../problems/api-error.js';
+import { canonicalContentType } from '../signing/canonical.js';
+
+export interface FormLimits {
+  /** Largest file part (and `image` sent as a plain field), bytes. */
+  maxFileBytes: number;
+}
+
+export interface Form {
+  /** Text fields, as latin1 strings (bytes kept: `curl -F 'image=<f'` sends the image as a field). */
+  fields: Map<string, string>;
+  files: Map<string, Buffer>;
+  /** The first file part, whatever its name (CodeProject.AI's OCR takes any). */
+  firstFile?: Buffer;
+}
+
+/** Text fields other than an image are short: a name, a number, a key. */
+export const MAX_TEXT_FIELD_BYTES = 4096;
+const MAX_PARTS = 32;
+
+const malformed = () => new ApiError(400, 'invalid-api-params', 'Malformed multipart body.');
+const twice = (name: string) => new ApiError(400, 'invalid-api-params', `Form field ${JSON.stringify(name.slice(0, 64))} is given more than once.`);
+const tooLarge = (name: string, limit: number) => new ApiError(413, 'request-too-large', `Form part ${JSON.stringify(name.slice(0, 64))} is larger than ${limit} bytes.`);
+
+export async function readForm(raw: Buffer, contentType: string | undefined, limits: FormLimits): Promise<Form> {
+  const type = canonicalContentType(contentType);
+  const form: Form = { fields: new Map(), files: new Map() };
+  if (raw.length === 0) return form;
+  if (type === 'application/x-www-form-urlencoded') {
+    for (const [k, v] of new URLSearchParams(raw.toString('latin1'))) {
+      if (form.fields.has(k)) throw twice(k);
+      if (form.fields.size >= MAX_PARTS) throw new ApiError(400, 'invalid-api-params', `More than ${MAX_PARTS} form fields.`);
+      form.fields.set(k, v);
+    }
+    return form;
+  }
+  if (type !== 'multipart/form-data') {
+    throw new ApiError(415, 'unsupported-media-type', 'Send a multipart/form-data body (fields "image", "min_confidence", ...), as DeepStack clients do.');
+  }
+  return new Promise((resolve, reject) => {
+    let parser: busboy.Busboy;
+    try {
+      parser = busboy({
+        headers: { 'content-type': contentType! },
+        defCharset: 'latin1',
+        defParamCharset: 'utf8',
+        limits: { files: MAX_PARTS, fields: MAX_PARTS, parts: MAX_PARTS, fileSize: limits.maxFileBytes + 1, fieldSize: limits.maxFileBytes + 1, fieldNameSize: 200 },
+      });
+    } catch {
+      reject(new ApiError(400, 'invalid-api-params', 'Malformed multipart Content-Type (no boundary?).'));
+      return;
+    }
+    let failure: ApiError | undefined;
+    const fail = (e: ApiError) => (failure ??= e);
+    parser.on('file', (name, stream) => {
+      stream.on('error', () => fail(malformed()));
+      if (form.files.has(name) || form.fields.has(name)) {
+        fail(twice(name));
+        stream.resume();
+        return;
+      }
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('limit', () => fail(tooLarge(name, limits.maxFileBytes)));
+      stream.on('end', () => {
+        if (failure) return;
+        const data = Buffer.concat(chunks);
+        form.files.set(name, data);
+        form.firstFile ??= data;
+      });
+    });
+    parser.on('field', (name, value, info) => {
+      if (form.files.has(name) || form.fields.has(name)) return void fail(twice(name));
+      // Only `image` may be large (a file sent without a filename); every other field is short text.
+      const limit = name === 'image' ? limits.maxFileBytes : MAX_TEXT_FIELD_BYTES;
+      if (info.valueTruncated || Buffer.byteLength(value, 'latin1') > limit) return void fail(tooLarge(name, limit));
+      form.fields.set(name, value);
+    });
+    for (const limit of ['partsLimit', 'filesLimit', 'fieldsLimit'] as const) {
+      parser.on(limit, () => fail(new ApiError(400, 'invalid-api-params', `More than ${MAX_PARTS} form parts.`)));
+    }
+    parser.on('error', () => reject(failure ?? malformed()));
+    parser.on('close', () => (failure ? reject(failure) : resolve(form)));
+    parser.end(raw);
+  });
+}
+
+/** A text field, decoded as UTF-8 (undefined when absent). */
+export function textField(form: Form, name: string): string | undefined {
+  const v = form.fields.get(name);
+  return v === undefined ? undefined : Buffer.from(v, 'latin1').toString('utf8');
+}
+
+/** The `image` part: a file, or a plain field holding the bytes. */
+export function imagePart(form: Form): Buffer | undefined {
+  const file = form.files.get('image');
+  if (file !== undefined) return file;
+  const field = form.fields.get('image');
+  return field === undefined ? undefined : Buffer.from(field, 'latin1');
+}

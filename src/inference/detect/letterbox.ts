@@ -1,0 +1,49 @@
+/**
+ * Letterboxing, as Ultralytics trains and exports YOLO models: the image scaled to fit the input keeping
+ * its aspect ratio, centred, the rest filled with grey 114. Boxes found on the input map back through the
+ * same scale and offset.
+ */
+import sharp from 'sharp';
+import type { RgbImage } from '../image.js';
+
+export const LETTERBOX_GREY = 114;
+
+export interface Letterbox {
+  /** Input pixels per original pixel. */
+  scale: number;
+  /** Padding left and top, in input pixels. */
+  left: number;
+  top: number;
+  /** The original (EXIF-rotated) image's size: boxes are clamped to it. */
+  width: number;
+  height: number;
+}
+
+/** Where an image of `width` x `height` lands in an input of `inW` x `inH`. */
+export function letterboxGeometry(width: number, height: number, inW: number, inH: number): Letterbox & { innerW: number; innerH: number } {
+  const scale = Math.min(inW / width, inH / height);
+  const innerW = Math.max(1, Math.min(inW, Math.round(width * scale)));
+  const innerH = Math.max(1, Math.min(inH, Math.round(height * scale)));
+  return { scale, left: Math.floor((inW - innerW) / 2), top: Math.floor((inH - innerH) / 2), width, height, innerW, innerH };
+}
+
+/** Packed RGB of the letterboxed input, `inW * inH * 3` bytes, and its geometry. */
+export async function letterbox(rgb: RgbImage, inW: number, inH: number): Promise<{ pixels: Buffer; box: Letterbox }> {
+  const g = letterboxGeometry(rgb.width, rgb.height, inW, inH);
+  const resized = await sharp(rgb.data, { raw: { width: rgb.width, height: rgb.height, channels: 3 } })
+    .resize(g.innerW, g.innerH, { fit: 'fill' })
+    .raw()
+    .toBuffer();
+  const pixels = Buffer.alloc(inW * inH * 3, LETTERBOX_GREY);
+  const row = g.innerW * 3;
+  for (let y = 0; y < g.innerH; y++) resized.copy(pixels, ((g.top + y) * inW + g.left) * 3, y * row, (y + 1) * row);
+  const { innerW: _w, innerH: _h, ...box } = g;
+  return { pixels, box };
+}
+
+/** A box on the input (corners, input pixels) → the original image's pixels, clamped to it, as integers. */
+export function unletterbox(box: Letterbox, x1: number, y1: number, x2: number, y2: number): { x_min: number; y_min: number; x_max: number; y_max: number } {
+  const clampX = (v: number) => Math.min(box.width, Math.max(0, Math.round((v - box.left) / box.scale)));
+  const clampY = (v: number) => Math.min(box.height, Math.max(0, Math.round((v - box.top) / box.scale)));
+  return { x_min: clampX(x1), y_min: clampY(y1), x_max: clampX(x2), y_max: clampY(y2) };
+}

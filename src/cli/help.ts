@@ -172,10 +172,13 @@ Options:
       --api-version V          X-BackendAI-Version to sign
       --body-hash MODE         strict (default) or backendai
   -f, --fail                   exit 22 on an HTTP error status
+      --all                    GET a paged collection: follow each rel="next" link and print every
+                               page's body on its own line (jq -s joins them)
   -h, --help                   this text
 
 Example:
-  kernelgate sign POST /session --data '{"name":"ocr1","image":"ocr"}'`,
+  kernelgate sign POST /session --data '{"name":"ocr1","image":"ocr"}'
+  kernelgate sign GET '/session?limit=1000' --all | jq -s 'map(.sessions) | add'`,
 
   proxy: `Usage: kernelgate proxy -k KEYPAIR.toml [options]
 

@@ -90,6 +90,11 @@ export function oidcAuthenticator(deps: OidcDeps): Authenticator {
       const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), redirect: 'error' });
       if (!response.ok) throw new Error(`discovery document: HTTP ${response.status}`);
       const doc = (await response.json()) as { jwks_uri?: unknown; issuer?: unknown };
+      // OpenID Connect Discovery 1.0 §4.3: the document must name exactly the issuer it was fetched for;
+      // otherwise its keys could be another issuer's, and tokens "from" this issuer would verify against them.
+      if (doc.issuer !== issuer.config.issuer) {
+        throw new Error(`discovery document names issuer ${JSON.stringify(String(doc.issuer).slice(0, 200))}, not ${JSON.stringify(issuer.config.issuer)}`);
+      }
       if (typeof doc.jwks_uri !== 'string') throw new Error('discovery document has no jwks_uri');
       return (issuer.jwks = remote(doc.jwks_uri));
     })().finally(() => {
@@ -164,7 +169,9 @@ export function oidcAuthenticator(deps: OidcDeps): Authenticator {
       try {
         if (token === undefined) throw new TokenRefused('no bearer token');
         verified = await verify(token);
-        ctx.state.credentialOwner = apiKeyOwner(ctx, deps.apiKeys);
+        // The superuser role sends its own API key next to its own token: that key names no other owner.
+        const keyOwner = apiKeyOwner(ctx, deps.apiKeys);
+        ctx.state.credentialOwner = keyOwner === verified.keypair.accessKey ? undefined : keyOwner;
       } catch (error) {
         if (error instanceof ApiError && error.status === 400) throw error;
         // The reason goes to the server log (never the token); the client gets the one 401 or a 503.

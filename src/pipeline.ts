@@ -40,7 +40,8 @@ export interface PipelineParts {
 /**
  * The request's path, in the order its stages run:
  *
- *  1. client view       request id, client address and host        http/client-view-stage.ts
+ *  1. client view       request id, client address and host;       http/client-view-stage.ts
+ *                       Content-Language: en on every answer
  *  2. problems          every error becomes a problem document     problems/middleware.ts
  *  3. limits            Host header required (HTTP/1.1)            http/host.ts
  *     routing           404/405 for what no route takes            http/unmatched.ts
@@ -88,6 +89,8 @@ export function mountPipeline(app: Koa<GatewayState>, routes: readonly RouteSpec
 
   app.use(async (ctx, next) => {
     const started = process.hrtime.bigint();
+    // Every answer (problem documents and 404s included) is written in English; said once, here.
+    ctx.set('Content-Language', 'en');
     identify(ctx);
     try {
       await next();

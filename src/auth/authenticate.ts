@@ -43,7 +43,12 @@ export function authenticate(authenticators: readonly Authenticator[], limits: P
  * by the OIDC authenticator). Every rule about combinations lives here.
  */
 export function pickAuthenticator(authenticators: readonly Authenticator[], ctx: GatewayContext): Authenticator {
-  const claiming = authenticators.filter((a) => a.claims(ctx));
+  let claiming = authenticators.filter((a) => a.claims(ctx));
+  // x-api-key next to a bearer token is one identity (the token acts, the key names the owner): the
+  // OIDC authenticator resolves both.
+  if (claiming.length === 2 && claiming.some((a) => a.scheme === 'apikey') && claiming.some((a) => a.scheme === 'oidc')) {
+    claiming = claiming.filter((a) => a.scheme === 'oidc');
+  }
   if (claiming.length > 1) {
     return refusal('The request carries credentials of more than one scheme; send one.', `credentials of several schemes: ${claiming.map((a) => a.scheme).join(', ')}`);
   }

@@ -172,10 +172,13 @@ Options:
       --api-version V          X-BackendAI-Version to sign
       --body-hash MODE         strict (default) or backendai
   -f, --fail                   exit 22 on an HTTP error status
+      --all                    GET a paged collection: follow each rel="next" link and print every
+                               page's body on its own line (jq -s joins them)
   -h, --help                   this text
 
 Example:
-  kernelgate sign POST /session --data '{"name":"ocr1","image":"ocr"}'`,
+  kernelgate sign POST /session --data '{"name":"ocr1","image":"ocr"}'
+  kernelgate sign GET '/session?limit=1000' --all | jq -s 'map(.sessions) | add'`,
 
   proxy: `Usage: kernelgate proxy -k KEYPAIR.toml [options]
 
@@ -194,9 +197,13 @@ Options:
       --trusted-proxies LIST  addresses/CIDRs whose X-Forwarded-For the proxy believes (default none)
       --allow-admin           accept an admin or superadmin keypair (refused otherwise)
       --allow-owner           pass owner_access_key on (stripped from queries and JSON bodies otherwise)
-      --auth apikey           per-visitor identity: each visitor sends its own API key (x-api-key), and the
-                              request is signed with that key's keypair from --dir (no -k needed)
-      --dir DIR               keypair folder for --auth (default ./keypairs)
+      --auth apikey,oidc      per-visitor identity: each visitor sends its own API key (x-api-key, or a
+                              DeepStack api_key / admin_key form field) or bearer token, and the request is
+                              signed with that credential's keypair from the folder (no -k needed); form
+                              credentials are removed from the body before it is forwarded
+      --config FILE           a gateway config: its [[auth.oidc]] issuers (needed for oidc) and
+                              [keypairs] dir
+      --dir DIR               keypair folder for --auth (default: the config's, else ./keypairs)
   -h, --help                  this text
 
 Example:

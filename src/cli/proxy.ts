@@ -6,7 +6,8 @@ const list = (value: string | undefined) => value?.split(',').map((p) => p.trim(
 
 /**
  * `kernelgate proxy -k KEYPAIR.toml [--upstream URL] [--host H] [--port N] [--allow /a,/b]
- * [--client-limit N] [--client-window S] [--trusted-proxies LIST] [--allow-admin] [--allow-owner]`
+ * [--client-limit N] [--client-window S] [--trusted-proxies LIST] [--allow-admin] [--allow-owner]
+ * [--auth apikey,oidc [--config GATEWAY.toml] [--dir KEYPAIRS]]`
  */
 export async function proxyCommand(argv: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -24,26 +25,29 @@ export async function proxyCommand(argv: string[]): Promise<void> {
       'allow-owner': { type: 'boolean', default: false },
       auth: { type: 'string' },
       dir: { type: 'string' },
+      config: { type: 'string' },
     },
   });
   const schemes = list(values.auth) ?? [];
-  for (const s of schemes) if (s !== 'apikey') throw new Error(`--auth: unsupported scheme ${s} (supported: apikey)`);
-  let identify: ((req: import('node:http').IncomingMessage) => { accessKey: string; secretKey: string; role: string }) | undefined;
+  for (const s of schemes) if (s !== 'apikey' && s !== 'oidc') throw new Error(`--auth: unsupported scheme ${s} (supported: apikey, oidc)`);
+  let identify: Parameters<typeof createSigningProxy>[0]['identify'];
   if (schemes.length > 0) {
-    // Per-visitor identity: each visitor's API key names its keypair in this folder; its secret signs upstream.
+    // Per-visitor identity: each visitor's API key or bearer token names its keypair in the folder; its secret signs upstream.
     const { resolve } = await import('node:path');
     const { KeypairStore } = await import('../keypairs/keypair-store.js');
-    const { checkApiKey } = await import('../auth/authenticators/apikey.js');
-    const { ApiError } = await import('../problems/api-error.js');
-    const store = new KeypairStore(resolve(values.dir ?? 'keypairs'));
+    const { visitorIdentity } = await import('../proxy/visitors.js');
+    const config = values.config === undefined ? undefined : (await import('../config/config.js')).loadConfigFile(values.config);
+    const issuers = config?.auth.oidc ?? [];
+    if (schemes.includes('oidc') && issuers.length === 0) throw new Error('--auth oidc needs --config FILE with at least one [[auth.oidc]] issuer (the gateway\'s own config will do)');
+    const store = new KeypairStore(resolve(values.dir ?? config?.keypairs.dir ?? 'keypairs'));
     store.start();
-    identify = (req) => {
-      const header = req.headers['x-api-key'];
-      if (typeof header !== 'string' || header === '') {
-        throw new ApiError(401, 'auth-failed', 'No credentials were given: send your API key as x-api-key.');
-      }
-      return checkApiKey(header, false, (h) => store.byApiKeyHash(h), Date.now()).keypair;
-    };
+    identify = visitorIdentity({
+      schemes: schemes as Array<'apikey' | 'oidc'>,
+      apiKeys: (h) => store.byApiKeyHash(h),
+      bySubject: (s) => store.bySubject(s),
+      issuers,
+      warn: (fields) => process.stderr.write(`${JSON.stringify({ level: 40, msg: 'authentication failed', ...fields })}\n`),
+    });
   }
   const { accessKey, secretKey, role } = identify === undefined ? await credentials(values.keypair, process.env) : { accessKey: '', secretKey: '', role: undefined };
   const allowAdmin = values['allow-admin']!;

@@ -39,11 +39,12 @@ export async function signCommand(argv: string[], io: Io): Promise<number> {
       'api-version': { type: 'string' },
       'body-hash': { type: 'string', default: 'strict' },
       fail: { type: 'boolean', short: 'f' },
+      all: { type: 'boolean' },
     },
   });
   const [method, path] = positionals;
   if (!method || !path || !path.startsWith('/')) {
-    throw new Error('usage: kernelgate sign METHOD /PATH [--data JSON|@file] [--data-binary @file] [--endpoint URL] [-i] [--headers-only]');
+    throw new Error('usage: kernelgate sign METHOD /PATH [--data JSON|@file] [--data-binary @file] [--endpoint URL] [-i] [--headers-only] [--all]');
   }
   const algorithm = algorithmOfSignMethod(values['sign-method']!);
   if (!algorithm) throw new Error(`unsupported --sign-method ${values['sign-method']}`);
@@ -82,14 +83,29 @@ export async function signCommand(argv: string[], io: Io): Promise<number> {
     for (const [k, v] of Object.entries(client.sign(method.toUpperCase(), target, body, contentType))) io.out(`${k}: ${v}\n`);
     return 0;
   }
-  let response: Response;
+  if (values.all && (method.toUpperCase() !== 'GET' || body !== undefined)) throw new Error('--all follows rel="next" links of a GET without a body');
+  const url = new URL(new URL(endpoint).pathname.replace(/\/$/, '') + path, new URL(endpoint).origin);
+  // --all: every page in turn, each body on its own line (`jq -s` joins them), stopping after an error page.
+  const responses = values.all ? client.pages(path, { headers: extra }) : once(client.request(method, path, { body, contentType, headers: extra }));
+  let failed = false;
   try {
-    response = await client.request(method, path, { body, contentType, headers: extra });
+    for await (const response of responses) {
+      await print(response, values.include === true, io);
+      failed ||= response.status >= 400;
+    }
   } catch (error) {
-    const url = new URL(new URL(endpoint).pathname.replace(/\/$/, '') + path, new URL(endpoint).origin);
+    if (error instanceof Error && error.message.startsWith('rel="next"')) throw error;
     throw describeFetchFailure(url.href, error);
   }
-  if (values.include) {
+  return values.fail && failed ? 22 : 0;
+}
+
+async function* once(response: Promise<Response>): AsyncGenerator<Response> {
+  yield await response;
+}
+
+async function print(response: Response, include: boolean, io: Io): Promise<void> {
+  if (include) {
     io.out(`HTTP/1.1 ${response.status} ${response.statusText}\n`);
     response.headers.forEach((v, k) => io.out(`${k}: ${v}\n`));
     io.out('\n');
@@ -97,5 +113,4 @@ export async function signCommand(argv: string[], io: Io): Promise<number> {
   const bytes = new Uint8Array(await response.arrayBuffer());
   io.out(bytes);
   if (bytes.length > 0 && bytes[bytes.length - 1] !== 0x0a) io.out('\n');
-  return values.fail && response.status >= 400 ? 22 : 0;
 }

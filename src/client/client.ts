@@ -1,5 +1,9 @@
 import { signRequest, type SignRequestInput } from '../signing/sign-request.js';
 import type { HashAlgorithm } from '../signing/algorithms.js';
+import { nextLink } from './link.js';
+
+/** Pages followed at most by pages()/all(): a collection of 1000 pages of 1000 is far past any real one. */
+const MAX_PAGES = 1000;
 
 export interface ClientOptions {
   /** Base URL of the gateway, e.g. `http://127.0.0.1:8080`. */
@@ -69,7 +73,11 @@ export class KernelgateClient {
       contentType ??= 'application/json';
     }
     // An endpoint with a path (`http://host/kernelgate`) prefixes every target: sign the target as sent.
-    const sent = this.base.pathname.replace(/\/$/, '') + target;
+    return this.send(method, this.base.pathname.replace(/\/$/, '') + target, body, contentType, options);
+  }
+
+  /** Signs and sends `sent` (path and query on the wire, base path included) as it is. */
+  private send(method: string, sent: string, body: Uint8Array | string | undefined, contentType: string | undefined, options: RequestOptions): Promise<Response> {
     const headers = { ...options.headers, ...this.sign(method.toUpperCase(), sent, body, contentType) };
     return this.doFetch(new URL(sent, this.base.origin), {
       method: method.toUpperCase(),
@@ -79,9 +87,42 @@ export class KernelgateClient {
     });
   }
 
+  /**
+   * GET `path`, then each page its `Link: <...>; rel="next"` names, in turn: every page's response
+   * (check `ok` on each). Links resolve against the page's own URL (the gateway sends relative ones);
+   * one that leaves the endpoint's origin ends the walk with an error, so no signed request goes elsewhere.
+   */
+  async *pages(path: string, options: Omit<RequestOptions, 'json' | 'body' | 'contentType'> = {}): AsyncGenerator<Response> {
+    let response = await this.request('GET', path, options);
+    for (let n = 1; ; n++) {
+      yield response;
+      const link = nextLink(response.headers.get('link'));
+      if (link === undefined || !response.ok) return;
+      if (n >= MAX_PAGES) throw new Error(`more than ${MAX_PAGES} pages at ${path}`);
+      const next = new URL(link, response.url || new URL(this.base.pathname.replace(/\/$/, '') + requestTarget(path, options.query), this.base.origin));
+      if (next.origin !== this.base.origin) throw new Error(`rel="next" leaves ${this.base.origin}: ${next.origin}`);
+      response = await this.send('GET', next.pathname + next.search, undefined, undefined, options);
+    }
+  }
+
+  /** Every item of a paged collection: `member` (e.g. "sessions") of each page, concatenated; throws on an error page. */
+  async all<T = unknown>(path: string, member: string, options: Omit<RequestOptions, 'json' | 'body' | 'contentType'> = {}): Promise<T[]> {
+    const items: T[] = [];
+    for await (const response of this.pages(path, options)) {
+      const page = await this.parse<Record<string, unknown>>(response);
+      const part = page?.[member];
+      if (!Array.isArray(part)) throw new Error(`no "${member}" array in the page of ${path}`);
+      items.push(...(part as T[]));
+    }
+    return items;
+  }
+
   /** request() then JSON, throwing the problem document's detail on errors. */
   async json<T = unknown>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
-    const response = await this.request(method, path, options);
+    return this.parse<T>(await this.request(method, path, options));
+  }
+
+  private async parse<T>(response: Response): Promise<T> {
     const text = await response.text();
     const value = text ? JSON.parse(text) : undefined;
     if (!response.ok) {

@@ -4,6 +4,7 @@ import type { Keypair } from '../keypairs/keypair.js';
 import { ApiError } from '../problems/api-error.js';
 import type { GatewayContext } from '../http/context.js';
 import type { RouteSpec } from '../http/route.js';
+import { linkNext, pageOf, pageQueryProperties, readPage, type CursorScope } from '../http/pagination.js';
 import { domainFolder } from '../inference/store/model-store.js';
 import { readForm } from '../http/form.js';
 import { canonicalContentType } from '../signing/canonical.js';
@@ -73,6 +74,15 @@ const modelQuery = {
   properties: { owner_access_key: { type: 'string', maxLength: 128 }, domain: { type: 'string', minLength: 1, maxLength: 128 } },
 };
 
+/** GET /models pages by (domain, name): built-in models (no domain) first. */
+const listQuery = { type: 'object', properties: { ...modelQuery.properties, ...pageQueryProperties } };
+const modelCursor = (ctx: GatewayContext, domain: string | undefined): CursorScope => ({
+  collection: 'models',
+  scope: domain === undefined ? '' : `domain:${domain}`,
+  secret: ctx.state.auth!.keypair.secretKey,
+  arity: 2,
+});
+
 const uploadSchema = {
   type: 'object',
   required: ['name', 'task', 'input', 'labels', 'model'],
@@ -120,10 +130,10 @@ export function modelRoutes(deps: ModelRouteDeps): RouteSpec[] {
     {
       method: 'GET',
       path: '/models',
-      summary: "The models sessions can run: the built-in ocr and the domain's uploaded ones (a superadmin: every domain's, or ?domain=).",
+      summary: "The models sessions can run: the built-in ocr and the domain's uploaded ones (a superadmin: every domain's, or ?domain=), a page at a time by (domain, name).",
       access: 'signed',
       owner: 'query+body',
-      query: modelQuery,
+      query: listQuery,
       responses: {
         200: {
           description: 'Models.',
@@ -137,7 +147,10 @@ export function modelRoutes(deps: ModelRouteDeps): RouteSpec[] {
       },
       handler(ctx) {
         const domain = targetDomain(ctx, ctx.state.owner!, { allDomains: true });
-        ctx.body = { models: deps.kernels.list(domain) };
+        const scope = modelCursor(ctx, domain);
+        const page = pageOf(deps.kernels.list(domain), (m) => [m.domain ?? '', m.name], readPage(ctx, scope));
+        linkNext(ctx, scope, page.next);
+        ctx.body = { models: page.items };
       },
     },
     {

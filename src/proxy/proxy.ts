@@ -9,6 +9,9 @@ import { canonicalContentType } from '../signing/canonical.js';
 import { signRequest } from '../signing/sign-request.js';
 import { rateLimitHeaders } from '../ratelimit/charge.js';
 import { MemoryRateLimitStore } from '../ratelimit/memory-store.js';
+import { formKeys } from '../auth/authenticators/apikey.js';
+import { stripFormCredentials } from './form-credentials.js';
+import type { VisitorCredentials } from './visitors.js';
 
 export interface ProxyOptions {
   /** The gateway, e.g. `http://127.0.0.1:8080`. */
@@ -42,12 +45,13 @@ export interface ProxyOptions {
   /** Pass `owner_access_key` on (default false: removed from query strings and JSON / form bodies). */
   allowOwner?: boolean;
   /**
-   * Per-visitor identity (`--auth apikey`): each visitor's own credentials (x-api-key) name a keypair, and
-   * the request is signed upstream with that keypair (its secret stays on the server), so visitors get
-   * their own quotas and sessions. Returns the keypair, or throws the 401. accessKey/secretKey are then
-   * only used for nothing; without it, the anonymous mode signs everything with them.
+   * Per-visitor identity (`--auth apikey,oidc`, src/proxy/visitors.ts): each visitor's own credentials
+   * (x-api-key, a DeepStack api_key form field, a bearer token) name a keypair, and the request is signed
+   * upstream with that keypair (its secret stays on the server), so visitors get their own quotas and
+   * sessions. Returns the keypair, or throws the 401. accessKey/secretKey are then unused; without it,
+   * the anonymous mode signs everything with them.
    */
-  identify?: (req: IncomingMessage) => { accessKey: string; secretKey: string; role: string };
+  identify?: (visitor: VisitorCredentials) => Promise<{ accessKey: string; secretKey: string; role: string }>;
 }
 
 /** Request headers passed on; everything else (cookies, the client's own Authorization) stays here. */
@@ -233,12 +237,22 @@ export function createSigningProxy(opts: ProxyOptions): { server: Server; listen
     const url = new URL(`${basePath}${checked.path}${query ? `?${query}` : ''}`, upstream.origin);
     // What fetch sends is url.pathname: it must still be the path that was checked.
     if (url.origin !== upstream.origin || url.pathname !== `${basePath}${checked.path}`) throw forbidden();
-    const visitor = opts.identify?.(req);
+    const contentType = req.headers['content-type'];
+    let read: Buffer | undefined;
+    const readBody = async () => (read ??= await readRawBody(req, bodyLimit));
+    const visitor = await opts.identify?.({
+      header: (name) => {
+        const v = req.headers[name];
+        return typeof v === 'string' ? v : undefined;
+      },
+      formFields: async () => formKeys(await readBody(), contentType ?? ''),
+    });
     if (visitor === undefined) await ensureRole();
     else if (visitor.role !== 'user' && !opts.allowAdmin) throw new ApiError(403, 'generic-forbidden', 'The proxy does not act for admin keypairs.');
-    const contentType = req.headers['content-type'];
-    let body = await readRawBody(req, bodyLimit);
+    let body = await readBody();
     if (!opts.allowOwner) body = stripOwnerFromBody(body, contentType);
+    // A visitor's credential never travels upstream: the signature (of the visitor's keypair) replaces it.
+    body = stripFormCredentials(body, contentType);
     const hopByHop = connectionTokens(req.headers.connection);
     const headers: Record<string, string> = { ...sign(method, url, body, contentType, visitor) };
     for (const name of FORWARDED_REQUEST_HEADERS) {

@@ -21,12 +21,12 @@ declare module 'ioredis' {
     kgIdemAbort(key: string): Result<number, Context>;
     /** Reply: ['created', json] | ['exists', json, lastUsedAt] | ['quota', live]. */
     kgSessionCreate(
-      index: string, records: string, name: string, json: string, max: number, cutoff: number, idleMs: number, now: number,
+      index: string, records: string, order: string, name: string, json: string, max: number, cutoff: number, idleMs: number, now: number, created: number,
     ): Result<[string, string, string?], Context>;
     /** Reply: 1 if the session is alive (and touched), else 0. */
-    kgSessionTouch(index: string, records: string, name: string, now: number, idleMs: number): Result<number, Context>;
+    kgSessionTouch(index: string, records: string, order: string, name: string, now: number, idleMs: number): Result<number, Context>;
     /** Reply: 1 if the session existed. */
-    kgSessionDelete(index: string, records: string, name: string): Result<number, Context>;
+    kgSessionDelete(index: string, records: string, order: string, name: string): Result<number, Context>;
   }
 }
 
@@ -36,9 +36,9 @@ const COMMANDS = {
   kgIdemBegin: { numberOfKeys: 1, lua: BEGIN_LUA },
   kgIdemComplete: { numberOfKeys: 1, lua: COMPLETE_LUA },
   kgIdemAbort: { numberOfKeys: 1, lua: ABORT_LUA },
-  kgSessionCreate: { numberOfKeys: 2, lua: CREATE_LUA },
-  kgSessionTouch: { numberOfKeys: 2, lua: TOUCH_LUA },
-  kgSessionDelete: { numberOfKeys: 2, lua: DELETE_LUA },
+  kgSessionCreate: { numberOfKeys: 3, lua: CREATE_LUA },
+  kgSessionTouch: { numberOfKeys: 3, lua: TOUCH_LUA },
+  kgSessionDelete: { numberOfKeys: 3, lua: DELETE_LUA },
 } as const;
 
 const defined = new WeakSet<Redis>();

@@ -1,4 +1,4 @@
-import type { CreateOutcome, SessionRecord, SessionStore } from './types.js';
+import { compareSessionKeys, type CreateOutcome, type SessionKey, type SessionPage, type SessionRecord, type SessionStore } from './types.js';
 
 /** Sessions in this process only: the embedded default. */
 export class MemorySessionStore implements SessionStore {
@@ -31,6 +31,14 @@ export class MemorySessionStore implements SessionStore {
 
   async list(owner: string, idleMs: number): Promise<SessionRecord[]> {
     return [...this.live(owner, idleMs).values()].sort((a, b) => a.createdAt - b.createdAt);
+  }
+
+  async page(owner: string, idleMs: number, after: SessionKey | undefined, limit: number): Promise<SessionPage> {
+    const key = (s: SessionRecord): SessionKey => ({ createdAt: s.createdAt, name: s.sessionName });
+    const rest = [...this.live(owner, idleMs).values()]
+      .filter((s) => after === undefined || compareSessionKeys(key(s), after) > 0)
+      .sort((a, b) => compareSessionKeys(key(a), key(b)));
+    return { sessions: rest.slice(0, limit), more: rest.length > limit };
   }
 
   async touch(owner: string, name: string, now: number): Promise<void> {

@@ -1,9 +1,17 @@
 import { unavailable } from '../problems/api-error.js';
 import { CircuitBreaker } from '../redis/breaker.js';
 import { RedisBacked, describeRedisError, type RedisStoreOptions } from '../redis/client.js';
-import type { CreateOutcome, SessionRecord, SessionStore } from './types.js';
+import type { CreateOutcome, SessionKey, SessionPage, SessionRecord, SessionStore } from './types.js';
 
 // Key layout and scripts (kgSession*): src/redis/scripts/sessions.lua.ts.
+
+/** A MULTI's replies, or the first command's error (an empty list would be a wrong answer, not an outage). */
+function succeeded(replies: Array<[Error | null, unknown]> | null): Array<[Error | null, unknown]> {
+  if (replies === null) throw new Error('MULTI aborted');
+  const failed = replies.find(([error]) => error !== null);
+  if (failed) throw failed[0];
+  return replies;
+}
 
 /** `keyPrefix` defaults to "kg:sess:"; `commandTimeoutMs` to 1000. */
 export interface RedisSessionStoreOptions extends RedisStoreOptions {
@@ -22,10 +30,10 @@ export class RedisSessionStore extends RedisBacked implements SessionStore {
     this.idleMs = opts.idleMs;
   }
 
-  /** [index, records] of an owner. */
-  private keys(owner: string): [string, string] {
+  /** [index, records, order] of an owner. */
+  private keys(owner: string): [string, string, string] {
     const base = `${this.keyPrefix}{${owner}}`;
-    return [`${base}:idx`, `${base}:rec`];
+    return [`${base}:idx`, `${base}:rec`, `${base}:ord`];
   }
 
   private async guard<T>(op: () => Promise<T>): Promise<T> {
@@ -47,6 +55,7 @@ export class RedisSessionStore extends RedisBacked implements SessionStore {
         now - idleMs,
         idleMs,
         record.lastUsedAt,
+        record.createdAt,
       );
       if (state === 'quota') return { state, active: Number(value) };
       const session = JSON.parse(value) as SessionRecord;
@@ -82,6 +91,59 @@ export class RedisSessionStore extends RedisBacked implements SessionStore {
       });
       return out.sort((a, b) => a.createdAt - b.createdAt);
     });
+  }
+
+  page(owner: string, idleMs: number, after: SessionKey | undefined, limit: number): Promise<SessionPage> {
+    return this.guard(async () => {
+      const [index, records, order] = this.keys(owner);
+      const cutoff = Date.now() - idleMs;
+      const found: SessionRecord[] = [];
+      let from = after;
+      // Reads candidates in (created, name) order, then drops the idle and the gone, until limit + 1 are found.
+      for (;;) {
+        const want = limit + 1 - found.length;
+        const candidates = await this.orderedAfter(order, from, want);
+        if (candidates.length === 0) break;
+        const names = candidates.map((c) => c.name);
+        const replies = succeeded(await this.client.multi().zmscore(index, ...names).hmget(records, ...names).exec());
+        const scores = (replies?.[0]?.[1] ?? []) as Array<string | null>;
+        const raws = (replies?.[1]?.[1] ?? []) as Array<string | null>;
+        candidates.forEach((c, i) => {
+          const score = scores[i];
+          const raw = raws[i];
+          if (score == null || raw == null || Number(score) <= cutoff) return;
+          const rec = { ...(JSON.parse(raw) as SessionRecord), lastUsedAt: Number(score) };
+          // A name deleted and created again between the two reads is the new session: its own key decides.
+          if (rec.createdAt === c.createdAt) found.push(rec);
+        });
+        from = candidates[candidates.length - 1];
+        if (found.length > limit || candidates.length < want) break;
+      }
+      return { sessions: found.slice(0, limit), more: found.length > limit };
+    });
+  }
+
+  /**
+   * Up to `count` members of the order set strictly after `from`: those of the same createdAt with a
+   * greater name (Redis orders equal scores by member bytes), then those created later. One MULTI,
+   * so the two ranges are one snapshot.
+   */
+  private async orderedAfter(order: string, from: SessionKey | undefined, count: number): Promise<SessionKey[]> {
+    const pairs = (flat: string[]) => {
+      const out: SessionKey[] = [];
+      for (let i = 0; i < flat.length; i += 2) out.push({ name: flat[i]!, createdAt: Number(flat[i + 1]) });
+      return out;
+    };
+    if (from === undefined) return pairs(await this.client.zrangebyscore(order, '-inf', '+inf', 'WITHSCORES', 'LIMIT', 0, count));
+    const replies = succeeded(
+      await this.client
+        .multi()
+        .zrangebyscore(order, from.createdAt, from.createdAt, 'WITHSCORES')
+        .zrangebyscore(order, `(${from.createdAt}`, '+inf', 'WITHSCORES', 'LIMIT', 0, count)
+        .exec(),
+    );
+    const ties = pairs((replies?.[0]?.[1] ?? []) as string[]).filter((c) => c.name > from.name);
+    return [...ties, ...pairs((replies?.[1]?.[1] ?? []) as string[])].slice(0, count);
   }
 
   touch(owner: string, name: string, now: number): Promise<void> {

@@ -6,6 +6,7 @@ import { SESSION_NAME, SESSION_NAME_FORMAT as NAME_RE } from '../validation/name
 import { ApiError } from '../problems/api-error.js';
 import type { GatewayContext } from '../http/context.js';
 import type { RouteSpec } from '../http/route.js';
+import { linkNext, pageQueryProperties, readPage, type CursorScope } from '../http/pagination.js';
 import type { SessionRecord, SessionStore } from './types.js';
 
 
@@ -55,6 +56,18 @@ const inferQuery = {
     },
   },
 };
+
+const listQuery = { type: 'object', properties: { ...ownerQuery.properties, ...pageQueryProperties } };
+
+/** GET /session pages by (created, name): zero-padded so that the cursor's strings sort as the numbers do. */
+const CREATED_DIGITS = 16;
+const sessionCursor = (ctx: GatewayContext, owner: string): CursorScope => ({
+  collection: 'session',
+  scope: owner,
+  secret: ctx.state.auth!.keypair.secretKey,
+  arity: 2,
+  valid: ([created, name]) => /^[0-9]{16}$/.test(created!) && NAME_RE.test(name!),
+});
 
 const sessionSchema = {
   type: 'object',
@@ -170,16 +183,22 @@ export function sessionRoutes(deps: SessionDeps): RouteSpec[] {
     {
       method: 'GET',
       path: '/session',
-      summary: "Lists the owner's sessions.",
+      summary: "Lists the owner's sessions, oldest first, a page at a time (`Link: <...>; rel=\"next\"` while more remain).",
       access: 'signed',
       owner: 'query+body',
-      query: ownerQuery,
+      query: listQuery,
       responses: {
         200: { description: 'Sessions.', schema: { type: 'object', properties: { sessions: { type: 'array', items: sessionSchema } } }, example: { sessions: [SESSION_EXAMPLE] } },
       },
       async handler(ctx) {
         const acting = ctx.state.owner!;
-        ctx.body = { sessions: (await deps.store.list(acting.accessKey, idleMs)).map(view) };
+        const scope = sessionCursor(ctx, acting.accessKey);
+        const { limit, after } = readPage(ctx, scope);
+        const from = after && { createdAt: Number(after[0]), name: after[1]! };
+        const { sessions, more } = await deps.store.page(acting.accessKey, idleMs, from, limit);
+        const last = sessions[sessions.length - 1];
+        linkNext(ctx, scope, more && last ? [String(last.createdAt).padStart(CREATED_DIGITS, '0'), last.sessionName] : undefined);
+        ctx.body = { sessions: sessions.map(view) };
       },
     },
     {

@@ -14,6 +14,23 @@ export interface SessionRecord {
   config: Record<string, unknown>;
 }
 
+/** A session's place in listings: neither changes while it lives (names are unique per owner). */
+export interface SessionKey {
+  createdAt: number;
+  name: string;
+}
+
+export interface SessionPage {
+  sessions: SessionRecord[];
+  more: boolean;
+}
+
+/** (createdAt, name) order; names compare by UTF-16 code unit, which for their ASCII format is Redis's byte order. */
+export function compareSessionKeys(a: SessionKey, b: SessionKey): number {
+  if (a.createdAt !== b.createdAt) return a.createdAt - b.createdAt;
+  return a.name === b.name ? 0 : a.name < b.name ? -1 : 1;
+}
+
 export type CreateOutcome =
   | { state: 'created'; session: SessionRecord }
   | { state: 'exists'; session: SessionRecord }
@@ -30,6 +47,11 @@ export interface SessionStore {
   create(record: SessionRecord, maxSessions: number, idleMs: number): Promise<CreateOutcome>;
   get(owner: string, name: string, idleMs: number): Promise<SessionRecord | undefined>;
   list(owner: string, idleMs: number): Promise<SessionRecord[]>;
+  /**
+   * Up to `limit` live sessions in (createdAt, name) order, strictly after `after`; `more` when others
+   * follow. Paging by this key (never by offset) shows every session that lives throughout exactly once.
+   */
+  page(owner: string, idleMs: number, after: SessionKey | undefined, limit: number): Promise<SessionPage>;
   /** Marks use, so the idle timer restarts. */
   touch(owner: string, name: string, now: number): Promise<void>;
   delete(owner: string, name: string): Promise<boolean>;

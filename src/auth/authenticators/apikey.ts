@@ -128,7 +128,7 @@ export function checkApiKey(
 }
 
 /** `api_key` / `admin_key` from a urlencoded or multipart body (other fields and files ignored). */
-async function formKeys(body: Buffer, contentType: string): Promise<{ api_key?: string; admin_key?: string }> {
+export async function formKeys(body: Buffer, contentType: string): Promise<{ api_key?: string; admin_key?: string }> {
   const type = canonicalContentType(contentType);
   const out: { api_key?: string; admin_key?: string } = {};
   if (type === 'application/x-www-form-urlencoded') {

@@ -20,10 +20,17 @@ export interface OidcIssuerConfig {
   clock_tolerance_seconds: number;
 }
 
-export interface OidcDeps {
+export interface TokenVerifierDeps {
   issuers: readonly OidcIssuerConfig[];
   /** The keypair whose oidc_subjects holds a subject. */
   bySubject(subject: string): Keypair | undefined;
+  /** Bounded wait for the provider (discovery and JWKS), ms. */
+  timeoutMs?: number;
+  /** Least time between two JWKS refetches (an unknown kid), ms. */
+  cooldownMs?: number;
+}
+
+export interface OidcDeps extends TokenVerifierDeps {
   bodyLimit: number;
   limits: PayerLimits;
   apiVersion: string;
@@ -31,10 +38,6 @@ export interface OidcDeps {
   refuseBeforeBody(ctx: GatewayContext, claimed: Keypair | undefined): Promise<void>;
   /** API keys, for `x-api-key` next to a token (the key's keypair is the acting owner); absent: such a request is a 400. */
   apiKeys?: ApiKeyResolver;
-  /** Bounded wait for the provider (discovery and JWKS), ms. */
-  timeoutMs?: number;
-  /** Least time between two JWKS refetches (an unknown kid), ms. */
-  cooldownMs?: number;
 }
 
 const BEARER = /^Bearer\s+(\S+)$/i;
@@ -53,7 +56,9 @@ export function bearerToken(authorization: string): string | undefined {
 }
 
 /** A 401 whose reason goes to the server log only. */
-class TokenRefused extends Error {}
+export class TokenRefused extends Error {}
+/** The provider could not be asked (down, slow, or its discovery document is wrong): a 503. */
+export class ProviderDown extends Error {}
 
 interface Issuer {
   config: OidcIssuerConfig;
@@ -62,12 +67,13 @@ interface Issuer {
 }
 
 /**
- * OIDC bearer tokens (jose): the issuer is chosen by the token's unverified `iss` among the configured
- * ones, then the token is verified against that issuer's JWKS (from jwks_uri or the discovery document,
- * fetched once), with algorithms, `iss`, `exp`/`nbf` (tolerance), audience or Cognito client_id and
- * token_use checked. The subject claim names the keypair through its oidc_subjects.
+ * Verifies OIDC bearer tokens (jose): the issuer is chosen by the token's unverified `iss` among the
+ * configured ones, then the token is verified against that issuer's JWKS (from jwks_uri or the discovery
+ * document, fetched once), with algorithms, `iss`, `exp`/`nbf` (tolerance), audience or Cognito client_id
+ * and token_use checked. The subject claim names the keypair through its oidc_subjects. Throws
+ * TokenRefused (401) or ProviderDown (503). Shared by the gateway and `kernelgate proxy --auth oidc`.
  */
-export function oidcAuthenticator(deps: OidcDeps): Authenticator {
+export function tokenVerifier(deps: TokenVerifierDeps): (token: string) => Promise<{ keypair: Keypair; subject: string }> {
   const timeoutMs = deps.timeoutMs ?? 2000;
   const cooldownMs = deps.cooldownMs ?? 30_000;
   const issuers = new Map<string, Issuer>();
@@ -90,6 +96,11 @@ export function oidcAuthenticator(deps: OidcDeps): Authenticator {
       const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), redirect: 'error' });
       if (!response.ok) throw new Error(`discovery document: HTTP ${response.status}`);
       const doc = (await response.json()) as { jwks_uri?: unknown; issuer?: unknown };
+      // OpenID Connect Discovery 1.0 §4.3: the document must name exactly the issuer it was fetched for;
+      // otherwise its keys could be another issuer's, and tokens "from" this issuer would verify against them.
+      if (doc.issuer !== issuer.config.issuer) {
+        throw new Error(`discovery document names issuer ${JSON.stringify(String(doc.issuer).slice(0, 200))}, not ${JSON.stringify(issuer.config.issuer)}`);
+      }
       if (typeof doc.jwks_uri !== 'string') throw new Error('discovery document has no jwks_uri');
       return (issuer.jwks = remote(doc.jwks_uri));
     })().finally(() => {
@@ -98,17 +109,7 @@ export function oidcAuthenticator(deps: OidcDeps): Authenticator {
     return issuer.discovering;
   }
 
-  const principals = new WeakMap<Keypair, KeypairPrincipal>();
-  const principalOf = (keypair: Keypair, subject: string): KeypairPrincipal => {
-    let p = principals.get(keypair);
-    if (p === undefined || p.credentialId !== subject) {
-      p = { keypair, scheme: 'oidc', credentialId: subject, payer: keypairPayer(keypair, deps.limits) };
-      principals.set(keypair, p);
-    }
-    return p;
-  };
-
-  async function verify(token: string): Promise<{ keypair: Keypair; subject: string }> {
+  return async function verify(token: string): Promise<{ keypair: Keypair; subject: string }> {
     let unverified: JWTPayload;
     try {
       unverified = decodeJwt(token);
@@ -153,7 +154,21 @@ export function oidcAuthenticator(deps: OidcDeps): Authenticator {
     if (keypair === undefined) throw new TokenRefused('no keypair claims this subject');
     if (!isUsable(keypair, Date.now())) throw new TokenRefused('keypair inactive or expired');
     return { keypair, subject };
-  }
+  };
+}
+
+/** The OIDC authenticator: a verified bearer token (tokenVerifier), x-api-key next to it naming the owner. */
+export function oidcAuthenticator(deps: OidcDeps): Authenticator {
+  const verify = tokenVerifier(deps);
+  const principals = new WeakMap<Keypair, KeypairPrincipal>();
+  const principalOf = (keypair: Keypair, subject: string): KeypairPrincipal => {
+    let p = principals.get(keypair);
+    if (p === undefined || p.credentialId !== subject) {
+      p = { keypair, scheme: 'oidc', credentialId: subject, payer: keypairPayer(keypair, deps.limits) };
+      principals.set(keypair, p);
+    }
+    return p;
+  };
 
   return {
     scheme: 'oidc',
@@ -164,7 +179,9 @@ export function oidcAuthenticator(deps: OidcDeps): Authenticator {
       try {
         if (token === undefined) throw new TokenRefused('no bearer token');
         verified = await verify(token);
-        ctx.state.credentialOwner = apiKeyOwner(ctx, deps.apiKeys);
+        // The superuser role sends its own API key next to its own token: that key names no other owner.
+        const keyOwner = apiKeyOwner(ctx, deps.apiKeys);
+        ctx.state.credentialOwner = keyOwner === verified.keypair.accessKey ? undefined : keyOwner;
       } catch (error) {
         if (error instanceof ApiError && error.status === 400) throw error;
         // The reason goes to the server log (never the token); the client gets the one 401 or a 503.
@@ -189,4 +206,3 @@ export function oidcAuthenticator(deps: OidcDeps): Authenticator {
   };
 }
 
-class ProviderDown extends Error {}

@@ -198,7 +198,7 @@ describe('zip backups over HTTP (/v1/backup, /v1/restore, /models/backup, /model
     assert.equal(mine.status, 200, mine.text);
     assert.deepEqual(files(join(empty.dir, 'models', 'default')), defaultBefore, "the default domain's files did not change");
     const seen = (await empty.signed({ method: 'GET', target: '/models', as: OTHER_DOMAIN_USER })).json.models.map((m: { name: string }) => m.name).sort();
-    assert.deepEqual(seen, ['ocr', 'textdir', 'theirs', 'tiny']);
+    assert.deepEqual(seen, ['face', 'ocr', 'textdir', 'theirs', 'tiny']);
     assertProblem(await empty.signed({ method: 'POST', target: '/models/restore?domain=default', as: OTHER_ADMIN, body: all.body, contentType: 'application/zip' }), 403, 'generic-forbidden');
 
     // One name in two domains cannot go into one domain: refused whole.

@@ -50,7 +50,7 @@ describe('custom models', () => {
     assertProblem(await install(ADMIN, { ...TEXTDIR, name: '../etc', model: CLS_ONNX.toString('base64') }), 400, 'invalid-api-params');
     assertProblem(await install(ADMIN, { ...TEXTDIR, model: '***' }), 400, 'invalid-api-params');
     const list = await gw.signed({ method: 'GET', target: '/models', as: ALICE });
-    assert.deepEqual(list.json.models.map((m: { name: string }) => m.name), ['ocr', 'face'], 'nothing was kept');
+    assert.deepEqual(list.json.models.map((m: { name: string }) => m.name), ['face', 'ocr'], 'nothing was kept');
   });
 
   it('installs a real classifier that users then run in sessions', async () => {

@@ -134,7 +134,7 @@ describe('DeepStack-compatible API', () => {
     assertProblem(await upload({ name: 'wrong', task: 'detect', input: { width: 64, height: 64 }, labels: LABELS }, DETECTOR), 400, 'invalid-api-params');
     assertProblem(await upload({ ...config('wrong', 'yolov8'), top_k: 2 }, DETECTOR), 400, 'invalid-api-params');
     const list = await gw.signed({ method: 'GET', target: '/models', as: ADMIN });
-    assert.deepEqual(list.json.models.map((m: { name: string }) => m.name), ['ocr'], 'nothing was kept');
+    assert.deepEqual(list.json.models.map((m: { name: string }) => m.name), ['face', 'ocr'], 'nothing was kept');
   });
 
   it('detect: yolov8 and yolov5 layouts in sessions, exact boxes on the original, EXIF-rotated image', async () => {

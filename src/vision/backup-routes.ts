@@ -4,6 +4,7 @@ import type { RouteSpec } from '../http/route.js';
 import { fileStamp, restoresPerEntry, restoreZip, sendZipBackup, targetDomain, ZIP_TYPES, type ModelRouteDeps } from '../models/routes.js';
 import { ApiError } from '../problems/api-error.js';
 import { canonicalContentType } from '../signing/canonical.js';
+import { VISION_EXAMPLES } from './examples.js';
 
 /** `?domain=` for superadmins, as on /models (DeepStack clients send none). */
 const domainQuery = {
@@ -17,6 +18,7 @@ const domainQuery = {
  * works on its own domain, a superadmin on every domain (or `?domain=`). Unlike DeepStack, which extracts a
  * restored zip's entries onto disk as named, a restore is checked whole and applied all or nothing.
  */
+
 export function backupRoutes(deps: ModelRouteDeps): RouteSpec[] {
   return [
     {
@@ -27,7 +29,7 @@ export function backupRoutes(deps: ModelRouteDeps): RouteSpec[] {
       owner: 'query',
       query: domainQuery,
       bodyTypes: ['multipart/form-data', 'application/x-www-form-urlencoded'],
-      responses: { 200: { description: 'The zip (application/octet-stream).' } },
+      responses: { 200: { description: 'The zip (application/octet-stream).', example: VISION_EXAMPLES['/v1/backup'] } },
       async handler(ctx) {
         const domain = targetDomain(ctx, ctx.state.owner!, { allDomains: true });
         await sendZipBackup(ctx, deps, domain, `Backup_${fileStamp()}.backup`, 'application/octet-stream');
@@ -41,7 +43,7 @@ export function backupRoutes(deps: ModelRouteDeps): RouteSpec[] {
       owner: 'query',
       query: domainQuery,
       bodyTypes: ['multipart/form-data', ...ZIP_TYPES],
-      responses: { 200: { description: '{"success": true, "duration"}' } },
+      responses: { 200: { description: '{"success": true, "duration"}', example: VISION_EXAMPLES['/v1/restore'] } },
       async handler(ctx) {
         const started = performance.now();
         const owner = ctx.state.owner!;

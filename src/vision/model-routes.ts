@@ -16,6 +16,8 @@ export interface VisionModelDeps {
   maxModelBytes: number;
 }
 
+import { VISION_EXAMPLES } from './examples.js';
+
 const adminRoute = (path: string, summary: string, handler: RouteSpec['handler']): RouteSpec => ({
   method: 'POST',
   path,
@@ -23,7 +25,7 @@ const adminRoute = (path: string, summary: string, handler: RouteSpec['handler']
   access: 'admin',
   owner: 'query',
   bodyTypes: ['multipart/form-data', 'application/x-www-form-urlencoded'],
-  responses: { 200: { description: 'DeepStack answer: {"success": true, ...}.' } },
+  responses: { 200: { description: 'DeepStack answer: {"success": true, ...}.', example: VISION_EXAMPLES[path] } },
   handler,
 });
 

@@ -35,6 +35,8 @@ export const OCR_KERNEL = 'ocr';
 
 const notActivated = (what: string, why: string) => new ApiError(403, 'generic-forbidden', `${what} endpoint not activated: ${why}`);
 
+import { VISION_EXAMPLES } from './examples.js';
+
 const FORM_TYPES = ['multipart/form-data', 'application/x-www-form-urlencoded'];
 
 /** Every inference route: a read-scoped key may call it (it is inference, not a change). */
@@ -46,7 +48,7 @@ const inferenceRoute = (path: string, summary: string, handler: RouteSpec['handl
   owner: 'query',
   readScope: true,
   bodyTypes: FORM_TYPES,
-  responses: { 200: { description: 'DeepStack answer: {"success": true, ..., "duration"}.' } },
+  responses: { 200: { description: 'DeepStack answer: {"success": true, ..., "duration"}.', example: VISION_EXAMPLES[path] } },
   handler,
 });
 

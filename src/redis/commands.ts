@@ -4,7 +4,8 @@
  * by augmenting ioredis's RedisCommander so each store calls `client.kgX(...)`
  * with checked arguments and replies, in pipelines and MULTI too.
  */
-import type { Redis, Result } from 'ioredis';
+import type { Result } from 'ioredis';
+import type { RedisClient } from './client.js';
 import { ABORT_LUA, BEGIN_LUA, COMPLETE_LUA } from './scripts/idempotency.lua.js';
 import { CONSUME_LUA } from './scripts/ratelimit.lua.js';
 import { CREATE_LUA, DELETE_LUA, TOUCH_LUA } from './scripts/sessions.lua.js';
@@ -41,10 +42,10 @@ const COMMANDS = {
   kgSessionDelete: { numberOfKeys: 2, lua: DELETE_LUA },
 } as const;
 
-const defined = new WeakSet<Redis>();
+const defined = new WeakSet<RedisClient>();
 
 /** Registers every command on `client` (once per client, which several stores may share). */
-export function defineCommands(client: Redis): void {
+export function defineCommands(client: RedisClient): void {
   if (defined.has(client)) return;
   for (const [name, definition] of Object.entries(COMMANDS)) client.defineCommand(name, definition);
   defined.add(client);

@@ -35,9 +35,9 @@ export type StoreConfig = Config['store'];
  *
  * - single: fail fast while disconnected (no offline queue): there is no other
  *   node to wait for.
- * - sentinel: asks the sentinels for the master, follows +switch-master
- *   (failoverDetector) and reconnects on READONLY (a demoted master); commands
- *   issued during the switch queue, each still bounded by its deadline.
+ * - sentinel: asks the sentinels for the master on every (re)connect and
+ *   reconnects on READONLY (a demoted master); commands issued during the
+ *   switch queue, each still bounded by its deadline.
  * - cluster: follows MOVED/ASK, retries CLUSTERDOWN/TRYAGAIN and lost
  *   connections after refreshing the slot map, all inside the one deadline.
  */
@@ -96,9 +96,10 @@ function createSentinelRedis(sentinels: RedisNode[], name: string, credentials: 
     enableTLSForSentinelMode: credentials.tls,
     // Keep asking the sentinels (every ≤ maxDelay) rather than giving up on the master.
     sentinelRetryStrategy: (times: number) => Math.min(times * 100, maxDelay),
-    // Subscribes to the sentinels' +switch-master: moves to the new master when they announce it,
-    // instead of when the old one's socket happens to close.
-    failoverDetector: true,
+    // Not failoverDetector: ioredis 5.11's detector can close the connector while it resolves the
+    // master, which ends the client for good ("Connection is closed." forever; seen in
+    // test/redis-topologies.test.ts). A dead master closes the socket anyway, and a demoted live
+    // one answers writes with READONLY (below).
     // Commands issued while it moves wait for the new master, each bounded by commandTimeout.
     enableOfflineQueue: true,
     // A master demoted to replica answers writes with READONLY: reconnect (asking the sentinels) and resend.
@@ -113,7 +114,7 @@ function createClusterRedis(seeds: RedisNode[], credentials: RedisCredentials, o
   const { enableAutoPipelining: _perNode, ...nodeOptions } = failFastOptions(opts);
   const clusterOptions: ClusterOptions = {
     redisOptions: { ...nodeOptions, ...credentialOptions(credentials) },
-    enableAutoPipelining: true,
+    enableAutoPipelining: false,
     // Commands wait (bounded by the deadline below) while the slot map is refreshed or a replica takes over.
     enableOfflineQueue: true,
     clusterRetryStrategy: (times: number) => Math.min(times * 100, maxDelay),

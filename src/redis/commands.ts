@@ -8,7 +8,7 @@ import type { Result } from 'ioredis';
 import type { RedisClient } from './client.js';
 import { ABORT_LUA, BEGIN_LUA, COMPLETE_LUA } from './scripts/idempotency.lua.js';
 import { CONSUME_LUA } from './scripts/ratelimit.lua.js';
-import { CREATE_LUA, DELETE_LUA, TOUCH_LUA } from './scripts/sessions.lua.js';
+import { CREATE_LUA, DELETE_LUA, GET_LUA, TOUCH_LUA } from './scripts/sessions.lua.js';
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
@@ -24,6 +24,8 @@ declare module 'ioredis' {
     kgSessionCreate(
       index: string, records: string, name: string, json: string, max: number, cutoff: number, idleMs: number, now: number,
     ): Result<[string, string, string?], Context>;
+    /** Reply: [lastUsedAt, recordJson], or [] when there is no such session. */
+    kgSessionGet(index: string, records: string, name: string): Result<[string, string] | [], Context>;
     /** Reply: 1 if the session is alive (and touched), else 0. */
     kgSessionTouch(index: string, records: string, name: string, now: number, idleMs: number): Result<number, Context>;
     /** Reply: 1 if the session existed. */
@@ -38,6 +40,7 @@ const COMMANDS = {
   kgIdemComplete: { numberOfKeys: 1, lua: COMPLETE_LUA },
   kgIdemAbort: { numberOfKeys: 1, lua: ABORT_LUA },
   kgSessionCreate: { numberOfKeys: 2, lua: CREATE_LUA },
+  kgSessionGet: { numberOfKeys: 2, lua: GET_LUA },
   kgSessionTouch: { numberOfKeys: 2, lua: TOUCH_LUA },
   kgSessionDelete: { numberOfKeys: 2, lua: DELETE_LUA },
 } as const;

@@ -58,10 +58,8 @@ export class RedisSessionStore extends RedisBacked implements SessionStore {
   get(owner: string, name: string, idleMs: number): Promise<SessionRecord | undefined> {
     return this.guard(async () => {
       const [index, records] = this.keys(owner);
-      const replies = await this.client.multi().zscore(index, name).hget(records, name).exec();
-      const score = replies?.[0]?.[1] as string | null | undefined;
-      const raw = replies?.[1]?.[1] as string | null | undefined;
-      if (score == null || raw == null) return undefined;
+      const [score, raw] = await this.client.kgSessionGet(index, records, name);
+      if (score === undefined || raw === undefined) return undefined;
       const rec = { ...(JSON.parse(raw) as SessionRecord), lastUsedAt: Number(score) };
       return rec.lastUsedAt > Date.now() - idleMs ? rec : undefined;
     });

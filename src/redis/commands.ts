@@ -33,8 +33,11 @@ declare module 'ioredis' {
   }
 }
 
-/** Name -> script; the names must match the declarations above. */
-const COMMANDS = {
+/**
+ * Name -> script; the names must match the declarations above. Every script touches only the keys
+ * it is given, all in one Redis Cluster slot (one key, or keys sharing a hash tag); a test checks it.
+ */
+export const COMMANDS = {
   kgRateLimitConsume: { numberOfKeys: 1, lua: CONSUME_LUA },
   kgIdemBegin: { numberOfKeys: 1, lua: BEGIN_LUA },
   kgIdemComplete: { numberOfKeys: 1, lua: COMPLETE_LUA },

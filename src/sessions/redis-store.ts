@@ -11,6 +11,18 @@ export interface RedisSessionStoreOptions extends RedisStoreOptions {
   idleMs: number;
 }
 
+/**
+ * [index, records] of an owner. The `{owner}` hash tag puts both in one Redis Cluster slot, which
+ * the two-key scripts need. "%" and "}" in an owner are percent-encoded (one-to-one, and access
+ * keys have neither), so the tag is never cut short or empty: an empty tag ("{}") would make Redis
+ * hash the whole key and split the pair. The prefix has no braces (checked by the store).
+ */
+export function sessionKeys(keyPrefix: string, owner: string): [string, string] {
+  const tag = owner.replace(/[%}]/g, (c) => (c === '%' ? '%25' : '%7D'));
+  const base = `${keyPrefix}{${tag}}`;
+  return [`${base}:idx`, `${base}:rec`];
+}
+
 /** Sessions shared by every replica through Redis. Redis trouble is a 503, never a wrong answer. */
 export class RedisSessionStore extends RedisBacked implements SessionStore {
   readonly kind = 'redis' as const;
@@ -19,13 +31,12 @@ export class RedisSessionStore extends RedisBacked implements SessionStore {
 
   constructor(opts: RedisSessionStoreOptions) {
     super(opts, 'RedisSessionStore', 'kg:sess:', 1000);
+    if (/[{}]/.test(this.keyPrefix)) throw new TypeError('RedisSessionStore: keyPrefix must not contain "{" or "}" (the owner is the hash tag)');
     this.idleMs = opts.idleMs;
   }
 
-  /** [index, records] of an owner. */
   private keys(owner: string): [string, string] {
-    const base = `${this.keyPrefix}{${owner}}`;
-    return [`${base}:idx`, `${base}:rec`];
+    return sessionKeys(this.keyPrefix, owner);
   }
 
   private async guard<T>(op: () => Promise<T>): Promise<T> {

@@ -40,6 +40,8 @@ export type StoreConfig = Config['store'];
  *   switch queue, each still bounded by its deadline.
  * - cluster: follows MOVED/ASK, retries CLUSTERDOWN/TRYAGAIN and lost
  *   connections after refreshing the slot map, all inside the one deadline.
+ *   No auto-pipelining there: ioredis retries a pipeline as a whole and a
+ *   command's deadline inside one was seen to stretch to 2+ s in a failover.
  */
 export function createRedis(store: StoreConfig, opts: FailFastRedisOptions = {}): RedisClient {
   const topology = storeTopology(store);
@@ -114,7 +116,7 @@ function createClusterRedis(seeds: RedisNode[], credentials: RedisCredentials, o
   const { enableAutoPipelining: _perNode, ...nodeOptions } = failFastOptions(opts);
   const clusterOptions: ClusterOptions = {
     redisOptions: { ...nodeOptions, ...credentialOptions(credentials) },
-    enableAutoPipelining: false,
+    enableAutoPipelining: false, // see createRedis
     // Commands wait (bounded by the deadline below) while the slot map is refreshed or a replica takes over.
     enableOfflineQueue: true,
     clusterRetryStrategy: (times: number) => Math.min(times * 100, maxDelay),

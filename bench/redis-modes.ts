@@ -132,12 +132,17 @@ try {
     }
   }
   const base = median(targets[0]!.rounds.map((r) => r.rps));
+  // Requests served per second of CPU the gateway got: less at the mercy of how much CPU other
+  // people's jobs left it than req/s (the client's work per request is what differs by mode).
+  const perCpu = (t: Target) => median(t.rounds.map((r) => r.rps / Math.max(r.serverCpuPct / 100, 1e-3)));
   const summary = table(
-    ['[store] redis_mode', 'median req/s', 'ratio vs single', 'median p50 ms', 'median p99 ms', 'median gateway CPU %', 'median Redis CPU %', 'median others CPU %', 'non-2xx', 'errors'],
+    ['[store] redis_mode', 'median req/s', 'ratio vs single', 'req per gateway CPU-s', 'ratio vs single', 'median p50 ms', 'median p99 ms', 'median gateway CPU %', 'median Redis CPU %', 'median others CPU %', 'non-2xx', 'errors'],
     targets.map((t) => [
       t.label,
       fmt(median(t.rounds.map((r) => r.rps))),
       fmt(median(t.rounds.map((r) => r.rps)) / base, 2),
+      fmt(perCpu(t)),
+      fmt(perCpu(t) / perCpu(targets[0]!), 2),
       fmt(median(t.rounds.map((r) => r.p50)), 1),
       fmt(median(t.rounds.map((r) => r.p99)), 1),
       fmt(median(t.rounds.map((r) => r.serverCpuPct))),

@@ -6,7 +6,8 @@
  * Throughout, every request is answered: 200 or 429 (rate limits fall back to
  * per-replica memory counters), 503 only for sessions while no master holds them,
  * never another 5xx; the limit stays within N replicas × limit; and what was written
- * (and replicated) before the crash is still there after.
+ * (and replicated) before the crash is still there after. Last, every Redis process
+ * goes: sessions wait once for their deadline, then the circuit breaker answers at once.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -42,6 +43,8 @@ interface Topology {
   killMaster(): Promise<number>;
   /** The port that is master for ALICE's sessions now. */
   masterPort(): Promise<number>;
+  /** Kills every Redis process of the topology (sentinels too). */
+  killAll(): Promise<void>;
 }
 
 function scenario(name: string, setUp: () => Promise<{ topology: Topology; stop(): Promise<void> }>): void {
@@ -137,7 +140,7 @@ function scenario(name: string, setUp: () => Promise<{ topology: Topology; stop(
       // Then until both gateways have read the session from the new master, and a little more load.
       const servedAfter = (gw: TestGateway) => reads.some((r) => r.gw === gw && r.start > promotedAt && r.status === 200);
       while ((!servedAfter(a) || !servedAfter(b)) && Date.now() < promotedAt + 10_000) await sleep(100);
-      await sleep(1000);
+      await sleep(500);
       stop = true;
       await Promise.all(load);
 
@@ -184,6 +187,29 @@ function scenario(name: string, setUp: () => Promise<{ topology: Topology; stop(
       assert.equal(after.status, 201, after.text);
       assert.equal((await a.signed({ method: 'GET', target: '/session/after', as: ALICE })).status, 200);
     });
+
+    it('every Redis process gone: limits from memory, sessions 503 within the deadline, then at once (circuit breaker)', async () => {
+      await topology.killAll();
+      for (const gw of [a, b]) {
+        const times: number[] = [];
+        for (let i = 0; i < 3; i++) {
+          const t0 = performance.now();
+          const res = await gw.signed({ method: 'GET', target: '/session/kept', as: ALICE, timeoutMs: 10_000 });
+          times.push(performance.now() - t0);
+          assert.equal(res.status, 503, res.text);
+          assert.equal(res.json?.type, 'https://api.backend.ai/probs/service-unavailable');
+          assert.ok(header(res, 'retry-after'), 'Retry-After');
+          const limited = await gw.signed({ method: 'GET', target: '/auth/test', as: LIMITED, timeoutMs: 10_000 });
+          assert.ok(limited.status === 200 || limited.status === 429, `rate-limited route answered ${limited.status}`);
+        }
+        // The first waits for the 1 s session deadline (queued, not hung forever); the breaker then answers at once.
+        assert.ok(times[0]! < 3000, `first ${Math.round(times[0]!)} ms`);
+        assert.ok(times.slice(1).every((ms) => ms < 800), `then ${times.map(Math.round).join(', ')} ms`);
+        const health = await gw.request({ method: 'GET', target: '/health' });
+        assert.equal(health.status, 200);
+        assert.equal(health.json?.ratelimit?.status, 'degraded', health.text);
+      }
+    });
   });
 }
 
@@ -202,6 +228,7 @@ scenario('Redis Cluster: 3 masters with a replica each', async () => {
       await cluster.nodes.find((n) => n.port === port)!.kill();
       return port;
     },
+    killAll: async () => void (await Promise.all(cluster.nodes.map((n) => n.kill()))),
   };
   return { topology, stop: () => cluster.stop() };
 });
@@ -218,6 +245,7 @@ scenario('Redis Sentinel: master, replica, one sentinel', async () => {
       await set.master.kill();
       return set.master.port;
     },
+    killAll: async () => void (await Promise.all([set.master, set.replica, ...set.sentinels].map((n) => n.kill()))),
   };
   return { topology, stop: () => set.stop() };
 });

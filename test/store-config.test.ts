@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { configFromObject, defaultConfig } from '../src/config/config.js';
-import { createRedis } from '../src/redis/client.js';
+import { parseRedisCredentials, parseRedisNode, storeTopology } from '../src/redis/topology.js';
 import { ALICE, startGateway, type TestGateway } from './helpers/gateway.js';
 import { startRedisServer, type TestRedisServer } from './helpers/redis-server.js';
 
@@ -39,13 +39,47 @@ describe('[store] config', () => {
     assert.throws(() => configFromObject({ store: { bogus: 1 } }), /store\.bogus/);
   });
 
-  it('createRedis: sentinel and cluster are not supported yet, and say so', () => {
-    for (const mode of ['sentinel', 'cluster'] as const) {
-      assert.throws(
-        () => createRedis({ ...defaultConfig().store, kind: 'redis', redis_mode: mode }),
-        new RegExp(`redis_mode "${mode}" is not supported yet`),
-      );
+  it('redis_nodes must be "host:port" seeds, and sentinel / cluster need at least one', () => {
+    const redis = (store: Record<string, unknown>) => configFromObject({ store: { kind: 'redis', ...store } });
+    assert.deepEqual(redis({ redis_mode: 'cluster', redis_nodes: ['10.0.0.1:7000', 'redis-0.redis:6379', '[::1]:7001'] }).store.redis_nodes, [
+      '10.0.0.1:7000', 'redis-0.redis:6379', '[::1]:7001',
+    ]);
+    for (const bad of ['10.0.0.1', 'host:', ':6379', 'redis://h:1', 'h:1:2', 'h :1', 'h:123456', '']) {
+      assert.throws(() => redis({ redis_mode: 'cluster', redis_nodes: [bad] }), /store\.redis_nodes/, bad);
     }
+    assert.throws(() => redis({ redis_mode: 'cluster', redis_nodes: ['h:70000'] }), /store\.redis_nodes: port 70000/);
+    for (const mode of ['sentinel', 'cluster']) {
+      assert.throws(() => redis({ redis_mode: mode }), new RegExp(`store\\.redis_nodes: redis_mode "${mode}" needs at least one seed node`));
+    }
+    // Unused while the store is memory: not checked.
+    assert.equal(configFromObject({ store: { redis_mode: 'cluster' } }).store.redis_mode, 'cluster');
+  });
+
+  it('Redis Cluster refuses a database other than 0 in redis_url, without echoing the URL', () => {
+    const cluster = (redis_url: string) => configFromObject({ store: { kind: 'redis', redis_mode: 'cluster', redis_nodes: ['h:7000'], redis_url } });
+    assert.throws(() => cluster('redis://:s3cret@h:7000/2'), (e: Error) => {
+      assert.match(e.message, /store\.redis_url: Redis Cluster has only database 0, but redis_url selects database 2/);
+      assert.doesNotMatch(e.message, /s3cret/);
+      return true;
+    });
+    assert.equal(cluster('rediss://user:pw@h:7000/0').store.redis_mode, 'cluster');
+    assert.equal(cluster('redis://h:7000').store.redis_mode, 'cluster');
+    assert.throws(() => cluster('http://h:7000'), /store\.redis_url must start with redis:\/\/ or rediss:\/\//);
+    // Sentinel may select any database.
+    assert.equal(
+      configFromObject({ store: { kind: 'redis', redis_mode: 'sentinel', redis_nodes: ['h:26379'], redis_url: 'redis://h/3' } }).store.redis_url,
+      'redis://h/3',
+    );
+  });
+
+  it('redis_url gives credentials, database and TLS to every mode', () => {
+    assert.deepEqual(parseRedisCredentials('rediss://app:p%40ss@h:6380/4'), { username: 'app', password: 'p@ss', db: 4, tls: true });
+    assert.deepEqual(parseRedisCredentials('redis://:pw@h'), { password: 'pw', db: 0, tls: false });
+    assert.deepEqual(parseRedisNode('[fd00::1]:7000'), { host: 'fd00::1', port: 7000 });
+    assert.deepEqual(
+      storeTopology({ ...defaultConfig().store, kind: 'redis', redis_mode: 'sentinel', redis_nodes: ['s1:26379', 's2:26379'], redis_sentinel_name: 'm' }),
+      { mode: 'sentinel', name: 'm', nodes: [{ host: 's1', port: 26379 }, { host: 's2', port: 26379 }], credentials: { db: 0, tls: false } },
+    );
   });
 });
 

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { ajv, describeProblem, type ValidationProblem } from '../validation/ajv.js';
+import { storeTopology } from '../redis/topology.js';
 import { ConfigSchema, type Config } from './schema.js';
 
 export type { Config } from './schema.js';
@@ -89,6 +90,16 @@ function applyDeprecatedKeys(raw: unknown, config: Config, source: string, warni
   }
 }
 
+/** The [store] keys that only make sense together (mode, nodes, redis_url's database), checked when Redis is used. */
+function checkRedisTopology(config: Config, source: string): void {
+  if (config.store.kind !== 'redis') return;
+  try {
+    storeTopology(config.store);
+  } catch (error) {
+    throw new ConfigError(`${source}: ${(error as Error).message}`);
+  }
+}
+
 function deepFreeze<T>(value: T): T {
   if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
     for (const child of Object.values(value)) deepFreeze(child);
@@ -107,6 +118,7 @@ export function buildConfig(raw: unknown, options: ConfigOptions = {}): LoadedCo
   }
   const warnings: string[] = [];
   applyDeprecatedKeys(raw, config, source, warnings);
+  checkRedisTopology(config, source);
   if (options.baseDir !== undefined) {
     config.keypairs.dir = resolve(options.baseDir, config.keypairs.dir);
     config.inference.models_dir = resolve(options.baseDir, config.inference.models_dir);

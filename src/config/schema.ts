@@ -1,5 +1,6 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import type { HashAlgorithm } from '../signing/algorithms.js';
+import { REDIS_NODE_PATTERN } from '../redis/topology.js';
 
 /**
  * config.toml as one TypeBox schema: the Config type, the defaults (`default` on every key) and the
@@ -89,7 +90,11 @@ export const ConfigSchema = Type.Object(
       }),
       redis_url: NonEmpty(REDIS_URL, 'Password, database and TLS for every redis_mode.'),
       redis_mode: OneOf(['single', 'sentinel', 'cluster'], { default: 'single' }),
-      redis_nodes: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'Sentinel or cluster seed nodes, "host:port".' }),
+      redis_nodes: Type.Array(Type.String({ pattern: REDIS_NODE_PATTERN }), {
+        default: [],
+        maxItems: 64,
+        description: 'Sentinel or cluster seed nodes, "host:port" ("[v6]:port"); needed by redis_mode "sentinel" and "cluster".',
+      }),
       redis_sentinel_name: NonEmpty('mymaster'),
     }),
     ratelimit: Section({

@@ -2,7 +2,7 @@
  * Rate limiting: the store interface, its memory and Redis implementations,
  * the Redis→memory failover wrapper, and a factory for the configured store.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/client.js';
 import type { Logger } from 'pino';
 import { FailoverRateLimitStore } from './failover-store.js';
 import { MemoryRateLimitStore } from './memory-store.js';
@@ -23,7 +23,7 @@ export { slidingWindowStep, type WindowState, type WindowOutcome } from './slidi
 export interface RateLimitStoreConfig {
   kind: 'memory' | 'redis';
   /** For kind "redis": a fail-fast client (see src/redis/client.ts); the store closes it. */
-  redis?: Redis;
+  redis?: RedisClient;
   /** [ratelimit] on_redis_failure; default "memory". */
   onRedisFailure?: RedisFailurePolicy;
   /** Cap on in-memory keys (memory store and fallback); default 100,000. No config key. */

@@ -5,18 +5,22 @@ import type { CreateOutcome, SessionKey, SessionPage, SessionRecord, SessionStor
 
 // Key layout and scripts (kgSession*): src/redis/scripts/sessions.lua.ts.
 
-/** A MULTI's replies, or the first command's error (an empty list would be a wrong answer, not an outage). */
-function succeeded(replies: Array<[Error | null, unknown]> | null): Array<[Error | null, unknown]> {
-  if (replies === null) throw new Error('MULTI aborted');
-  const failed = replies.find(([error]) => error !== null);
-  if (failed) throw failed[0];
-  return replies;
-}
-
 /** `keyPrefix` defaults to "kg:sess:"; `commandTimeoutMs` to 1000. */
 export interface RedisSessionStoreOptions extends RedisStoreOptions {
   /** Idle timeout, also the owner hash's TTL. */
   idleMs: number;
+}
+
+/**
+ * [index, records] of an owner. The `{owner}` hash tag puts both in one Redis Cluster slot, which
+ * the two-key scripts need. "%" and "}" in an owner are percent-encoded (one-to-one, and access
+ * keys have neither), so the tag is never cut short or empty: an empty tag ("{}") would make Redis
+ * hash the whole key and split the pair. The prefix has no braces (checked by the store).
+ */
+export function sessionKeys(keyPrefix: string, owner: string): [string, string, string] {
+  const tag = owner.replace(/[%}]/g, (c) => (c === '%' ? '%25' : '%7D'));
+  const base = `${keyPrefix}{${tag}}`;
+  return [`${base}:idx`, `${base}:rec`, `${base}:ord`];
 }
 
 /** Sessions shared by every replica through Redis. Redis trouble is a 503, never a wrong answer. */
@@ -27,13 +31,13 @@ export class RedisSessionStore extends RedisBacked implements SessionStore {
 
   constructor(opts: RedisSessionStoreOptions) {
     super(opts, 'RedisSessionStore', 'kg:sess:', 1000);
+    if (/[{}]/.test(this.keyPrefix)) throw new TypeError('RedisSessionStore: keyPrefix must not contain "{" or "}" (the owner is the hash tag)');
     this.idleMs = opts.idleMs;
   }
 
   /** [index, records, order] of an owner. */
   private keys(owner: string): [string, string, string] {
-    const base = `${this.keyPrefix}{${owner}}`;
-    return [`${base}:idx`, `${base}:rec`, `${base}:ord`];
+    return sessionKeys(this.keyPrefix, owner);
   }
 
   private async guard<T>(op: () => Promise<T>): Promise<T> {
@@ -67,10 +71,8 @@ export class RedisSessionStore extends RedisBacked implements SessionStore {
   get(owner: string, name: string, idleMs: number): Promise<SessionRecord | undefined> {
     return this.guard(async () => {
       const [index, records] = this.keys(owner);
-      const replies = await this.client.multi().zscore(index, name).hget(records, name).exec();
-      const score = replies?.[0]?.[1] as string | null | undefined;
-      const raw = replies?.[1]?.[1] as string | null | undefined;
-      if (score == null || raw == null) return undefined;
+      const [score, raw] = await this.client.kgSessionGet(index, records, name);
+      if (score === undefined || raw === undefined) return undefined;
       const rec = { ...(JSON.parse(raw) as SessionRecord), lastUsedAt: Number(score) };
       return rec.lastUsedAt > Date.now() - idleMs ? rec : undefined;
     });
@@ -105,9 +107,9 @@ export class RedisSessionStore extends RedisBacked implements SessionStore {
         const candidates = await this.orderedAfter(order, from, want);
         if (candidates.length === 0) break;
         const names = candidates.map((c) => c.name);
-        const replies = succeeded(await this.client.multi().zmscore(index, ...names).hmget(records, ...names).exec());
-        const scores = (replies?.[0]?.[1] ?? []) as Array<string | null>;
-        const raws = (replies?.[1]?.[1] ?? []) as Array<string | null>;
+        // Plain reads (each with its deadline through a failover); a session gone or re-created in between is
+        // skipped below by its missing record or its createdAt.
+        const [scores, raws] = await Promise.all([this.client.zmscore(index, ...names), this.client.hmget(records, ...names)]);
         candidates.forEach((c, i) => {
           const score = scores[i];
           const raw = raws[i];
@@ -135,15 +137,14 @@ export class RedisSessionStore extends RedisBacked implements SessionStore {
       return out;
     };
     if (from === undefined) return pairs(await this.client.zrangebyscore(order, '-inf', '+inf', 'WITHSCORES', 'LIMIT', 0, count));
-    const replies = succeeded(
-      await this.client
-        .multi()
-        .zrangebyscore(order, from.createdAt, from.createdAt, 'WITHSCORES')
-        .zrangebyscore(order, `(${from.createdAt}`, '+inf', 'WITHSCORES', 'LIMIT', 0, count)
-        .exec(),
-    );
-    const ties = pairs((replies?.[0]?.[1] ?? []) as string[]).filter((c) => c.name > from.name);
-    return [...ties, ...pairs((replies?.[1]?.[1] ?? []) as string[])].slice(0, count);
+    // Two plain reads, not MULTI: each keeps its own deadline through a Cluster failover (src/redis/client.ts).
+    // A session created between them has a later createdAt, so it lands in the second read or a later page.
+    const [tied, after] = await Promise.all([
+      this.client.zrangebyscore(order, from.createdAt, from.createdAt, 'WITHSCORES'),
+      this.client.zrangebyscore(order, `(${from.createdAt}`, '+inf', 'WITHSCORES', 'LIMIT', 0, count),
+    ]);
+    const ties = pairs(tied).filter((c) => c.name > from.name);
+    return [...ties, ...pairs(after)].slice(0, count);
   }
 
   touch(owner: string, name: string, now: number): Promise<void> {

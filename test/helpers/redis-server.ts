@@ -13,7 +13,7 @@
  * orphan then lives on an ephemeral port and holds no data of value.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,6 +26,8 @@ export interface TestRedisServer {
   stop(): Promise<void>;
   /** Starts it again on the SAME port (an outage that ends), data empty; works after stop() too. */
   restart(): Promise<void>;
+  /** Kills the process (SIGKILL): a crash, no shutdown work; restart() works afterwards. */
+  kill(): Promise<void>;
   /** Freezes the process (SIGSTOP): connections stay open but nothing answers, like a hung Redis. */
   pause(): void;
   /** Undoes pause() (SIGCONT). */
@@ -37,6 +39,13 @@ export interface StartOptions {
   readyTimeoutMs?: number;
   /** Extra redis-server arguments, e.g. ['--maxmemory', '64mb']. */
   extraArgs?: string[];
+  /**
+   * A config file's text, written to the server's temp folder and given as its first argument
+   * (a sentinel needs a writable config file: it records what it learns there).
+   */
+  configText?: (port: number) => string;
+  /** Run as a Redis Sentinel (`redis-server <config> --sentinel`); needs configText. */
+  sentinel?: boolean;
 }
 
 const live = new Set<ChildProcess>();
@@ -120,11 +129,14 @@ export async function startRedisServer(opts: StartOptions = {}): Promise<TestRed
 
   const launch = async () => {
     mkdirSync(dir, { recursive: true }); // stop() removes it; restart() after stop() needs it back
+    const configFile = join(dir, opts.sentinel ? 'sentinel.conf' : 'redis.conf');
+    if (opts.configText) writeFileSync(configFile, opts.configText(port));
     const args = [
+      ...(opts.configText ? [configFile] : []),
+      ...(opts.sentinel ? ['--sentinel'] : []),
       '--port', String(port),
       '--bind', '127.0.0.1',
-      '--save', '',
-      '--appendonly', 'no',
+      ...(opts.sentinel ? [] : ['--save', '', '--appendonly', 'no']),
       '--dir', dir,
       '--daemonize', 'no',
       '--loglevel', 'warning',
@@ -182,6 +194,14 @@ export async function startRedisServer(opts: StartOptions = {}): Promise<TestRed
       await stopChild();
       tempDirs.add(dir);
       await launch();
+    },
+    async kill() {
+      const proc = child;
+      child = undefined;
+      if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+      const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+      proc.kill('SIGKILL');
+      await exited;
     },
     pause() {
       child?.kill('SIGSTOP');

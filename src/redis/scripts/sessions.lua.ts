@@ -52,6 +52,19 @@ redis.call('PEXPIRE', KEYS[3], ARGV[3])
 return 1
 `;
 
+/**
+ * KEYS[1] index, KEYS[2] records; ARGV: name. Reply: {lastUsedAt, record JSON}, or {} when absent.
+ * One script rather than MULTI: a plain command keeps its deadline through a Cluster failover
+ * (src/redis/client.ts), and it is one round trip.
+ */
+export const GET_LUA = `
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not score then return {} end
+local raw = redis.call('HGET', KEYS[2], ARGV[1])
+if not raw then return {} end
+return {score, raw}
+`;
+
 /** KEYS[1] index, KEYS[2] records, KEYS[3] order; ARGV: name. */
 export const DELETE_LUA = `
 local n = redis.call('ZREM', KEYS[1], ARGV[1])

@@ -187,7 +187,7 @@ export function valuesFromBytes(datatype: Datatype, bytes: Uint8Array, count: nu
       const len = view.getUint32(pos, true);
       pos += 4;
       if (len > bytes.length - pos) throw new ProtocolError(`BYTES element of ${len} bytes runs past the tensor's data`);
-      items.push(bytes.slice(pos, pos + len));
+      items.push(new Uint8Array(bytes.subarray(pos, pos + len))); // a copy (Buffer#slice would be a view)
       pos += len;
     }
     if (pos !== bytes.length) throw new ProtocolError(`BYTES tensor has ${bytes.length - pos} bytes after its ${count} elements`);
@@ -195,7 +195,8 @@ export function valuesFromBytes(datatype: Datatype, bytes: Uint8Array, count: nu
   }
   const size = ELEMENT_SIZE[datatype];
   if (bytes.length !== count * size) throw new ProtocolError(`${datatype} tensor of ${count} elements needs ${count * size} bytes, got ${bytes.length}`);
-  const copy = LITTLE_ENDIAN || size === 1 ? bytes.slice() : swapped(bytes, size);
+  // A copy in a buffer of its own (Buffer#slice would be a view into a shared pool).
+  const copy = LITTLE_ENDIAN || size === 1 ? new Uint8Array(bytes) : swapped(bytes, size);
   const buf = copy.buffer;
   let values: TensorValues;
   switch (datatype) {

@@ -123,7 +123,7 @@ describe('kernelgate CLI without a gateway', () => {
 
   const commands = [
     [], ['serve'], ['keypair'], ['keypair', 'create'], ['keypair', 'list'], ['keypair', 'revoke'],
-    ['keypair', 'apikey'], ['keypair', 'apikey', 'add'], ['keypair', 'apikey', 'list'], ['keypair', 'apikey', 'revoke'], ['sign'], ['proxy'],
+    ['keypair', 'apikey'], ['keypair', 'apikey', 'add'], ['keypair', 'apikey', 'list'], ['keypair', 'apikey', 'revoke'], ['sign'], ['proxy'], ['worker'],
     ['model'], ['model', 'upload'], ['model', 'list'], ['model', 'remove'], ['model', 'backup'], ['model', 'restore'],
   ];
   for (const command of commands) {

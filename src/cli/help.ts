@@ -33,14 +33,15 @@ Options:
   -c, --config FILE            a config.toml ([worker], [inference] and [log] are read)
       --host ADDR              listen address (default 127.0.0.1)
   -p, --port N                 listen port (default 8000; 0 picks a free one, printed in the log)
-      --token T                bearer token clients must send (or KERNELGATE_WORKER_TOKEN, or
+      --token T                bearer token clients must send (16-512 printable characters; or
+                               KERNELGATE_WORKER_TOKEN, which process lists do not show, or
                                [worker] token); required unless the address is loopback
       --export-repository DIR  write the same models as a Triton model repository into DIR
                                (DIR/<name>/config.pbtxt and DIR/<name>/1/model.onnx) and exit
   -h, --help                   this text
 
 Example:
-  KERNELGATE_WORKER_TOKEN=$(openssl rand -hex 24) kernelgate worker --host 0.0.0.0 --port 8000
+  kernelgate worker --host 0.0.0.0 --port 8000    # with KERNELGATE_WORKER_TOKEN set
   kernelgate worker --export-repository /srv/triton-models && tritonserver --model-repository /srv/triton-models`,
 
   serve: `Usage: kernelgate serve [--config FILE] [--host ADDR] [--port N]

@@ -23,8 +23,8 @@ import { startWorkerRunner } from '../src/inference/runners/ort-worker.js';
 import { parseModelConfig } from '../src/inference/store/model-config.js';
 import { ApiError } from '../src/problems/api-error.js';
 import { WorkerModels } from '../src/worker/models.js';
-import { exportRepository } from '../src/worker/triton-export.js';
-import { bearerMatches } from '../src/worker/server.js';
+import { exportRepository, fileMetadata } from '../src/worker/triton-export.js';
+import { bearerMatches } from '../src/worker/token.js';
 import { BIN, rawRequest } from './helpers/gateway.js';
 import { freePort } from './helpers/redis-server.js';
 import { startWorker, type TestWorker } from './helpers/worker.js';
@@ -247,7 +247,7 @@ describe('kernelgate worker and the remote runner', () => {
     const cls = readFileSync(ocrModelPaths().classifier);
     models.store.save('acme.com', parseModelConfig({ name: 'textdir', task: 'classify', input: { width: 192, height: 48 }, labels: ['0', '180'] }), cls);
     const dir = join(modelsDir, 'repository');
-    const names = await exportRepository(models, dir);
+    const names = exportRepository(models, dir);
     await models.close();
     assert.deepEqual(names, ['ocr-det', 'ocr-cls', 'ocr-rec', 'acme%2Ecom.textdir']);
     assert.equal(
@@ -264,7 +264,12 @@ describe('kernelgate worker and the remote runner', () => {
     assert.match(readFileSync(join(dir, 'ocr-rec', 'config.pbtxt'), 'utf8'), /dims: \[ -1, -1, 6625 \]/);
     assert.ok(readFileSync(join(dir, 'acme%2Ecom.textdir', '1', 'model.onnx')).equals(cls));
     assert.ok(readFileSync(join(dir, 'ocr-det', '1', 'model.onnx')).equals(readFileSync(ocrModelPaths().detection)));
-    await assert.rejects(exportRepository(models, dir), /not empty/);
+    // The same declared types and shapes as the worker serves from a loaded session.
+    for (const name of ['ocr-det', 'ocr-cls', 'ocr-rec']) {
+      const served = await rawRequest(w.port, { method: 'GET', target: `/v2/models/${name}`, headers: auth });
+      assert.deepEqual(fileMetadata(name, readFileSync(join(dir, name, '1', 'model.onnx'))), served.json, name);
+    }
+    assert.throws(() => exportRepository(models, dir), /not empty/);
   });
 });
 

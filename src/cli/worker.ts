@@ -3,9 +3,7 @@ import { parseArgs } from 'node:util';
 import { buildConfig, ConfigError, readConfigFile, type Config } from '../config/config.js';
 import { isLoopbackHost } from '../keypairs/published.js';
 import { createLogger } from '../observability/logger.js';
-import { WorkerModels } from '../worker/models.js';
-import { createWorker, TOKEN_FORMAT } from '../worker/server.js';
-import { exportRepository } from '../worker/triton-export.js';
+import { TOKEN_FORMAT } from '../worker/token.js';
 
 /**
  * `kernelgate worker`: serves every model over the Open Inference Protocol (see src/worker/server.ts),
@@ -36,8 +34,9 @@ export async function workerCommand(argv: string[], out: (line: string) => void)
 
   if (values['export-repository'] !== undefined) {
     const dir = resolve(values['export-repository']);
+    const [{ WorkerModels }, { exportRepository }] = await Promise.all([import('../worker/models.js'), import('../worker/triton-export.js')]);
     const models = new WorkerModels(config.inference, log);
-    const names = await exportRepository(models, dir);
+    const names = exportRepository(models, dir);
     await models.close();
     out(`wrote ${names.length} models to ${dir}: ${names.join(', ')}`);
     out(`serve them with: tritonserver --model-repository ${dir}`);
@@ -53,6 +52,8 @@ export async function workerCommand(argv: string[], out: (line: string) => void)
         'Set --token, KERNELGATE_WORKER_TOKEN or [worker] token (and the gateways\' [inference] kserve_token), or listen on 127.0.0.1.',
     );
   }
+  // ONNX Runtime and the models load only once the configuration is known to be safe to serve.
+  const { createWorker } = await import('../worker/server.js');
   const worker = createWorker({ config, token, log });
   const address = await worker.listen();
   log.child({}, { level: 'info' }).info({ host: address.address, port: address.port, auth: token !== '' ? 'bearer' : 'none (loopback)', models: worker.models.list().map((m) => m.name) }, 'kernelgate worker listening');

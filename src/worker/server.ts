@@ -11,7 +11,6 @@
  *   GET /metrics                                   bearer token when one is configured
  * Errors are the protocol's `{"error": "..."}` with a 4xx/5xx status; a full queue is 503 + Retry-After.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
@@ -22,6 +21,7 @@ import {
   decodeInferRequest, encodeError, encodeInferResponse, fitsShape, parseHeaderLength, ProtocolError, type Encoded, type InferRequest,
 } from '../inference/runners/kserve/protocol.js';
 import { describe, WorkerModels, type DescribedRunner } from './models.js';
+import { bearerMatches } from './token.js';
 
 /** A failure answered to the client as `{"error": message}`. */
 class WorkerError extends Error {
@@ -32,23 +32,6 @@ class WorkerError extends Error {
   ) {
     super(message);
   }
-}
-
-/** Bearer tokens: printable ASCII without spaces, 16 to 512 characters. */
-export const TOKEN_FORMAT = /^[\x21-\x7e]{16,512}$/;
-
-/**
- * Checks `Authorization: Bearer <token>` against the configured token: a strict format check, then the
- * SHA-256 of both compared in constant time (equal lengths, so timingSafeEqual applies and the length of
- * the real token does not leak).
- */
-export function bearerMatches(header: string | undefined, token: string): boolean {
-  if (header === undefined) return false;
-  const m = /^Bearer ([\x21-\x7e]{1,512})$/.exec(header);
-  if (!m) return false;
-  const a = createHash('sha256').update(m[1]!).digest();
-  const b = createHash('sha256').update(token).digest();
-  return timingSafeEqual(a, b);
 }
 
 export interface WorkerOptions {

@@ -8,13 +8,30 @@
  * `max_batch_size: 0`: the dims are the model's own, batch dimension included (-1 where it varies), which
  * is exactly what the gateway's remote runner sends and checks against the metadata. (With a positive
  * max_batch_size Triton leaves the batch dimension out of dims and may merge requests; the kernels already
- * batch their own work.) Each model is loaded once on the CPU to read its declared types and shapes.
+ * batch their own work.) Types and shapes are read from each file's graph (a linear protobuf walk), without
+ * loading it.
  */
-import { copyFileSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { graphSignature, type ValueSignature } from '../inference/onnx-inspect.js';
 import type { Datatype, ModelMetadata } from '../inference/runners/kserve/protocol.js';
-import { startIsolatedRunner } from '../inference/runners/ort-process.js';
-import { describe, type WorkerModels } from './models.js';
+import type { WorkerModels } from './models.js';
+
+/** ONNX TensorProto.DataType → protocol datatype. */
+const ONNX_TO_DATATYPE: Record<number, Datatype> = {
+  1: 'FP32', 2: 'UINT8', 3: 'INT8', 4: 'UINT16', 5: 'INT16', 6: 'INT32', 7: 'INT64', 8: 'BYTES', 9: 'BOOL', 10: 'FP16', 11: 'FP64', 12: 'UINT32', 13: 'UINT64',
+};
+
+/** The protocol metadata of a model file, read from its graph (no ONNX Runtime session). */
+export function fileMetadata(name: string, onnx: Uint8Array): ModelMetadata {
+  const sig = graphSignature(onnx);
+  const tensor = (v: ValueSignature) => {
+    const datatype = ONNX_TO_DATATYPE[v.elemType];
+    if (!datatype) throw new Error(`model ${name}: ${v.name} is not a tensor of a supported type (${v.elemType})`);
+    return { name: v.name, datatype, shape: v.shape };
+  };
+  return { name, versions: ['1'], platform: 'onnxruntime_onnx', inputs: sig.inputs.map(tensor), outputs: sig.outputs.map(tensor) };
+}
 
 /** Protocol datatypes as Triton's model-config data types (BYTES is TYPE_STRING there). */
 const TRITON_TYPE: Record<Datatype, string> = {
@@ -40,18 +57,11 @@ export function tritonConfig(meta: ModelMetadata): string {
 }
 
 /** Writes every served model into `dir` (created; must be empty or absent). Returns the names written. */
-export async function exportRepository(models: WorkerModels, dir: string): Promise<string[]> {
+export function exportRepository(models: WorkerModels, dir: string): string[] {
   if (existsSync(dir) && readdirSync(dir).length > 0) throw new Error(`${dir} is not empty; export into a new folder`);
   const written: string[] = [];
   for (const model of models.list()) {
-    // A child process per model, loaded from bytes on the CPU: only its metadata is wanted.
-    const runner = await startIsolatedRunner(model.path, { providers: ['cpu'], loadTimeoutMs: 120_000, runTimeoutMs: 1000, maxMemoryBytes: 0 });
-    let meta: ModelMetadata;
-    try {
-      meta = describe(model.name, runner);
-    } finally {
-      await runner.close();
-    }
+    const meta = fileMetadata(model.name, readFileSync(model.path));
     const folder = join(dir, model.name);
     mkdirSync(join(folder, '1'), { recursive: true });
     writeFileSync(join(folder, 'config.pbtxt'), tritonConfig(meta));

@@ -158,7 +158,7 @@ export class BackendSet {
    * Transport failures eject the backend and become 503 (504 for a deadline); HTTP answers are returned.
    */
   async exchange(model: string, req: Request): Promise<{ backend: Backend; res: Exchange }> {
-    let first = this.pick();
+    const first = this.pick();
     if (!first) throw this.#noBackend();
     try {
       return await this.#once(first, model, req);
@@ -167,7 +167,6 @@ export class BackendSet {
       const second = this.pick(first);
       if (!second) throw this.#asApiError(error);
       this.#series.retries.labels(first.label).inc();
-      first = second;
       try {
         return await this.#once(second, model, req);
       } catch (again) {

@@ -141,6 +141,7 @@ export class BackendSet {
   }
 
   eject(b: Backend, why: string): void {
+    b.client.dropIdle();
     if (b.ejectedUntil > Date.now()) return;
     b.ejectedUntil = Date.now() + this.#opts.ejectMs;
     this.#series.ejections.labels(b.label).inc();

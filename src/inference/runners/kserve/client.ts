@@ -124,6 +124,14 @@ export class BackendClient {
     });
   }
 
+  /**
+   * Closes the idle pooled connections: after the backend failed they may be stale (its process died), and
+   * a job written onto one could not tell "never received" from "lost mid-run"; fresh connections can.
+   */
+  dropIdle(): void {
+    for (const list of Object.values(this.#agent.freeSockets)) for (const socket of list ?? []) socket.destroy();
+  }
+
   close(): void {
     this.#agent.destroy();
   }

@@ -59,7 +59,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
   keypairs.start();
   const stores = await createStores(config, log);
   const rateLimits = stores.rateLimits;
-  const kernels = new KernelRegistry(config.inference, log);
+  const kernels = new KernelRegistry(config.inference, log, metrics.registry);
   const trusted = new TrustedProxies(config.server.trusted_proxies);
   const metricsAllow = (() => {
     try {

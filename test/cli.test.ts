@@ -82,7 +82,7 @@ describe('kernelgate CLI', () => {
     const uploaded = JSON.parse((await model(['upload', '--config', config, '--onnx', ocrModelPaths().classifier])).stdout);
     assert.equal(uploaded.name, 'textdir');
     const listed = JSON.parse((await model(['list'])).stdout);
-    assert.deepEqual(listed.models.map((m: { name: string }) => m.name), ['ocr', 'face', 'textdir']);
+    assert.deepEqual(listed.models.map((m: { name: string }) => m.name), ['face', 'ocr', 'textdir']);
     assert.equal(JSON.parse((await model(['remove', 'textdir'])).stdout).deleted, true);
     // A user's keypair is refused, and the command says so by its exit code.
     const refused = await run(process.execPath, [BIN, 'model', 'upload', '--config', config, '--onnx', ocrModelPaths().classifier], { env }).then(
@@ -123,7 +123,7 @@ describe('kernelgate CLI without a gateway', () => {
 
   const commands = [
     [], ['serve'], ['keypair'], ['keypair', 'create'], ['keypair', 'list'], ['keypair', 'revoke'],
-    ['keypair', 'apikey'], ['keypair', 'apikey', 'add'], ['keypair', 'apikey', 'list'], ['keypair', 'apikey', 'revoke'], ['sign'], ['proxy'],
+    ['keypair', 'apikey'], ['keypair', 'apikey', 'add'], ['keypair', 'apikey', 'list'], ['keypair', 'apikey', 'revoke'], ['sign'], ['proxy'], ['worker'],
     ['model'], ['model', 'upload'], ['model', 'list'], ['model', 'remove'], ['model', 'backup'], ['model', 'restore'],
   ];
   for (const command of commands) {

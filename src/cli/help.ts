@@ -12,6 +12,7 @@ Commands:
   sign      METHOD PATH [--data ...] [--endpoint URL]    sign and send one request (a curl for this API)
   model     upload|list|remove|backup|restore [...]      manage custom models (admin keypair)
   proxy     -k KEYPAIR.toml [--upstream URL] [...]       run the server-side signing proxy
+  worker    [--config FILE] [--host ADDR] [--port 8000]  serve every model over the Open Inference Protocol
 
 Run "kernelgate <command> --help" for a command's options.
 
@@ -19,6 +20,30 @@ Example:
   kernelgate serve --config config.toml`;
 
 const HELP: Record<string, string> = {
+  worker: `Usage: kernelgate worker [--config FILE] [--host ADDR] [--port N] [--token T]
+       kernelgate worker --export-repository DIR [--config FILE]
+
+Serves every built-in model (ocr-det, ocr-cls, ocr-rec) and every uploaded model of models_dir
+(as <domain>.<name>) over the Open Inference Protocol (KServe v2 REST, with Triton's binary tensor
+extension), run by the local ONNX Runtime (providers from [inference], CUDA first), for gateways whose
+[inference] backend = "kserve". Routes: GET /v2/health/live|ready (public), GET /v2,
+GET /v2/models/{m}, GET /v2/models/{m}/ready, POST /v2/models/{m}/infer, GET /metrics.
+
+Options:
+  -c, --config FILE            a config.toml ([worker], [inference] and [log] are read)
+      --host ADDR              listen address (default 127.0.0.1)
+  -p, --port N                 listen port (default 8000; 0 picks a free one, printed in the log)
+      --token T                bearer token clients must send (16-512 printable characters; or
+                               KERNELGATE_WORKER_TOKEN, which process lists do not show, or
+                               [worker] token); required unless the address is loopback
+      --export-repository DIR  write the same models as a Triton model repository into DIR
+                               (DIR/<name>/config.pbtxt and DIR/<name>/1/model.onnx) and exit
+  -h, --help                   this text
+
+Example:
+  kernelgate worker --host 0.0.0.0 --port 8000    # with KERNELGATE_WORKER_TOKEN set
+  kernelgate worker --export-repository /srv/triton-models && tritonserver --model-repository /srv/triton-models`,
+
   serve: `Usage: kernelgate serve [--config FILE] [--host ADDR] [--port N]
 
 Runs the gateway in the foreground. Flags override the file; without --config it runs on the

@@ -42,6 +42,10 @@ export async function main(argv: string[]): Promise<number> {
         const { modelCommand } = await import('./model.js');
         return await modelCommand(rest, io);
       }
+      case 'worker': {
+        const { workerCommand } = await import('./worker.js');
+        return await workerCommand(rest, (line) => io.out(`${line}\n`));
+      }
       case 'proxy': {
         const { proxyCommand } = await import('./proxy.js');
         await proxyCommand(rest);

@@ -119,6 +119,9 @@ export function buildConfig(raw: unknown, options: ConfigOptions = {}): LoadedCo
   const warnings: string[] = [];
   applyDeprecatedKeys(raw, config, source, warnings);
   checkRedisTopology(config, source);
+  if (config.inference.backend === 'kserve' && config.inference.kserve_urls.length === 0) {
+    throw new ConfigError(`${source}: "inference.backend" is "kserve" but "inference.kserve_urls" is empty`);
+  }
   if (options.baseDir !== undefined) {
     config.keypairs.dir = resolve(options.baseDir, config.keypairs.dir);
     config.inference.models_dir = resolve(options.baseDir, config.inference.models_dir);

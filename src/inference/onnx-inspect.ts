@@ -119,3 +119,59 @@ export function externalDataReferences(model: Uint8Array): string[] {
   if (!sawGraph) throw new OnnxInspectError('no graph');
   return found;
 }
+
+/** A graph input or output as the model file declares it. */
+export interface ValueSignature {
+  name: string;
+  /** TensorProto.DataType (1 FLOAT, 7 INT64, 9 BOOL, ...); 0 when not a tensor. */
+  elemType: number;
+  /** -1 for a symbolic or unknown dimension. */
+  shape: number[];
+}
+
+function valueInfo(buf: Uint8Array): ValueSignature {
+  const v: ValueSignature = { name: '', elemType: 0, shape: [] };
+  for (const f of fields(buf)) {
+    if (f.no === 1 && f.bytes) v.name = text(f.bytes);
+    else if (f.no === 2 && f.bytes) {
+      for (const t of fields(f.bytes)) {
+        if (t.no !== 1 || !t.bytes) continue; // TypeProto.tensor_type
+        for (const tt of fields(t.bytes)) {
+          if (tt.no === 1 && tt.value !== undefined) v.elemType = Number(tt.value);
+          else if (tt.no === 2 && tt.bytes) {
+            for (const d of fields(tt.bytes)) {
+              if (d.no !== 1 || !d.bytes) continue; // TensorShapeProto.dim
+              let size = -1;
+              for (const dv of fields(d.bytes)) if (dv.no === 1 && dv.value !== undefined) size = Number(BigInt.asIntN(64, dv.value));
+              v.shape.push(size >= 0 ? size : -1);
+            }
+          }
+        }
+      }
+    }
+  }
+  return v;
+}
+
+/**
+ * The graph's inputs (less those that are initializers, as older exporters list weights among inputs) and
+ * outputs, read from the file without loading it: what a Triton model config declares.
+ */
+export function graphSignature(model: Uint8Array): { inputs: ValueSignature[]; outputs: ValueSignature[] } {
+  const inputs: ValueSignature[] = [];
+  const outputs: ValueSignature[] = [];
+  const initializers = new Set<string>();
+  let sawGraph = false;
+  for (const f of fields(model)) {
+    if (f.no !== 7 || !f.bytes) continue;
+    sawGraph = true;
+    for (const g of fields(f.bytes)) {
+      if (!g.bytes) continue;
+      if (g.no === 11) inputs.push(valueInfo(g.bytes));
+      else if (g.no === 12) outputs.push(valueInfo(g.bytes));
+      else if (g.no === 5) for (const t of fields(g.bytes)) if (t.no === 8 && t.bytes) initializers.add(text(t.bytes));
+    }
+  }
+  if (!sawGraph) throw new OnnxInspectError('no graph');
+  return { inputs: inputs.filter((i) => !initializers.has(i.name)), outputs };
+}

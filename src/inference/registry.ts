@@ -1,14 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { rmSync, writeFileSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import type { Config } from '../config/config.js';
 import { ApiError } from '../problems/api-error.js';
 import type { InferenceResult, InferOptions, Kernel, Task } from './kernel.js';
 import { externalDataReferences } from './onnx-inspect.js';
 import { WorkQueue } from './queue.js';
 import { startIsolatedRunner } from './runners/ort-process.js';
-import { RunnerPool } from './runners/pool.js';
+import { KServeRunners } from './runners/kserve/source.js';
+import { RunnerPool, type RunnerSource } from './runners/pool.js';
 import { ModelFailure } from './runners/runner.js';
 import type { ModelConfig } from './store/model-config.js';
 import { LEGACY_DOMAIN, ModelStore, type StoredModel } from './store/model-store.js';
@@ -73,15 +75,18 @@ export class KernelRegistry {
   private readonly builtins = new Map<string, Builtin>(BUILTIN_MODELS.map((spec) => [spec.name, { spec }]));
   /** By customKey(domain, name). */
   private readonly custom = new Map<string, LiveCustom>();
-  /** Worker runners of the built-in models. */
-  private readonly runners = new RunnerPool();
+  /** Where every model runs: local ONNX Runtime, or Open Inference Protocol servers (`[inference] backend`). */
+  private readonly runners: RunnerSource;
   readonly store: ModelStore;
 
   constructor(
     private readonly cfg: Config['inference'],
     private readonly log: Logger,
+    /** Where per-backend series go when models run on remote servers (the gateway's /metrics registry). */
+    metrics?: Registry,
   ) {
     this.store = new ModelStore(cfg.models_dir);
+    this.runners = cfg.backend === 'kserve' ? this.remoteRunners(metrics) : new RunnerPool();
     const moved = this.store.migrateLegacy();
     if (moved.length > 0) log.info({ models: moved, domain: LEGACY_DOMAIN }, 'models from before domains moved into the default domain');
     const finished = this.store.recoverRestores();
@@ -122,11 +127,30 @@ export class KernelRegistry {
     ];
   }
 
+  private remoteRunners(metrics?: Registry): KServeRunners {
+    const c = this.cfg;
+    const builtinNames = new Map(BUILTIN_MODELS.flatMap((m) => Object.entries(m.files()).map(([name, path]) => [resolve(path), name] as const)));
+    return new KServeRunners({
+      urls: c.kserve_urls,
+      token: c.kserve_token,
+      tensors: c.kserve_tensors,
+      timeoutMs: c.kserve_timeout_ms,
+      connectTimeoutMs: c.kserve_connect_timeout_ms,
+      healthIntervalMs: c.kserve_health_interval_ms,
+      ejectMs: c.kserve_eject_ms,
+      maxResponseBytes: c.kserve_max_response_bytes,
+      builtinNames,
+      logger: this.log,
+      metrics,
+    });
+  }
+
   private sessionOptions() {
     return { providers: this.cfg.providers, intraOpNumThreads: this.cfg.threads > 0 ? this.cfg.threads : undefined, logger: this.log };
   }
 
-  private newKernel(config: ModelConfig, path: string): Promise<CustomKernel> {
+  /** `probe`: an upload being checked, which always runs here (no backend has its file). */
+  private newKernel(config: ModelConfig, path: string, domain: string, probe = false): Promise<CustomKernel> {
     const queue = new WorkQueue({ concurrency: this.cfg.concurrency, maxQueued: this.cfg.max_queue, maxQueuedPerOwner: this.cfg.max_queue_per_owner, timeoutMs: this.cfg.timeout_ms, name: config.name });
     const limits = { maxBytes: this.cfg.max_image_bytes, maxPixels: this.cfg.max_image_pixels };
     // Uploaded models run in child processes with a deadline and a memory cap (runners/ort-process.ts).
@@ -137,7 +161,8 @@ export class KernelRegistry {
       maxMemoryBytes: this.cfg.model_memory_mb * 1024 * 1024,
       memoryKey: 'inference.model_memory_mb',
     };
-    return CUSTOM_TASKS[config.task]({ config, queue, limits, timeoutMs: this.cfg.timeout_ms, logger: this.log, start: () => startIsolatedRunner(path, isolated) });
+    const start = probe ? () => startIsolatedRunner(path, isolated) : () => this.runners.custom({ domain, name: config.name, path }, isolated);
+    return CUSTOM_TASKS[config.task]({ config, queue, limits, timeoutMs: this.cfg.timeout_ms, logger: this.log, start });
   }
 
   /** The loaded kernel of a stored model; reloaded when the file or its config changed (a re-upload, or another replica's). */
@@ -148,7 +173,7 @@ export class KernelRegistry {
     if (live?.version === version) return live.kernel;
     // The old version finishes what it has in flight, then releases its session (never mid-run).
     if (live) void live.kernel.then((k) => k.retire(), () => undefined);
-    const entry: LiveCustom = { version, kernel: this.newKernel(model.config, model.path) };
+    const entry: LiveCustom = { version, kernel: this.newKernel(model.config, model.path, model.domain) };
     entry.kernel.then(
       (k) => (entry.loaded = k),
       () => this.custom.get(key) === entry && this.custom.delete(key),
@@ -193,7 +218,7 @@ export class KernelRegistry {
     }
     let kernel: CustomKernel | undefined;
     try {
-      kernel = await this.newKernel(config, probe);
+      kernel = await this.newKernel(config, probe, domain, true);
       await kernel.selfTest();
     } catch (error) {
       // ONNX Runtime's messages name server paths and internals: the log gets them, the client a safe reason.
@@ -288,6 +313,10 @@ export class KernelRegistry {
       inference: {
         status: 'ok',
         configured_providers: this.cfg.providers,
+        backend: this.cfg.backend,
+        ...(this.runners instanceof KServeRunners
+          ? { backends: this.runners.backends.backends.map((b) => ({ url: b.label, available: b.available(Date.now()), healthy: b.healthy, outstanding: b.outstanding })) }
+          : {}),
         models: Object.fromEntries(
           this.list(domain).map((m) => [
             m.domain === undefined ? m.name : `${m.domain}/${m.name}`,

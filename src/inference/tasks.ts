@@ -8,21 +8,29 @@ import type { Config } from '../config/config.js';
 import { ClassifyKernel, type CustomKernelParts } from './classify/kernel.js';
 import { DetectKernel } from './detect/kernel.js';
 import { FaceKernel } from './face/kernel.js';
+import { faceModels } from './face/models.js';
 import type { Kernel, Task } from './kernel.js';
 import { OcrKernel } from './ocr/kernel.js';
-import type { RunnerPool } from './runners/pool.js';
+import { ocrModelPaths } from './ocr/models.js';
+import type { RunnerSource } from './runners/pool.js';
 import type { ModelConfig } from './store/model-config.js';
 
 export interface BuiltinContext {
   cfg: Config['inference'];
   log: Logger;
-  /** Shared worker runners, owned (and closed) by the registry. */
-  runners: RunnerPool;
+  /** Where runners come from (local ONNX Runtime or remote servers), owned (and closed) by the registry. */
+  runners: RunnerSource;
 }
 
 export interface BuiltinModel {
   name: string;
   task: Task;
+  /**
+   * The model files the kernel loads through `runners.shared`, by their name on Open Inference Protocol
+   * servers (`kernelgate worker` serves them, `--export-repository` writes them, the remote runner asks
+   * for them by these names).
+   */
+  files(): Record<string, string>;
   load(ctx: BuiltinContext): Promise<Kernel>;
 }
 
@@ -36,6 +44,10 @@ export const BUILTIN_MODELS: readonly BuiltinModel[] = [
   {
     name: 'ocr',
     task: 'ocr',
+    files: () => {
+      const p = ocrModelPaths();
+      return { 'ocr-det': p.detection, 'ocr-cls': p.classifier, 'ocr-rec': p.recognition };
+    },
     load: ({ cfg, log, runners }) =>
       OcrKernel.load(
         {
@@ -51,6 +63,10 @@ export const BUILTIN_MODELS: readonly BuiltinModel[] = [
   {
     name: 'face',
     task: 'face',
+    files: () => {
+      const m = faceModels();
+      return { 'face-front': m.front.file, 'face-back': m.back.file };
+    },
     load: ({ cfg, log, runners }) =>
       FaceKernel.load(
         {

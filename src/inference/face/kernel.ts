@@ -15,7 +15,7 @@ import { DEFAULT_DECODE_LIMITS, decodeImage, inspectImage, type DecodeLimits, ty
 import type { InferOptions, Kernel } from '../kernel.js';
 import type { InferenceLogger } from '../providers.js';
 import { WorkQueue, type QueueStats, type WorkQueueOptions } from '../queue.js';
-import type { RunnerPool } from '../runners/pool.js';
+import type { RunnerSource } from '../runners/pool.js';
 import type { ModelRunner, TensorData } from '../runners/runner.js';
 import { ssdAnchorCentres } from './anchors.js';
 import { decodeCandidates, KEYPOINTS, REGRESSORS, type FaceCandidate } from './decode.js';
@@ -94,7 +94,7 @@ export class FaceKernel implements Kernel<FaceResult> {
   }
 
   /** Loads the models through `runners` (shared, owned by the caller). A model that cannot load is a server fault (plain Error). */
-  static async load(opts: FaceLoadOptions, runners: RunnerPool): Promise<FaceKernel> {
+  static async load(opts: FaceLoadOptions, runners: RunnerSource): Promise<FaceKernel> {
     const { front, back } = faceModels(opts.modelDir);
     const which = opts.models ?? 'both';
     const chosen: Array<{ model: FaceModel; maxWidth: number }> = [];

@@ -13,7 +13,7 @@ import { DEFAULT_DECODE_LIMITS, decodeImage, inspectImage, type DecodeLimits, ty
 import type { InferenceLogger } from '../providers.js';
 import type { InferOptions, Kernel } from '../kernel.js';
 import { WorkQueue, type QueueStats, type WorkQueueOptions } from '../queue.js';
-import type { RunnerPool } from '../runners/pool.js';
+import type { RunnerSource } from '../runners/pool.js';
 import { firstOutput, onlyInput, type ArgmaxRunner, type ModelRunner } from '../runners/runner.js';
 import { cropSize, flipQuad, padQuad, sampleQuad, uprightQuad } from './crop.js';
 import { ctcDecode, DEFAULT_CTC_OPTIONS, type CtcOptions } from './ctc.js';
@@ -154,7 +154,7 @@ export class OcrKernel implements Kernel<OcrResult> {
    * loaded through it). Throws a plain Error (ProviderLoadError) when no provider can load a model: a
    * server fault, not a client one.
    */
-  static async load(opts: OcrLoadOptions, runners: RunnerPool): Promise<OcrKernel> {
+  static async load(opts: OcrLoadOptions, runners: RunnerSource): Promise<OcrKernel> {
     const paths = ocrModelPaths(opts.modelDir);
     const sOpts = { providers: opts.providers, intraOpNumThreads: opts.intraOpNumThreads, logger: opts.logger };
     const useCls = opts.useClassifier ?? true;

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { defaultIntraOpThreads, ProviderLoadError, reportProvider, type ProviderFailure, type SessionOptions } from '../providers.js';
-import { ModelFailure, type Feeds, type ModelRunner, type Outputs, type RunOptions } from './runner.js';
+import { ModelFailure, type Feeds, type ModelDescription, type ModelRunner, type Outputs, type RunOptions } from './runner.js';
 import type { FromWorker, Pending, ToWorker } from './session-protocol.js';
 
 export interface IsolatedRunnerOptions extends SessionOptions {
@@ -57,13 +57,16 @@ function residentBytes(pid: number): number {
  * call was queued behind the stuck one. The model is loaded from bytes, so ONNX external-data references
  * resolve nowhere.
  */
-class ProcessRunner implements ModelRunner {
+class ProcessRunner implements ModelRunner, ModelDescription {
   readonly modelPath: string;
   provider = '';
   skipped: ProviderFailure[] = [];
   inputNames: string[] = [];
   outputNames: string[] = [];
   outputShapes: (number | string)[][] = [];
+  inputShapes: (number | string)[][] = [];
+  inputTypes: string[] = [];
+  outputTypes: string[] = [];
   readonly #child: ChildProcess;
   readonly #opts: IsolatedRunnerOptions;
   readonly #pending = new Map<number, Pending & { timer: NodeJS.Timeout }>();
@@ -152,7 +155,7 @@ class ProcessRunner implements ModelRunner {
       throw reply.failures.length > 0 ? new ProviderLoadError('the model', reply.failures) : new Error(reply.message);
     }
     if (reply.type !== 'loaded') throw new Error(`unexpected reply ${reply.type}`);
-    Object.assign(this, { provider: reply.provider, skipped: reply.skipped, inputNames: reply.inputNames, outputNames: reply.outputNames, outputShapes: reply.outputShapes });
+    Object.assign(this, { provider: reply.provider, skipped: reply.skipped, inputNames: reply.inputNames, outputNames: reply.outputNames, outputShapes: reply.outputShapes, inputShapes: reply.inputShapes, inputTypes: reply.inputTypes, outputTypes: reply.outputTypes });
   }
 
   async run(feeds: Feeds, opts: RunOptions = {}): Promise<Outputs> {
@@ -174,7 +177,7 @@ class ProcessRunner implements ModelRunner {
  * Start a child process and load the model in it (see ProcessRunner). Not cached: the caller owns
  * it and closes it. A load that overstays `loadTimeoutMs` or the memory cap rejects with a ModelFailure.
  */
-export async function startIsolatedRunner(modelPath: string, opts: IsolatedRunnerOptions): Promise<ModelRunner> {
+export async function startIsolatedRunner(modelPath: string, opts: IsolatedRunnerOptions): Promise<ModelRunner & ModelDescription> {
   const s = new ProcessRunner(modelPath, opts);
   try {
     await s.load();

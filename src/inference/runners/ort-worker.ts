@@ -8,7 +8,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { defaultIntraOpThreads, ProviderLoadError, reportProvider, type ProviderFailure, type SessionOptions } from '../providers.js';
-import type { ArgmaxRunner, Feeds, Outputs, RunOptions } from './runner.js';
+import type { ArgmaxRunner, Feeds, ModelDescription, Outputs, RunOptions } from './runner.js';
 import type { ArgmaxSteps, FromWorker, Pending, ToWorker } from './session-protocol.js';
 
 /** Under tsx (tests, `node --import tsx`) this file is .ts and so is the worker; compiled, both are .js. */
@@ -25,13 +25,16 @@ function spawnWorker(): Worker {
   return new Worker(new URL('./session-worker.js', here));
 }
 
-class WorkerRunner implements ArgmaxRunner {
+class WorkerRunner implements ArgmaxRunner, ModelDescription {
   readonly modelPath: string;
   provider = '';
   skipped: ProviderFailure[] = [];
   inputNames: string[] = [];
   outputNames: string[] = [];
   outputShapes: (number | string)[][] = [];
+  inputShapes: (number | string)[][] = [];
+  inputTypes: string[] = [];
+  outputTypes: string[] = [];
   readonly #worker: Worker;
   readonly #pending = new Map<number, Pending>();
   #nextId = 1;
@@ -88,7 +91,7 @@ class WorkerRunner implements ArgmaxRunner {
       throw reply.failures.length > 0 ? new ProviderLoadError(this.modelPath, reply.failures) : new Error(reply.message);
     }
     if (reply.type !== 'loaded') throw new Error(`unexpected reply ${reply.type}`);
-    Object.assign(this, { provider: reply.provider, skipped: reply.skipped, inputNames: reply.inputNames, outputNames: reply.outputNames, outputShapes: reply.outputShapes });
+    Object.assign(this, { provider: reply.provider, skipped: reply.skipped, inputNames: reply.inputNames, outputNames: reply.outputNames, outputShapes: reply.outputShapes, inputShapes: reply.inputShapes, inputTypes: reply.inputTypes, outputTypes: reply.outputTypes });
   }
 
   async #runRaw(feeds: Feeds, reduce: { kind: 'argmax'; watch: number } | undefined, allOutputs = false): Promise<FromWorker> {
@@ -123,7 +126,7 @@ class WorkerRunner implements ArgmaxRunner {
  * Start a worker and load the model in it, trying providers in order (see providers.ts). Not cached:
  * RunnerPool shares them. `onDead` runs once when the worker is gone (crashed, exited, closed).
  */
-export async function startWorkerRunner(modelPath: string, opts: SessionOptions, onDead: () => void = () => undefined): Promise<ArgmaxRunner> {
+export async function startWorkerRunner(modelPath: string, opts: SessionOptions, onDead: () => void = () => undefined): Promise<ArgmaxRunner & ModelDescription> {
   const s = new WorkerRunner(modelPath, onDead);
   await s.load({ providers: opts.providers, intraOpNumThreads: opts.intraOpNumThreads ?? defaultIntraOpThreads() });
   reportProvider(opts.logger, opts.providers, s.provider, s.skipped);

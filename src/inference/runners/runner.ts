@@ -38,6 +38,14 @@ export interface ModelRunner {
   close(): Promise<void>;
 }
 
+/** What a local runner knows of its model beyond names: the metadata `kernelgate worker` serves. */
+export interface ModelDescription {
+  readonly inputShapes: readonly (readonly (number | string)[])[];
+  /** ONNX Runtime's element type names, e.g. "float32". */
+  readonly inputTypes: readonly string[];
+  readonly outputTypes: readonly string[];
+}
+
 /**
  * A runner that can reduce a `[N, T, C]` output to its per-step arg-max where the model runs, so that the
  * large output never crosses to the event loop (the OCR recognizer's CTC output).

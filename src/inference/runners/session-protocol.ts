@@ -31,7 +31,18 @@ export type ToWorker =
   | { type: 'run'; id: number; feeds: Record<string, TensorData>; reduce?: Reduce; allOutputs?: boolean };
 
 export type FromWorker =
-  | { type: 'loaded'; provider: string; skipped: ProviderFailure[]; inputNames: string[]; outputNames: string[]; outputShapes: (number | string)[][] }
+  | {
+      type: 'loaded';
+      provider: string;
+      skipped: ProviderFailure[];
+      inputNames: string[];
+      outputNames: string[];
+      outputShapes: (number | string)[][];
+      /** Declared input shapes and element types (ORT's names, e.g. "float32"): model metadata for `kernelgate worker`. */
+      inputShapes: (number | string)[][];
+      inputTypes: string[];
+      outputTypes: string[];
+    }
   | { type: 'load-error'; message: string; failures: ProviderFailure[] }
   | { type: 'output'; id: number; output: TensorData }
   | { type: 'outputs'; id: number; outputs: Record<string, TensorData> }

@@ -36,6 +36,9 @@ const onMessage = async (msg: ToWorker) => {
         inputNames: [...session.inputNames],
         outputNames: [...session.outputNames],
         outputShapes: session.outputMetadata.map((m) => (m.isTensor ? [...m.shape] : [])),
+        inputShapes: session.inputMetadata.map((m) => (m.isTensor ? [...m.shape] : [])),
+        inputTypes: session.inputMetadata.map((m) => (m.isTensor ? String(m.type) : 'non-tensor')),
+        outputTypes: session.outputMetadata.map((m) => (m.isTensor ? String(m.type) : 'non-tensor')),
       });
     } catch (err) {
       send({ type: 'load-error', message: err instanceof Error ? err.message : String(err), failures: err instanceof ProviderLoadError ? err.failures : [] });

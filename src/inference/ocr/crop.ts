@@ -30,12 +30,10 @@ export function uprightQuad(q: Quad): Quad {
 
 /**
  * Grow a quad along its own axes: by `frac` × its height at both ends of the line, by `fracY` × its height
- * above and below. PP-OCR's recognizer is trained on crops with some background before and after the text;
- * detection boxes hug the ink, and without a margin at the ends the recognizer confuses first/last letters
- * ("Invoice2026total431.50" with none, "Invoice 2026 total 431.50" from 0.15 × height). Above and below, the
- * unclipped box already has room, and more brings in the neighbouring lines of a dense page: measured in
- * bench/ocr-accuracy.ts, 0.3 above and below made word spaces vanish on small text ("Invoicelibrary much
- * totalmost", small class 7 % CER); 0 there and 0.3 at the ends read it at 2 %.
+ * above and below. PP-OCR's recognizer is trained on crops with some background around the glyphs;
+ * detection boxes hug the ink, and without this margin the recognizer drops word spaces and confuses
+ * first/last letters ("Invoice2026total431.50" with no margin, "Invoice 2026 total 431.50" from 0.15 ×
+ * height upward). kernel.ts also reads doubtful lines from a crop with no margin above and below (fracY 0).
  */
 export function padQuad(q: Quad, frac: number, fracY = frac): Quad {
   const { width, height } = cropSize(q);

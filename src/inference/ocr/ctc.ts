@@ -18,6 +18,8 @@ import type { ArgmaxSteps } from '../runners/session-protocol.js';
 export interface Decoded {
   text: string;
   confidence: number;
+  /** Mean probability of the characters the arg-max emitted (spaces added by the gap rule left out). */
+  charConfidence: number;
 }
 
 export interface CtcOptions {
@@ -59,6 +61,7 @@ export function ctcDecode(s: ArgmaxSteps, alphabet: readonly string[], opts: Ctc
     let text = '';
     let sum = 0;
     let kept = 0;
+    let charSum = 0, charKept = 0;
     let prev = -1;
     let gapSpace = 0; // highest space probability since the last emitted non-space character
     for (let t = 0; t < s.steps; t++) {
@@ -73,11 +76,13 @@ export function ctcDecode(s: ArgmaxSteps, alphabet: readonly string[], opts: Ctc
         text += alphabet[best] ?? '';
         sum += s.prob[r]!;
         kept++;
+        charSum += s.prob[r]!;
+        charKept++;
       }
       if (sp >= 0) gapSpace = best === 0 || best === sp ? Math.max(gapSpace, s.watched[r]!) : 0;
       prev = best;
     }
-    out.push({ text, confidence: kept > 0 ? sum / kept : 0 });
+    out.push({ text, confidence: kept > 0 ? sum / kept : 0, charConfidence: charKept > 0 ? charSum / charKept : 0 });
   }
   return out;
 }

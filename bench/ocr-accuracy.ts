@@ -45,7 +45,7 @@ try {
     if (created.status >= 300) throw new Error(`session: ${created.text}`);
   }
   const viaHttp = async (img: Buffer, as = ALICE, session = 'acc') => {
-    const res = await gw.signed({ method: 'POST', target: `/session/${session}/infer`, as, body: img, contentType: img[0] === 0xff ? 'image/jpeg' : 'image/png' });
+    const res = await gw.signed({ method: 'POST', target: `/session/${session}/infer`, as, body: img, contentType: img[0] === 0xff ? 'image/jpeg' : 'image/png', timeoutMs: TIMEOUT_MS + 5000 });
     if (res.status !== 200) throw new Error(`infer ${res.status}: ${res.text}`);
     return res.json as { predictions: Array<{ text: string }>; duration_ms: number };
   };

@@ -95,17 +95,20 @@ try {
     let denseMs = 0;
     const denseDone = viaHttp(densePage.image).then(() => (denseMs = now() - t0));
     await new Promise((r) => setTimeout(r, 300));
+    const probes: number[] = [];
+    const prober = (async () => {
+      while (denseMs === 0) {
+        const t = now();
+        const r = await gw.signed({ method: 'GET', target: '/auth/test', as: BOB });
+        if (r.status !== 200) throw new Error(`auth/test ${r.status}`);
+        probes.push(now() - t);
+        await new Promise((r2) => setTimeout(r2, 50));
+      }
+    })();
     const t1 = now();
     await viaHttp(smallPage.image, BOB, 'acc-bob');
     const bobMs = now() - t1;
-    const probes: number[] = [];
-    while (denseMs === 0) {
-      const t = now();
-      const r = await gw.signed({ method: 'GET', target: '/auth/test', as: BOB });
-      if (r.status !== 200) throw new Error(`auth/test ${r.status}`);
-      probes.push(now() - t);
-      await new Promise((r2) => setTimeout(r2, 50));
-    }
+    await prober;
     await denseDone;
     const sorted = [...probes].sort((a, b) => a - b);
     starvation =

@@ -4,6 +4,11 @@
  * pipeline in-process, throughput at 1/2/4 clients, /auth/test p99 while OCR
  * runs, and the gateway's peak RSS.
  *
+ * Rounds alternate the order of the three paths (gutenye, in-process, HTTP, then
+ * the reverse), each round starts after waiting (10 s at most) for a quiet
+ * machine, and the overhead is computed here from paired samples (same image,
+ * same round), never by hand. Accuracy per class of image: bench/ocr-accuracy.ts.
+ *
  *   npx tsc -p tsconfig.json && node --import tsx bench/ocr.ts [--rounds 5] [--seconds 8]
  */
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -15,7 +20,7 @@ import { OcrKernel } from '../src/inference/ocr/index.js';
 import { RunnerPool } from '../src/inference/runners/pool.js';
 import { ALICE, startGateway, type TestGateway } from '../test/helpers/gateway.js';
 import { renderTextWithLayout, type LineSpec } from '../test/helpers/render-text.js';
-import { machine, median, writeSection } from './lib.js';
+import { machine, median, waitQuiet, writeSection } from './lib.js';
 
 const percentile = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -78,21 +83,38 @@ async function main(): Promise<void> {
     }
     const times = { guten: [] as number[], inproc: [] as number[], http: [] as number[], model: [] as number[] };
     const stages: Record<string, number[]> = {};
+    const busy: number[] = [];
     for (let round = 0; round < ROUNDS; round++) {
+      busy.push(Math.round((await waitQuiet(20, 10_000)).busyPct));
       for (const img of images) {
-        let t = now();
-        await guten.detect(img.path);
-        times.guten.push(now() - t);
-        t = now();
-        const { timings } = await kernel.recognizeWithTimings(img.png);
-        times.inproc.push(now() - t);
-        for (const [k, v] of Object.entries(timings)) (stages[k] ??= []).push(v);
-        t = now();
-        const r = await viaHttp(img.png);
-        times.http.push(now() - t);
-        times.model.push(r.duration_ms);
+        const runGuten = async () => {
+          const t = now();
+          await guten.detect(img.path);
+          times.guten.push(now() - t);
+        };
+        const runInproc = async () => {
+          const t = now();
+          const { timings } = await kernel.recognizeWithTimings(img.png);
+          times.inproc.push(now() - t);
+          for (const [k, v] of Object.entries(timings)) (stages[k] ??= []).push(v);
+        };
+        const runHttp = async () => {
+          const t = now();
+          const r = await viaHttp(img.png);
+          times.http.push(now() - t);
+          times.model.push(r.duration_ms);
+        };
+        // Alternate round by round, so that no path always runs first (warmer caches, quieter machine).
+        const order = round % 2 === 0 ? [runGuten, runInproc, runHttp] : [runHttp, runInproc, runGuten];
+        for (const run of order) await run();
       }
     }
+    // Overhead from paired samples (same image, same round): HTTP end to end minus the same pipeline in
+    // process, and HTTP end to end minus the pipeline's own time inside the gateway (duration_ms).
+    const pairedVsInproc = times.http.map((h, i) => h - times.inproc[i]!);
+    const pairedVsInside = times.http.map((h, i) => h - times.model[i]!);
+    const relVsInproc = times.http.map((h, i) => (h - times.inproc[i]!) / times.inproc[i]!);
+    const relVsInside = times.http.map((h, i) => (h - times.model[i]!) / times.model[i]!);
 
     // Throughput with 1, 2, 4 concurrent clients, and /auth/test latency beside the OCR load.
     const concurrency: string[] = [];
@@ -135,7 +157,7 @@ async function main(): Promise<void> {
     const section = [
       `Command: \`npx tsc -p tsconfig.json && node --import tsx bench/ocr.ts --rounds ${ROUNDS} --seconds ${SECONDS}\``,
       `Date: ${new Date().toISOString()}`,
-      `Machine: ${machine()}. Gateway provider: ${provider}. ${images.length} images of 800x256 with 2-3 lines each, ${ROUNDS} rounds after a warm-up; each round runs every image through @gutenye/ocr-node 1.4.8 (in the bench process), kernelgate's pipeline in-process (OcrKernel, same process as the bench), and kernelgate over signed HTTP (a spawned gateway), one after the other.`,
+      `Machine: ${machine()}. Gateway provider: ${provider}. ${images.length} images of 800x256 with 2-3 lines each, ${ROUNDS} rounds after a warm-up; each round runs every image through @gutenye/ocr-node 1.4.8 (in the bench process), kernelgate's pipeline in-process (OcrKernel, same process as the bench), and kernelgate over signed HTTP (a spawned gateway), one after the other, in the reverse order every other round. Machine busy % (all cores, 1 s sample) before each round, after waiting at most 10 s for under 20 %: ${busy.join(', ')}. These are the easy images (two or three clean lines); per class of image and on large pages see the \`ocr-accuracy\` section.`,
       '',
       '| path | median ms per image | vs @gutenye/ocr-node |',
       '|---|---|---|',
@@ -143,7 +165,7 @@ async function main(): Promise<void> {
       `| kernelgate pipeline in-process | ${mi.toFixed(1)} | ${(mg / mi).toFixed(2)}x faster |`,
       `| kernelgate signed HTTP end to end | ${mh.toFixed(1)} | ${(mg / mh).toFixed(2)}x faster |`,
       '',
-      `Gateway overhead over the same pipeline in-process: ${(((mh - mi) / mi) * 100).toFixed(1)} % (${(mh - mi).toFixed(1)} ms per image). The gateway's own \`duration_ms\` (pipeline time inside the gateway) has median ${median(times.model).toFixed(1)} ms.`,
+      `Gateway overhead, computed from paired samples (same image, same round): HTTP end to end minus the same pipeline in-process: median ${median(pairedVsInproc).toFixed(1)} ms (${(median(relVsInproc) * 100).toFixed(1)} %); HTTP end to end minus the pipeline's time inside the gateway (signing check, body parsing, queueing, transport): median ${median(pairedVsInside).toFixed(1)} ms (${(median(relVsInside) * 100).toFixed(1)} %). The gateway's own \`duration_ms\` (pipeline time inside the gateway) has median ${median(times.model).toFixed(1)} ms.`,
       '',
       'Same text (expected / kernelgate / @gutenye/ocr-node / kernelgate exact / gutenye exact):',
       '',
@@ -165,7 +187,7 @@ async function main(): Promise<void> {
       '',
       `Gateway peak RSS (VmHWM) after the run: ${hwm.toFixed(0)} MiB (current RSS ${rss.toFixed(0)} MiB).`,
       '',
-      `<!-- data ${JSON.stringify({ script: 'ocr', date: new Date().toISOString(), gutenyeMs: Number(mg.toFixed(1)), inprocMs: Number(mi.toFixed(1)), httpMs: Number(mh.toFixed(1)), gatewayDurationMs: Number(median(times.model).toFixed(1)), peakRssMiB: Math.round(hwm) })} -->`,
+      `<!-- data ${JSON.stringify({ script: 'ocr', date: new Date().toISOString(), gutenyeMs: Number(mg.toFixed(1)), inprocMs: Number(mi.toFixed(1)), httpMs: Number(mh.toFixed(1)), overheadMs: Number(median(pairedVsInside).toFixed(1)), overheadPct: Number((median(relVsInside) * 100).toFixed(1)), gatewayDurationMs: Number(median(times.model).toFixed(1)), peakRssMiB: Math.round(hwm) })} -->`,
       '',
       `Raw per-image ms: gutenye ${JSON.stringify(times.guten.map((t) => Math.round(t)))}; in-process ${JSON.stringify(times.inproc.map((t) => Math.round(t)))}; HTTP ${JSON.stringify(times.http.map((t) => Math.round(t)))}`,
     ].join('\n');

@@ -29,18 +29,19 @@ export function uprightQuad(q: Quad): Quad {
 }
 
 /**
- * Grow a quad along its own axes by `frac` × its height on every side. PP-OCR's recognizer is trained on
- * crops with some background around the glyphs; detection boxes hug the ink, and without this margin the
- * recognizer drops word spaces and confuses first/last letters (measured: "Invoice2026total431.50" with no
- * margin, "Invoice 2026 total 431.50" from 0.15 × height upward, best confidence around 0.3).
+ * Grow a quad along its own axes: by `frac` × its height at both ends of the line, by `fracY` × its height
+ * above and below. PP-OCR's recognizer is trained on crops with some background around the glyphs;
+ * detection boxes hug the ink, and without this margin the recognizer drops word spaces and confuses
+ * first/last letters ("Invoice2026total431.50" with no margin, "Invoice 2026 total 431.50" from 0.15 ×
+ * height upward). kernel.ts also reads doubtful lines from a crop with no margin above and below (fracY 0).
  */
-export function padQuad(q: Quad, frac: number): Quad {
+export function padQuad(q: Quad, frac: number, fracY = frac): Quad {
   const { width, height } = cropSize(q);
-  if (width === 0 || height === 0 || frac <= 0) return q;
-  const m = frac * height;
+  if (width === 0 || height === 0 || (frac <= 0 && fracY <= 0)) return q;
+  const mx = frac * height, my = fracY * height;
   const ex = [(q[1][0] - q[0][0]) / dist(q[0], q[1]) || 1, (q[1][1] - q[0][1]) / dist(q[0], q[1]) || 0];
   const ey = [(q[3][0] - q[0][0]) / dist(q[0], q[3]) || 0, (q[3][1] - q[0][1]) / dist(q[0], q[3]) || 1];
-  const move = (p: Point, sx: number, sy: number): Point => [p[0] + m * (sx * ex[0]! + sy * ey[0]!), p[1] + m * (sx * ex[1]! + sy * ey[1]!)];
+  const move = (p: Point, sx: number, sy: number): Point => [p[0] + mx * sx * ex[0]! + my * sy * ey[0]!, p[1] + mx * sx * ex[1]! + my * sy * ey[1]!];
   return [move(q[0], -1, -1), move(q[1], 1, -1), move(q[2], 1, 1), move(q[3], -1, 1)];
 }
 
@@ -53,11 +54,13 @@ export interface TensorTarget {
   height: number;
   width: number;
   index: number;
+  /** "signed": (v / 255 - 0.5) / 0.5, PaddleOCR's; "unit": v / 255 (see the recognizer in kernel.ts). */
+  range?: 'signed' | 'unit';
 }
 
 /**
- * Sample `quad` from `img` into `outW × target.height` pixels of `target`, normalized as PaddleOCR's rec and
- * cls expect: (v / 255 - 0.5) / 0.5, planes in B, G, R order (cv2 images are BGR).
+ * Sample `quad` from `img` into `outW × target.height` pixels of `target`, planes in B, G, R order (cv2
+ * images are BGR), normalized as `target.range` says.
  */
 export function sampleQuad(img: RgbImage, quad: Quad, outW: number, target: TensorTarget): void {
   const outH = target.height;
@@ -68,7 +71,9 @@ export function sampleQuad(img: RgbImage, quad: Quad, outW: number, target: Tens
   const bx = (p3[0] - p0[0]) / outH, by = (p3[1] - p0[1]) / outH;
   const kx = Math.min(4, Math.max(1, Math.ceil(Math.hypot(ax, ay) - 1e-6)));
   const ky = Math.min(4, Math.max(1, Math.ceil(Math.hypot(bx, by) - 1e-6)));
-  const inv = 1 / (kx * ky * 127.5);
+  const unit = target.range === 'unit';
+  const scale = 1 / (kx * ky * (unit ? 255 : 127.5));
+  const offset = unit ? 0 : 1;
 
   const plane = target.height * target.width;
   const base = target.index * 3 * plane;
@@ -97,9 +102,9 @@ export function sampleQuad(img: RgbImage, quad: Quad, outW: number, target: Tens
         }
       }
       const o = base + v * target.width + u;
-      dst[o] = b * inv - 1;
-      dst[o + plane] = g * inv - 1;
-      dst[o + 2 * plane] = r * inv - 1;
+      dst[o] = b * scale - offset;
+      dst[o + plane] = g * scale - offset;
+      dst[o + 2 * plane] = r * scale - offset;
     }
   }
 }

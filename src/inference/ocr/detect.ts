@@ -1,23 +1,31 @@
 /**
  * Text detection with PP-OCRv4's DB model: pre-processing and DB post-processing.
  *
- * Pre-processing follows PaddleOCR's det config for inference (DetResizeForTest limit_type "max",
- * limit_side_len 960; NormalizeImage mean [0.485,0.456,0.406] std [0.229,0.224,0.225] scale 1/255;
- * ToCHW). PaddleOCR reads images with cv2, i.e. in BGR order, and applies mean/std in array order; the
- * model was trained that way, so plane 0 is B normalized with 0.485/0.229, and so on.
+ * Input size follows PaddleOCR 3's runtime (limit_type "min", limit_side_len 64, max_side_limit 4000):
+ * the image keeps its own resolution, rounded to multiples of 32, unless a side is under 64 px or over 4000
+ * px. PaddleOCR 2's "max 960" shrank a 1900 × 3800 page by 4, to 8 px text that the detector merges or
+ * misses (measured in bench/ocr-accuracy.ts: the dense class went from 71 % CER to under 1 %); the
+ * reference @gutenye/ocr-node also keeps the resolution. Normalization is PaddleOCR's (NormalizeImage mean
+ * [0.485,0.456,0.406] std [0.229,0.224,0.225] scale 1/255; ToCHW). PaddleOCR reads images with cv2, i.e. in
+ * BGR order, and applies mean/std in array order; the model was trained that way, so plane 0 is B
+ * normalized with 0.485/0.229, and so on.
  *
- * Post-processing follows DBPostProcess (thresh 0.3, box_thresh 0.6, unclip_ratio 1.5, min_size 3,
- * score_mode "fast"): binarize, find connected blobs, fit a minimum-area rectangle, score it by the
- * mean probability inside it, grow it by the unclip distance and map it to the original image.
+ * Post-processing follows DBPostProcess (thresh 0.3, box_thresh 0.6, unclip_ratio 1.5, min_size 3):
+ * binarize, find connected blobs, fit a minimum-area rectangle, score it, grow it by the unclip distance and
+ * map it to the original image. The score is the mean probability over the blob's own pixels (close to
+ * PaddleOCR's score_mode "slow", the contour's polygon), not over its rectangle ("fast"): the rectangle
+ * of a curved line is mostly background, and "fast" dropped every line of a photographed, curled page.
  * Everything runs on typed arrays in time linear in the map size.
  */
 import sharp from 'sharp';
 import type { RgbImage } from '../image.js';
-import { convexHull, dist, insideQuad, minAreaRect, orderQuad, rectCorners, unclipRect, type Point, type Quad } from './geometry.js';
+import { convexHull, dist, minAreaRect, orderQuad, rectCorners, unclipRect, type Point, type Quad } from './geometry.js';
 
 export interface DetOptions {
-  /** Longest side fed to the model (PaddleOCR det_limit_side_len). */
-  limitSideLen: number;
+  /** The shorter side is scaled up to at least this (PaddleOCR 3: limit_type "min", limit_side_len 64). */
+  minSideLen: number;
+  /** The longer side is scaled down to at most this (PaddleOCR 3: max_side_limit 4000). */
+  maxSideLen: number;
   /** Probability above which a map pixel is text. */
   thresh: number;
   /** Minimum mean probability inside a box. */
@@ -29,7 +37,8 @@ export interface DetOptions {
 }
 
 export const DEFAULT_DET_OPTIONS: DetOptions = {
-  limitSideLen: 960,
+  minSideLen: 64,
+  maxSideLen: 4000,
   thresh: 0.3,
   boxThresh: 0.6,
   unclipRatio: 1.5,
@@ -54,9 +63,13 @@ export interface DetBox {
   score: number;
 }
 
-/** Model input size: scale so the longest side is at most `limit`, then round each side to a multiple of 32. */
-export function detInputSize(width: number, height: number, limit: number): { width: number; height: number } {
-  const ratio = Math.max(width, height) > limit ? limit / Math.max(width, height) : 1;
+/**
+ * Model input size: scale up so the shorter side is at least `minSide`, down so the longer is at most
+ * `maxSide` (the cap wins), then round each side to a multiple of 32.
+ */
+export function detInputSize(width: number, height: number, minSide: number, maxSide: number): { width: number; height: number } {
+  let ratio = Math.min(width, height) < minSide ? minSide / Math.min(width, height) : 1;
+  if (Math.max(width, height) * ratio > maxSide) ratio = maxSide / Math.max(width, height);
   const round32 = (v: number) => Math.max(32, Math.round((v * ratio) / 32) * 32);
   return { width: round32(width), height: round32(height) };
 }
@@ -65,8 +78,8 @@ const MEAN_BGR = [0.485, 0.456, 0.406] as const;
 const STD_BGR = [0.229, 0.224, 0.225] as const;
 
 /** Resize (in sharp's worker threads, off the event loop) and normalize into a CHW float tensor. */
-export async function prepareDetInput(img: RgbImage, limitSideLen: number): Promise<DetInput> {
-  const { width, height } = detInputSize(img.width, img.height, limitSideLen);
+export async function prepareDetInput(img: RgbImage, opts: Pick<DetOptions, 'minSideLen' | 'maxSideLen'>): Promise<DetInput> {
+  const { width, height } = detInputSize(img.width, img.height, opts.minSideLen, opts.maxSideLen);
   const rgb =
     width === img.width && height === img.height
       ? img.data
@@ -89,11 +102,15 @@ export async function prepareDetInput(img: RgbImage, limitSideLen: number): Prom
   return { data, width, height, normalizeMs: performance.now() - t0 };
 }
 
-/**
- * 8-connected components of `prob > thresh`, as horizontal runs joined by union-find. Returns, per blob,
- * the run endpoints (pixel centres): their convex hull is the blob's convex hull.
- */
-function blobs(prob: Float32Array, w: number, h: number, thresh: number): Point[][] {
+interface Blob {
+  /** Run endpoints (pixel centres): their convex hull is the blob's convex hull. */
+  points: Point[];
+  /** Mean probability over the blob's pixels. */
+  score: number;
+}
+
+/** 8-connected components of `prob > thresh`, as horizontal runs joined by union-find. */
+function blobs(prob: Float32Array, w: number, h: number, thresh: number): Blob[] {
   const rowOf: number[] = [];
   const startOf: number[] = [];
   const endOf: number[] = [];
@@ -128,32 +145,18 @@ function blobs(prob: Float32Array, w: number, h: number, thresh: number): Point[
     prevFirst = rowFirst;
     prevLast = rowOf.length;
   }
-  const groups = new Map<number, Point[]>();
+  const groups = new Map<number, { points: Point[]; sum: number; n: number }>();
   for (let i = 0; i < rowOf.length; i++) {
     const r = find(i);
     let g = groups.get(r);
-    if (!g) groups.set(r, (g = []));
-    g.push([startOf[i]!, rowOf[i]!]);
-    if (endOf[i] !== startOf[i]) g.push([endOf[i]!, rowOf[i]!]);
+    if (!g) groups.set(r, (g = { points: [], sum: 0, n: 0 }));
+    g.points.push([startOf[i]!, rowOf[i]!]);
+    if (endOf[i] !== startOf[i]) g.points.push([endOf[i]!, rowOf[i]!]);
+    const base = rowOf[i]! * w;
+    for (let x = startOf[i]!; x <= endOf[i]!; x++) g.sum += prob[base + x]!;
+    g.n += endOf[i]! - startOf[i]! + 1;
   }
-  return [...groups.values()];
-}
-
-/** PaddleOCR's box_score_fast: mean probability over the map pixels inside the rectangle. */
-function boxScore(prob: Float32Array, w: number, h: number, q: Quad): number {
-  const xs = q.map((p) => p[0]), ys = q.map((p) => p[1]);
-  const x0 = Math.max(0, Math.floor(Math.min(...xs))), x1 = Math.min(w - 1, Math.ceil(Math.max(...xs)));
-  const y0 = Math.max(0, Math.floor(Math.min(...ys))), y1 = Math.min(h - 1, Math.ceil(Math.max(...ys)));
-  let sum = 0, n = 0;
-  for (let y = y0; y <= y1; y++) {
-    for (let x = x0; x <= x1; x++) {
-      if (insideQuad(q, x, y, 0.5)) {
-        sum += prob[y * w + x]!;
-        n++;
-      }
-    }
-  }
-  return n > 0 ? sum / n : 0;
+  return [...groups.values()].map((g) => ({ points: g.points, score: g.sum / g.n }));
 }
 
 /** Probability map (map size `w × h`) → text boxes in the original image (`origW × origH`). */
@@ -168,10 +171,9 @@ export function dbPostprocess(
   const sx = origW / w, sy = origH / h;
   const out: DetBox[] = [];
   const candidates = blobs(prob, w, h, opts.thresh).slice(0, opts.maxCandidates);
-  for (const pts of candidates) {
-    const rect = minAreaRect(convexHull(pts));
+  for (const { points, score } of candidates) {
+    const rect = minAreaRect(convexHull(points));
     if (Math.min(rect.w, rect.h) < opts.minSize) continue;
-    const score = boxScore(prob, w, h, orderQuad(rectCorners(rect)));
     if (score < opts.boxThresh) continue;
     const grown = unclipRect(rect, opts.unclipRatio);
     if (Math.min(grown.w, grown.h) < opts.minSize + 2) continue;

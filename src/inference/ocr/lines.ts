@@ -6,6 +6,7 @@
  * so separate crops read letters of the neighbour ("Large" + "e heading"). The result is defined as
  * lines, so near-horizontal boxes on the same row whose horizontal gap is less than `gapFrac` × their
  * height (a word space is ~0.3 em; table columns are much further apart) are merged into one box first.
+ * A much smaller box inside a line's band and close to it (a dot, a speck) joins that line.
  * Rotated boxes are left alone.
  */
 import type { DetBox } from './detect.js';
@@ -50,7 +51,10 @@ export function mergeRowBoxes(boxes: readonly DetBox[], gapFrac = 0.7): DetBox[]
       const overlap = Math.min(cur.box.y1, next.y1) - Math.max(cur.box.y0, next.y0);
       const gap = next.x0 - cur.box.x1;
       const similar = Math.max(h0, h1) <= 1.6 * Math.min(h0, h1) && overlap >= 0.5 * Math.min(h0, h1);
-      if (similar && gap < (gapFrac * (h0 + h1)) / 2) {
+      // A fragment (a dot, a speck the detector kept) inside the line's band belongs to it and must not
+      // split the row: "Large heading" + speck + "9" is one line.
+      const fragment = h1 < 0.5 * h0 && next.y0 >= cur.box.y0 && next.y1 <= cur.box.y1;
+      if ((similar && gap < (gapFrac * (h0 + h1)) / 2) || (fragment && gap < gapFrac * h0)) {
         cur = { box: union(cur.box, next), report: union(cur.report, aabb(b.reportQuad)), score: Math.min(cur.score, b.score), orig: cur.orig, n: cur.n + 1 };
       } else {
         flush();

@@ -119,8 +119,8 @@ describe('models belong to a domain (item 8), upload errors and health without l
   });
 
   it('models stored before domains belong to the default domain', async () => {
-    assert.deepEqual(names(await models(ALICE)), ['legacy', 'ocr']);
-    assert.deepEqual(names(await models(OTHER_DOMAIN_USER)), ['ocr']);
+    assert.deepEqual(names(await models(ALICE)), ['face', 'legacy', 'ocr']);
+    assert.deepEqual(names(await models(OTHER_DOMAIN_USER)), ['face', 'ocr']);
   });
 
   it("an admin manages only its own domain's models; another domain's are 404, as if absent", async () => {
@@ -131,8 +131,8 @@ describe('models belong to a domain (item 8), upload errors and health without l
     assert.equal(before.domain, 'default');
 
     // d2 sees none of d1's models, and cannot run, remove or back them up.
-    assert.deepEqual(names(await models(OTHER_ADMIN)), ['ocr']);
-    assert.deepEqual(names(await models(OTHER_DOMAIN_USER)), ['ocr']);
+    assert.deepEqual(names(await models(OTHER_ADMIN)), ['face', 'ocr']);
+    assert.deepEqual(names(await models(OTHER_DOMAIN_USER)), ['face', 'ocr']);
     assertProblem(await gw.signed({ method: 'POST', target: '/session', as: OTHER_DOMAIN_USER, body: json({ name: 'steal', image: 'textdir' }) }), 404, 'model-not-found');
     assertProblem(await gw.signed({ method: 'DELETE', target: '/models/textdir', as: OTHER_ADMIN }), 404, 'model-not-found');
     assertProblem(await gw.signed({ method: 'DELETE', target: '/models/legacy', as: OTHER_ADMIN }), 404, 'model-not-found');
@@ -162,7 +162,7 @@ describe('models belong to a domain (item 8), upload errors and health without l
     const backup = await gw.signed({ method: 'GET', target: '/models/backup', as: OTHER_ADMIN });
     assert.deepEqual(backup.json.models.map((m: { name: string; domain: string }) => `${m.domain}/${m.name}`), ['other/textdir']);
     assert.equal((await gw.signed({ method: 'DELETE', target: '/models/textdir', as: OTHER_ADMIN })).status, 200);
-    assert.deepEqual(names(await models(ADMIN)), ['legacy', 'ocr', 'textdir']);
+    assert.deepEqual(names(await models(ADMIN)), ['face', 'legacy', 'ocr', 'textdir']);
     assertProblem(await gw.signed({ method: 'POST', target: '/session/mine/infer', as: OTHER_DOMAIN_USER, body: png, contentType: 'image/png' }), 404, 'model-not-found');
 
     // Restoring an admin's backup writes into the restoring admin's own domain.
@@ -170,17 +170,17 @@ describe('models belong to a domain (item 8), upload errors and health without l
     assert.deepEqual(d1backup.json.models.map((m: { name: string; domain: string }) => `${m.domain}/${m.name}`), ['default/legacy', 'default/textdir']);
     const restored = await gw.signed({ method: 'POST', target: '/models/restore', as: OTHER_ADMIN, body: d1backup.text });
     assert.equal(restored.status, 200, restored.text);
-    assert.deepEqual(names(await models(OTHER_ADMIN)), ['legacy', 'ocr', 'textdir']);
+    assert.deepEqual(names(await models(OTHER_ADMIN)), ['face', 'legacy', 'ocr', 'textdir']);
     assert.equal((await gw.signed({ method: 'DELETE', target: '/models/legacy', as: OTHER_ADMIN })).status, 200);
-    assert.deepEqual(names(await models(ADMIN)), ['legacy', 'ocr', 'textdir'], "d1's copy stays");
+    assert.deepEqual(names(await models(ADMIN)), ['face', 'legacy', 'ocr', 'textdir'], "d1's copy stays");
   });
 
   it('a superadmin manages every domain: lists all, names one with ?domain=, restores into the domains of the document', async () => {
     const all = (await models(ROOT)).json.models.map((m: { name: string; domain?: string }) => (m.domain ? `${m.domain}/${m.name}` : m.name)).sort();
-    assert.deepEqual(all, ['default/legacy', 'default/textdir', 'ocr', 'other/textdir']);
-    assert.deepEqual(names(await models(ROOT, '?domain=other')), ['ocr', 'textdir']);
+    assert.deepEqual(all, ['default/legacy', 'default/textdir', 'face', 'ocr', 'other/textdir']);
+    assert.deepEqual(names(await models(ROOT, '?domain=other')), ['face', 'ocr', 'textdir']);
     // owner_access_key selects the owner's domain too.
-    assert.deepEqual(names(await models(ROOT, `?owner_access_key=${OTHER_DOMAIN_USER.accessKey}`)), ['ocr', 'textdir']);
+    assert.deepEqual(names(await models(ROOT, `?owner_access_key=${OTHER_DOMAIN_USER.accessKey}`)), ['face', 'ocr', 'textdir']);
     const backup = await gw.signed({ method: 'GET', target: '/models/backup', as: ROOT });
     assert.deepEqual(backup.json.models.map((m: { name: string; domain: string }) => `${m.domain}/${m.name}`).sort(), ['default/legacy', 'default/textdir', 'other/textdir']);
     assert.equal((await gw.signed({ method: 'DELETE', target: '/models/textdir?domain=other', as: ROOT })).status, 200);
@@ -188,12 +188,12 @@ describe('models belong to a domain (item 8), upload errors and health without l
     assertProblem(await gw.signed({ method: 'DELETE', target: '/models/textdir?domain=other', as: ROOT }), 404, 'model-not-found');
     const restored = await gw.signed({ method: 'POST', target: '/models/restore', as: ROOT, body: backup.text });
     assert.equal(restored.status, 200, restored.text);
-    assert.deepEqual(names(await models(ADMIN)), ['legacy', 'ocr', 'textdir']);
-    assert.deepEqual(names(await models(OTHER_ADMIN)), ['ocr', 'textdir']);
+    assert.deepEqual(names(await models(ADMIN)), ['face', 'legacy', 'ocr', 'textdir']);
+    assert.deepEqual(names(await models(OTHER_ADMIN)), ['face', 'ocr', 'textdir']);
     const up = await install(ROOT, {}, '?domain=third');
     assert.equal(up.status, 201, up.text);
     assert.equal(up.json.domain, 'third');
-    assert.deepEqual(names(await models(ROOT, '?domain=third')), ['ocr', 'textdir']);
+    assert.deepEqual(names(await models(ROOT, '?domain=third')), ['face', 'ocr', 'textdir']);
     // A domain no folder name can hold is a 400, not a failed write.
     assertProblem(await install(ROOT, {}, `?domain=${encodeURIComponent('é'.repeat(100))}`), 400, 'invalid-api-params');
     assertProblem(await install(ROOT, { domain: 'é'.repeat(100) }), 400, 'invalid-api-params');

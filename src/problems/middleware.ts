@@ -58,7 +58,7 @@ export function renderProblem(ctx: Context, caught: unknown, baseUri: string, lo
   ctx.type = 'application/problem+json';
   const doc = problemDocument(error, baseUri, ctx.state.reqId ? `urn:kernelgate:request:${ctx.state.reqId}` : undefined);
   // DeepStack clients read these (DESIGN.md "Errors"): the status stays the real one, never 200.
-  if (ctx.path.startsWith('/v1/')) Object.assign(doc, deepStackMembers(doc.detail));
+  if (typeof ctx.path === 'string' && ctx.path.startsWith('/v1/')) Object.assign(doc, deepStackMembers(doc.detail));
   ctx.body = doc;
 }
 

@@ -43,6 +43,7 @@ const OidcIssuer = Type.Object(
     subject_claim: NonEmpty('sub'),
     algorithms: Type.Array(OneOf(OIDC_ALGORITHMS), { minItems: 1, uniqueItems: true, default: ['RS256', 'ES256', 'PS256'] }),
     clock_tolerance_seconds: Int(0, 30),
+    jwks_refetch_cooldown_seconds: Int(1, 30, { maximum: 3600, description: 'Least time between two JWKS refetches that an unknown kid triggers.' }),
   },
   { additionalProperties: false },
 );

@@ -18,6 +18,8 @@ export interface OidcIssuerConfig {
   subject_claim: string;
   algorithms: string[];
   clock_tolerance_seconds: number;
+  /** Least time between two refetches on an unknown kid (default 30). */
+  jwks_refetch_cooldown_seconds?: number;
 }
 
 export interface TokenVerifierDeps {
@@ -86,11 +88,16 @@ export function tokenVerifier(deps: TokenVerifierDeps): (token: string) => Promi
     }
     issuers.set(config.issuer, { config, jwks: undefined, discovering: undefined });
   }
-  const remote = (uri: string) => createRemoteJWKSet(new URL(uri), { timeoutDuration: timeoutMs, cooldownDuration: cooldownMs, cacheMaxAge: Infinity });
+  const remote = (uri: string, config: OidcIssuerConfig) =>
+    createRemoteJWKSet(new URL(uri), {
+      timeoutDuration: timeoutMs,
+      cooldownDuration: config.jwks_refetch_cooldown_seconds !== undefined ? config.jwks_refetch_cooldown_seconds * 1000 : cooldownMs,
+      cacheMaxAge: Infinity,
+    });
 
   async function jwksOf(issuer: Issuer): Promise<ReturnType<typeof createRemoteJWKSet>> {
     if (issuer.jwks) return issuer.jwks;
-    if (issuer.config.jwks_uri !== '') return (issuer.jwks = remote(issuer.config.jwks_uri));
+    if (issuer.config.jwks_uri !== '') return (issuer.jwks = remote(issuer.config.jwks_uri, issuer.config));
     issuer.discovering ??= (async () => {
       const url = `${issuer.config.issuer.replace(/\/$/, '')}/.well-known/openid-configuration`;
       const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), redirect: 'error' });
@@ -102,7 +109,7 @@ export function tokenVerifier(deps: TokenVerifierDeps): (token: string) => Promi
         throw new Error(`discovery document names issuer ${JSON.stringify(String(doc.issuer).slice(0, 200))}, not ${JSON.stringify(issuer.config.issuer)}`);
       }
       if (typeof doc.jwks_uri !== 'string') throw new Error('discovery document has no jwks_uri');
-      return (issuer.jwks = remote(doc.jwks_uri));
+      return (issuer.jwks = remote(doc.jwks_uri, issuer.config));
     })().finally(() => {
       issuer.discovering = undefined;
     });

@@ -15,6 +15,8 @@ import { promisify } from 'node:util';
 import { join, resolve } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { ALICE, BIN, startGateway, type TestGateway, type TestKeypair } from './helpers/gateway.js';
+import sharp from 'sharp';
+import { FACES, iou, photo } from './helpers/photos.js';
 import { renderTextWithLayout } from './helpers/render-text.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -115,6 +117,28 @@ const PLAYGROUND_CASES: PlaygroundCase[] = [
             assert.ok(drawn > (p.x_max - p.x_min), `only ${drawn} coloured pixels around line ${i}`);
           }
           assert.equal(await colouredPixels(page, rendered.width - 30, rendered.height - 30, rendered.width, rendered.height), 0);
+        },
+      };
+    },
+  },
+  {
+    name: 'face: a photograph shows its face box',
+    model: 'face',
+    async image() {
+      // Greyscale, so that any colour on the canvas is the page's drawing, not the photo.
+      const png = await sharp(photo('astronaut')).greyscale().toColourspace('srgb').png().toBuffer();
+      return {
+        png,
+        async check(result, page) {
+          assert.equal(result.predictions.length, 1, JSON.stringify(result));
+          const p = result.predictions[0];
+          assert.ok(iou(p, FACES.astronaut.box) > 0.5, `face box ${JSON.stringify(p)}`);
+          const listed = await page.locator('#predictions li').allTextContents();
+          assert.equal(listed.length, 1, listed.join(' | '));
+          // The box is drawn: coloured pixels along its edges, none far from it.
+          const drawn = await colouredPixels(page, p.x_min - 4, p.y_min - 4, p.x_max + 4, p.y_max + 4);
+          assert.ok(drawn > 2 * (p.x_max - p.x_min), `only ${drawn} coloured pixels around the face`);
+          assert.equal(await colouredPixels(page, 400, 400, 512, 512), 0);
         },
       };
     },

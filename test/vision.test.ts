@@ -21,6 +21,7 @@ import { signRequest } from '../src/signing/sign-request.js';
 import { formatKeypair } from '../src/keypairs/keypair.js';
 import { A0, A2, A3, A4, LABELS, ROWS, ROWS_V5 } from './helpers/detect-fixtures.js';
 import { deepstackPython, multipartBody, type Part } from './helpers/deepstack.js';
+import { FACES, iou, photo } from './helpers/photos.js';
 import { ADMIN, ALICE, BOB, OTHER_ADMIN, OTHER_DOMAIN_USER, rawRequest, startGateway, writeKeypair, type Response, type TestGateway, type TestKeypair } from './helpers/gateway.js';
 import { constantDetector, yolov5Values, yolov8Values } from './helpers/onnx.js';
 import { assertProblem, PROBLEM_BASE } from './helpers/problems.js';
@@ -258,18 +259,18 @@ describe('DeepStack-compatible API', () => {
     }
   });
 
-  it('face: the built-in "face" kernel with min_confidence 0.55, or 403 not activated where it is not registered', async () => {
-    const models = (await gw.signed({ method: 'GET', target: '/models', as: ALICE })).json.models as Array<{ name: string; builtin: boolean }>;
-    const res = await post('/v1/vision/face', deepstackPython(street, key.alice));
-    if (models.some((m) => m.name === 'face' && m.builtin)) {
-      const body = assertSuccess(res);
-      for (const p of body.predictions) {
-        assert.deepEqual(Object.keys(p).sort(), ['confidence', 'x_max', 'x_min', 'y_max', 'y_min']);
-        assert.ok(p.confidence >= 0.55);
-      }
-    } else {
-      assertDeepStackError(res, 403, 'generic-forbidden', /^Face endpoint not activated/);
-    }
+  it('face: deepstack-python sends a photograph to the built-in face kernel (min_confidence 0.55 by default)', async () => {
+    const res = await post('/v1/vision/face', deepstackPython(photo('astronaut'), key.alice));
+    const body = assertSuccess(res);
+    assert.equal(body.predictions.length, 1, res.text);
+    const p = body.predictions[0];
+    assert.deepEqual(Object.keys(p).sort(), ['confidence', 'x_max', 'x_min', 'y_max', 'y_min']);
+    assert.ok(p.confidence >= 0.55);
+    for (const k of ['x_min', 'y_min', 'x_max', 'y_max']) assert.ok(Number.isInteger(p[k]));
+    assert.ok(iou(p, FACES.astronaut.box) > 0.5, res.text);
+    // A cat is no face; a threshold above the face's confidence leaves nothing.
+    assert.deepEqual(assertSuccess(await post('/v1/vision/face', deepstackPython(photo('chelsea'), key.alice))).predictions, []);
+    assert.deepEqual(assertSuccess(await post('/v1/vision/face', deepstackPython(photo('astronaut'), key.alice, { min_confidence: '0.99' }))).predictions, []);
   });
 
   it('every error path: a real status and the DeepStack members', async () => {

@@ -59,13 +59,19 @@ export async function readForm(raw: Buffer, contentType: string | undefined, lim
     }
     let failure: ApiError | undefined;
     const fail = (e: ApiError) => (failure ??= e);
+    // Names are taken when a part starts: a file's bytes arrive after busboy may already have emitted the next
+    // part, so checking the maps (filled at a file's end) would miss a field of the same name.
+    const names = new Set<string>();
+    let firstFileName: string | undefined;
     parser.on('file', (name, stream) => {
       stream.on('error', () => fail(malformed()));
-      if (form.files.has(name) || form.fields.has(name)) {
+      if (names.has(name)) {
         fail(twice(name));
         stream.resume();
         return;
       }
+      names.add(name);
+      firstFileName ??= name;
       const chunks: Buffer[] = [];
       stream.on('data', (c: Buffer) => chunks.push(c));
       stream.on('limit', () => fail(tooLarge(name, limits.maxFileBytes)));
@@ -73,11 +79,12 @@ export async function readForm(raw: Buffer, contentType: string | undefined, lim
         if (failure) return;
         const data = Buffer.concat(chunks);
         form.files.set(name, data);
-        form.firstFile ??= data;
+        if (name === firstFileName) form.firstFile = data;
       });
     });
     parser.on('field', (name, value, info) => {
-      if (form.files.has(name) || form.fields.has(name)) return void fail(twice(name));
+      if (names.has(name)) return void fail(twice(name));
+      names.add(name);
       // Only `image` may be large (a file sent without a filename); every other field is short text.
       const limit = name === 'image' ? limits.maxFileBytes : MAX_TEXT_FIELD_BYTES;
       if (info.valueTruncated || Buffer.byteLength(value, 'latin1') > limit) return void fail(tooLarge(name, limit));

@@ -80,6 +80,8 @@ function multipartFile(raw: Buffer, contentType: string, field: string): Promise
       return;
     }
     let found: Buffer | undefined;
+    // Set when the part starts: a file's bytes end after busboy may have emitted the next part.
+    let seen = false;
     let failure: ApiError | undefined;
     const twice = () => (failure ??= new ApiError(400, 'invalid-api-params', `The form part ${JSON.stringify(field)} is given more than once.`));
     parser.on('file', (name, stream) => {
@@ -89,14 +91,16 @@ function multipartFile(raw: Buffer, contentType: string, field: string): Promise
         stream.resume();
         return;
       }
-      if (found !== undefined) twice();
+      if (seen) twice();
+      seen = true;
       const chunks: Buffer[] = [];
       stream.on('data', (c: Buffer) => chunks.push(c));
       stream.on('end', () => (found = Buffer.concat(chunks)));
     });
     parser.on('field', (name, value) => {
       if (name !== field) return;
-      if (found !== undefined) twice();
+      if (seen) twice();
+      seen = true;
       found = Buffer.from(value, 'latin1');
     });
     parser.on('error', () => reject(malformed()));

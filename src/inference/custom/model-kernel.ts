@@ -18,6 +18,7 @@ import type { WorkQueue } from '../queue.js';
 import { firstOutput, ModelFailure, onlyInput, type ModelRunner, type TensorData } from '../runners/runner.js';
 import { ApiError, unavailable } from '../../problems/api-error.js';
 import type { ModelConfig } from '../store/model-config.js';
+import { InFlight } from '../in-flight.js';
 
 /** What the registry gives a kernel of an uploaded model (every custom task gets the same). */
 export interface CustomKernelParts {
@@ -39,8 +40,7 @@ export abstract class CustomModelKernel<Prepared, Result extends InferenceResult
   #loaded: ModelRunner | undefined;
   #markClosed!: () => void;
   readonly #closedP = new Promise<void>((resolve) => (this.#markClosed = resolve));
-  #inflight = 0;
-  #retired = false;
+  readonly #inflight = new InFlight();
   #closed = false;
 
   protected constructor(parts: CustomKernelParts) {
@@ -71,7 +71,7 @@ export abstract class CustomModelKernel<Prepared, Result extends InferenceResult
 
   /** Requests that entered this kernel and have not finished (their job included). */
   get inflight(): number {
-    return this.#inflight;
+    return this.#inflight.count;
   }
 
   #current(): Promise<ModelRunner> {
@@ -96,36 +96,30 @@ export abstract class CustomModelKernel<Prepared, Result extends InferenceResult
     const started = performance.now();
     const deadline = started + this.parts.timeoutMs;
     const name = this.config.name;
-    this.#inflight++;
-    let jobEnded: Promise<unknown> | undefined;
-    try {
+    return this.#inflight.around(async (track) => {
       // Header checks before queueing: most bad input is refused at once without taking a slot.
       await inspectImage(image, { ...DEFAULT_DECODE_LIMITS, ...this.parts.limits });
+      // The session is in use until the job really ends, even when its caller was answered earlier.
       const { output, prepared } = await this.parts.queue.run(
-        (signal) => {
-          const job = (async () => {
-            const { input, prepared } = await this.prepare(image);
-            if (signal.aborted) throw new ApiError(504, 'gateway-timeout', `${name} request timed out`);
-            const session = await this.#current().catch((err: unknown) => {
-              throw unavailable(`model ${name} could not be started: ${firstLine(err)}`, 5);
-            });
-            const outputs = await session.run(onlyInput(session, input), { timeoutMs: Math.max(1, deadline - performance.now()) }).catch((err: unknown) => {
-              throw this.#failure(err);
-            });
-            return { output: firstOutput(session, outputs), prepared };
-          })();
-          jobEnded = job.catch(() => undefined);
-          return job;
-        },
+        (signal) =>
+          track(
+            (async () => {
+              const { input, prepared } = await this.prepare(image);
+              if (signal.aborted) throw new ApiError(504, 'gateway-timeout', `${name} request timed out`);
+              const session = await this.#current().catch((err: unknown) => {
+                throw unavailable(`model ${name} could not be started: ${firstLine(err)}`, 5);
+              });
+              const outputs = await session.run(onlyInput(session, input), { timeoutMs: Math.max(1, deadline - performance.now()) }).catch((err: unknown) => {
+                throw this.#failure(err);
+              });
+              return { output: firstOutput(session, outputs), prepared };
+            })(),
+          ),
         { signal: opts.signal, owner: opts.owner, timeoutMs: this.parts.timeoutMs },
       );
       const predictions = this.interpret(output, prepared, opts);
       return { predictions, duration_ms: Math.round((performance.now() - started) * 10) / 10, provider: this.provider } as Result;
-    } finally {
-      // The session is in use until the job really ends, even when its caller was answered earlier.
-      if (jobEnded) void jobEnded.then(() => this.#release());
-      else this.#release();
-    }
+    });
   }
 
   /** A model failure as the client's answer: the backend failed (503) or overstayed its deadline (504). */
@@ -140,15 +134,9 @@ export abstract class CustomModelKernel<Prepared, Result extends InferenceResult
     return unavailable(`model ${name} failed: ${firstLine(err)}`, 5);
   }
 
-  #release(): void {
-    this.#inflight--;
-    if (this.#retired && this.#inflight === 0) void this.close();
-  }
-
   /** Stop taking part: the session is released when the last request in flight has finished. */
   retire(): Promise<void> {
-    this.#retired = true;
-    if (this.#inflight === 0) void this.close();
+    void this.#inflight.drained().then(() => this.close());
     return this.#closedP;
   }
 
@@ -165,7 +153,6 @@ export abstract class CustomModelKernel<Prepared, Result extends InferenceResult
 
   /** Release the session now (shutdown, or after a self-test). */
   async close(): Promise<void> {
-    this.#retired = true;
     this.#closed = true;
     const session = this.#session;
     this.#session = undefined;

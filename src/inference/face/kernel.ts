@@ -22,6 +22,7 @@ import { decodeCandidates, KEYPOINTS, REGRESSORS, type FaceCandidate } from './d
 import { letterbox, toImage, type Letterbox } from './letterbox.js';
 import { faceModels, type FaceModel } from './models.js';
 import { weightedNms } from './nms.js';
+import { InFlight } from '../in-flight.js';
 
 /** DeepStack's default for /v1/vision/face, and the kernel's when a caller gives none. */
 export const DEFAULT_MIN_CONFIDENCE = 0.55;
@@ -82,9 +83,7 @@ export class FaceKernel implements Kernel<FaceResult> {
   readonly #queue: WorkQueue;
   readonly #limits: DecodeLimits;
   readonly #provider: string;
-  #inflight = 0;
-  #retired: Promise<void> | undefined;
-  #idle: (() => void) | undefined;
+  readonly #inflight = new InFlight();
 
   private constructor(models: LoadedModel[], queue: WorkQueue, limits: DecodeLimits) {
     this.#models = models;
@@ -124,29 +123,24 @@ export class FaceKernel implements Kernel<FaceResult> {
   /** Faces in `image`. Client faults reject with ApiError (400/413/415); overload with 503, deadlines with 504. */
   async infer(image: Buffer, opts: InferOptions = {}): Promise<FaceResult> {
     const minConfidence = minConfidenceOf(opts.minConfidence);
-    this.#inflight++;
-    let jobEnded: Promise<unknown> | undefined;
-    try {
+    return this.#inflight.around(async (track) => {
       await inspectImage(image, this.#limits);
-      return await this.#queue.run((signal) => {
-        const job = (async () => {
-          const t0 = performance.now();
-          const img = await decodeImage(image, this.#limits);
-          if (signal.aborted) throw new ApiError(504, 'gateway-timeout', 'face request timed out');
-          const predictions = await this.detect(img, minConfidence);
-          return { predictions, duration_ms: round1(performance.now() - t0), provider: this.#provider };
-        })();
-        jobEnded = job.catch(() => undefined);
-        return job;
-      }, opts);
-    } finally {
-      // A job outlives its caller's timeout (ORT cannot stop a run): it counts until it really ends.
-      if (jobEnded) void jobEnded.then(() => this.#release());
-      else this.#release();
-    }
+      return this.#queue.run(
+        (signal) =>
+          track(
+            (async () => {
+              const t0 = performance.now();
+              const img = await decodeImage(image, this.#limits);
+              if (signal.aborted) throw new ApiError(504, 'gateway-timeout', 'face request timed out');
+              const predictions = await this.detect(img, minConfidence);
+              return { predictions, duration_ms: round1(performance.now() - t0), provider: this.#provider };
+            })(),
+          ),
+        opts,
+      );
+    });
   }
 
-  /** The detector on an already decoded image. */
   async detect(img: RgbImage, minConfidence: number): Promise<FacePrediction[]> {
     const perModel = await Promise.all(this.#models.map((m) => this.#candidates(m, img, minConfidence)));
     // In the image's pixels both models' candidates share one frame, so one NMS merges them.
@@ -163,15 +157,9 @@ export class FaceKernel implements Kernel<FaceResult> {
       .map((c) => toImageFrame(c, lb, img));
   }
 
-  #release(): void {
-    this.#inflight--;
-    if (this.#inflight === 0) this.#idle?.();
-  }
-
   /** The runners belong to the pool; retiring only waits for the requests in flight. */
   retire(): Promise<void> {
-    this.#retired ??= this.#inflight === 0 ? Promise.resolve() : new Promise<void>((resolve) => (this.#idle = resolve));
-    return this.#retired;
+    return this.#inflight.drained();
   }
 
   async close(): Promise<void> {

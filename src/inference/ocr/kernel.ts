@@ -23,6 +23,7 @@ import type { Point, Quad } from './geometry.js';
 import { mergeRowBoxes } from './lines.js';
 import { loadDictionary, ocrModelPaths } from './models.js';
 import { readingOrder } from './order.js';
+import { InFlight } from '../in-flight.js';
 
 export type BoxPoints = [[number, number], [number, number], [number, number], [number, number]];
 
@@ -148,9 +149,7 @@ export class OcrKernel implements Kernel<OcrResult> {
   readonly #mergeWords: boolean;
   readonly #cropMargin: number;
   readonly #ctc: CtcOptions;
-  #inflight = 0;
-  #retired: Promise<void> | undefined;
-  #idle: (() => void) | undefined;
+  readonly #inflight = new InFlight();
 
   private constructor(parts: {
     det: ModelRunner;
@@ -234,42 +233,32 @@ export class OcrKernel implements Kernel<OcrResult> {
   }
 
   async recognizeWithTimings(image: Buffer, opts: RecognizeOptions = {}): Promise<{ result: OcrResult; timings: OcrTimings }> {
-    this.#inflight++;
-    let jobEnded: Promise<unknown> | undefined;
-    try {
+    return this.#inflight.around(async (track) => {
       // Header checks before queueing: most bad input is refused at once without taking a model slot.
       await inspectImage(image, this.#limits);
-      return await this.#queue.run((signal) => {
-        const job = (async () => {
-          const t0 = now();
-          const img = await decodeImage(image, this.#limits);
-          const decodeMs = now() - t0;
-          const { predictions, timings } = await this.#pipeline(img, signal);
-          const totalMs = now() - t0;
-          return {
-            result: { predictions, duration_ms: round1(totalMs), provider: this.#provider },
-            timings: { ...timings, decodeMs, totalMs },
-          };
-        })();
-        jobEnded = job.catch(() => undefined);
-        return job;
-      }, opts);
-    } finally {
-      // A job outlives its caller's timeout (ORT cannot stop a run): it counts until it really ends.
-      if (jobEnded) void jobEnded.then(() => this.#release());
-      else this.#release();
-    }
-  }
-
-  #release(): void {
-    this.#inflight--;
-    if (this.#inflight === 0) this.#idle?.();
+      return this.#queue.run(
+        (signal) =>
+          track(
+            (async () => {
+              const t0 = now();
+              const img = await decodeImage(image, this.#limits);
+              const decodeMs = now() - t0;
+              const { predictions, timings } = await this.#pipeline(img, signal);
+              const totalMs = now() - t0;
+              return {
+                result: { predictions, duration_ms: round1(totalMs), provider: this.#provider },
+                timings: { ...timings, decodeMs, totalMs },
+              };
+            })(),
+          ),
+        opts,
+      );
+    });
   }
 
   /** The runners belong to the pool; retiring only waits for the requests in flight (the pool's owner closes it after). */
   retire(): Promise<void> {
-    this.#retired ??= this.#inflight === 0 ? Promise.resolve() : new Promise<void>((resolve) => (this.#idle = resolve));
-    return this.#retired;
+    return this.#inflight.drained();
   }
 
   async close(): Promise<void> {

@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { defaultIntraOpThreads, ProviderLoadError, reportProvider, type ProviderFailure, type SessionOptions } from '../providers.js';
 import { ModelFailure, type Feeds, type ModelDescription, type ModelRunner, type Outputs, type RunOptions } from './runner.js';
-import type { FromWorker, Pending, ToWorker } from './session-protocol.js';
+import { loadedDescription, type FromWorker, type Pending, type ToWorker } from './session-protocol.js';
 
 export interface IsolatedRunnerOptions extends SessionOptions {
   /** Deadline for loading the model, ms. */
@@ -155,7 +155,7 @@ class ProcessRunner implements ModelRunner, ModelDescription {
       throw reply.failures.length > 0 ? new ProviderLoadError('the model', reply.failures) : new Error(reply.message);
     }
     if (reply.type !== 'loaded') throw new Error(`unexpected reply ${reply.type}`);
-    Object.assign(this, { provider: reply.provider, skipped: reply.skipped, inputNames: reply.inputNames, outputNames: reply.outputNames, outputShapes: reply.outputShapes, inputShapes: reply.inputShapes, inputTypes: reply.inputTypes, outputTypes: reply.outputTypes });
+    Object.assign(this, loadedDescription(reply));
   }
 
   async run(feeds: Feeds, opts: RunOptions = {}): Promise<Outputs> {

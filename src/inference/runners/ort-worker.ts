@@ -9,7 +9,7 @@
 import { Worker } from 'node:worker_threads';
 import { defaultIntraOpThreads, ProviderLoadError, reportProvider, type ProviderFailure, type SessionOptions } from '../providers.js';
 import type { ArgmaxRunner, Feeds, ModelDescription, Outputs, RunOptions } from './runner.js';
-import type { ArgmaxSteps, FromWorker, Pending, ToWorker } from './session-protocol.js';
+import { loadedDescription, type ArgmaxSteps, type FromWorker, type Pending, type ToWorker } from './session-protocol.js';
 
 /** Under tsx (tests, `node --import tsx`) this file is .ts and so is the worker; compiled, both are .js. */
 function spawnWorker(): Worker {
@@ -91,7 +91,7 @@ class WorkerRunner implements ArgmaxRunner, ModelDescription {
       throw reply.failures.length > 0 ? new ProviderLoadError(this.modelPath, reply.failures) : new Error(reply.message);
     }
     if (reply.type !== 'loaded') throw new Error(`unexpected reply ${reply.type}`);
-    Object.assign(this, { provider: reply.provider, skipped: reply.skipped, inputNames: reply.inputNames, outputNames: reply.outputNames, outputShapes: reply.outputShapes, inputShapes: reply.inputShapes, inputTypes: reply.inputTypes, outputTypes: reply.outputTypes });
+    Object.assign(this, loadedDescription(reply));
   }
 
   async #runRaw(feeds: Feeds, reduce: { kind: 'argmax'; watch: number } | undefined, allOutputs = false): Promise<FromWorker> {

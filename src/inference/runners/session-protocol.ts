@@ -51,3 +51,8 @@ export type FromWorker =
 
 /** A call awaiting its reply from the worker. */
 export type Pending = { resolve: (m: FromWorker) => void; reject: (e: Error) => void };
+
+/** What a runner learns from its model's `loaded` reply: provider, skipped providers, names, shapes, types. */
+export function loadedDescription({ type: _type, ...description }: Extract<FromWorker, { type: 'loaded' }>): Omit<Extract<FromWorker, { type: 'loaded' }>, 'type'> {
+  return description;
+}

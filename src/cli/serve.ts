@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
-import { buildConfig, ConfigError, readConfigFile, type Config, type LoadedConfig } from '../config/config.js';
+import type { LoadedConfig } from '../config/config.js';
+import { listenConfig } from './listen-config.js';
 import { startGateway } from './start.js';
 
 export function configFromArgs(argv: string[]): LoadedConfig {
@@ -12,16 +13,7 @@ export function configFromArgs(argv: string[]): LoadedConfig {
     },
     strict: true,
   });
-  // The config is frozen once loaded: command-line overrides are its last changes.
-  const adjust = (config: Config) => {
-    if (values.host !== undefined) config.server.host = values.host;
-    if (values.port !== undefined) {
-      const port = Number(values.port);
-      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`--port: not a port number: ${values.port}`);
-      config.server.port = port;
-    }
-  };
-  return values.config ? readConfigFile(values.config, { adjust }) : buildConfig({}, { baseDir: process.cwd(), adjust });
+  return listenConfig(values, (config) => config.server);
 }
 
 export async function serve(argv: string[]): Promise<void> {

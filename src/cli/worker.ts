@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { buildConfig, ConfigError, readConfigFile, type Config } from '../config/config.js';
+import { ConfigError } from '../config/config.js';
+import { listenConfig } from './listen-config.js';
 import { isLoopbackHost } from '../keypairs/published.js';
 import { createLogger } from '../observability/logger.js';
 import { TOKEN_FORMAT } from '../worker/token.js';
@@ -21,15 +22,7 @@ export async function workerCommand(argv: string[], out: (line: string) => void)
     },
     strict: true,
   });
-  const adjust = (config: Config) => {
-    if (values.host !== undefined) config.worker.host = values.host;
-    if (values.port !== undefined) {
-      const port = Number(values.port);
-      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`--port: not a port number: ${values.port}`);
-      config.worker.port = port;
-    }
-  };
-  const { config } = values.config ? readConfigFile(values.config, { adjust }) : buildConfig({}, { baseDir: process.cwd(), adjust });
+  const { config } = listenConfig(values, (config) => config.worker);
   const log = createLogger(config.log.level);
 
   if (values['export-repository'] !== undefined) {

@@ -1,8 +1,8 @@
 /**
  * Inference on Open Inference Protocol servers, end to end with real parts: two `kernelgate worker`
- * processes (the built-in PP-OCR models and an uploaded classifier, on ONNX Runtime) and two gateways
- * sharing one models folder, one running models locally and one with `backend = "kserve"` over both
- * workers. OCR and classify answer the same on both; a worker killed under load costs at most the jobs
+ * processes (the built-in PP-OCR and BlazeFace models, an uploaded classifier and an uploaded YOLO-layout
+ * detector, on ONNX Runtime) and two gateways sharing one models folder, one running models locally and one
+ * with `backend = "kserve"` over both workers. OCR, classify, face and detect answer the same on both; a worker killed under load costs at most the jobs
  * that were on it, the other serves the rest, and a restarted worker is used again.
  */
 import { after, before, describe, it } from 'node:test';
@@ -12,7 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { ocrModelPaths } from '../src/inference/ocr/index.js';
+import { A0, A2, A4, LABELS, ROWS } from './helpers/detect-fixtures.js';
 import { ADMIN, ALICE, rawRequest, startGateway, type TestGateway } from './helpers/gateway.js';
+import { constantDetector, yolov8Values } from './helpers/onnx.js';
 import { photo } from './helpers/photos.js';
 import { renderText } from './helpers/render-text.js';
 import { startWorker, type TestWorker } from './helpers/worker.js';
@@ -26,6 +28,10 @@ const TEXTDIR = {
   labels: ['0', '180'],
   top_k: 2,
 };
+
+/** A YOLOv8-layout detector (64x64 input, output [1, 6, 5]) whose known anchors land as A0, A2, A4 on a 200x100 image. */
+const V8 = yolov8Values(ROWS);
+const OBJECTS = { name: 'objects', task: 'detect', format: 'yolov8', input: { width: 64, height: 64 }, labels: LABELS };
 
 /** A counter of a Prometheus text exposition, summed over the series whose labels contain `labels`. */
 function metric(text: string, name: string, labels = ''): number {
@@ -66,8 +72,10 @@ describe('kserve backend: two kernelgate workers behind a gateway', () => {
     // in the shared folder, where both workers find it as "default.textdir".
     const up = await remote.signed({ method: 'POST', target: '/models', as: ADMIN, body: JSON.stringify({ ...TEXTDIR, model: readFileSync(ocrModelPaths().classifier).toString('base64') }) });
     assert.equal(up.status, 201, up.text);
+    const det = await remote.signed({ method: 'POST', target: '/models', as: ADMIN, body: JSON.stringify({ ...OBJECTS, model: constantDetector(64, 64, V8.dims, V8.values).toString('base64') }) });
+    assert.equal(det.status, 201, det.text);
     for (const gw of [local, remote]) {
-      for (const [name, image] of [['reader', 'ocr'], ['dir', 'textdir'], ['faces', 'face']]) {
+      for (const [name, image] of [['reader', 'ocr'], ['dir', 'textdir'], ['faces', 'face'], ['objects', 'objects']]) {
         const res = await gw.signed({ method: 'POST', target: '/session', as: ALICE, body: JSON.stringify({ name, image }) });
         assert.equal(res.status, 201, res.text);
       }
@@ -82,7 +90,7 @@ describe('kserve backend: two kernelgate workers behind a gateway', () => {
   const infer = (gw: TestGateway, session: string, image: Buffer) =>
     gw.signed({ method: 'POST', target: `/session/${session}/infer`, as: ALICE, body: image, contentType: 'image/png' });
 
-  it('OCR and classify give the same results as the local runner', async () => {
+  it('OCR, classify, face and detect give the same results as the local runner', async () => {
     const [a, b] = [await infer(local, 'reader', page), await infer(remote, 'reader', page)];
     assert.equal(a.status, 200, a.text);
     assert.equal(b.status, 200, b.text);
@@ -102,6 +110,16 @@ describe('kserve backend: two kernelgate workers behind a gateway', () => {
     assert.equal(g.status, 200, g.text);
     assert.equal(g.json.predictions.length, 1, g.text);
     assert.deepEqual(g.json.predictions, f.json.predictions);
+    // Detect: the letterboxed tensor goes to the worker, the YOLO output comes back and is decoded here.
+    const scene = await sharp({ create: { width: 200, height: 100, channels: 3, background: '#3a6' } }).png().toBuffer();
+    const [d, e] = [await infer(local, 'objects', scene), await infer(remote, 'objects', scene)];
+    assert.equal(e.status, 200, e.text);
+    assert.equal(e.json.provider, 'kserve');
+    assert.deepEqual(e.json.predictions, d.json.predictions);
+    assert.deepEqual(
+      e.json.predictions.map((p: { label: string; x_min: number; y_min: number; x_max: number; y_max: number }) => [p.label, p.x_min, p.y_min, p.x_max, p.y_max]),
+      [A0, A2, A4].map((a) => [a.label, a.x_min, a.y_min, a.x_max, a.y_max]),
+    );
     // Both workers took part (least outstanding, ties rotate) and counted their jobs.
     for (const w of [w1, w2]) {
       const m = await rawRequest(w.port, { method: 'GET', target: '/metrics', headers: { authorization: `Bearer ${TOKEN}` } });

@@ -292,6 +292,26 @@ describe('bounded work queue', () => {
     assert.equal(await q.run(async () => 1), 1);
   });
 
+  test("a many-line page takes turns: another tenant's one-line image is read between its stages, not after it", async () => {
+    const fair = await OcrKernel.load({ providers: ['cpu'], queue: { concurrency: 1, maxQueued: 8 } }, runners);
+    const words = ['invoice', 'total', 'amount', 'shipping', 'address', 'payment', 'number', 'customer'];
+    const page = (await renderTextWithLayout(Array.from({ length: 16 }, (_, i) => `${words[i % 8]} line ${i + 1} of the long page`), { size: 22 })).png;
+    const small = (await renderTextWithLayout(['Quick one'], { size: 28 })).png;
+    await fair.recognize(small); // warm: the first run of a shape is slower
+    const done: string[] = [];
+    const big = fair.recognize(page, { owner: 'tenant-a' }).then((r) => (done.push('page'), r));
+    // Sent once the page holds the slot (its decoding has begun), as a second tenant's request would arrive.
+    await new Promise((r) => setTimeout(r, 30));
+    assert.equal(fair.queueStats.running, 1);
+    const quick = fair.recognize(small, { owner: 'tenant-b' }).then((r) => (done.push('quick'), r));
+    const [pageResult, quickResult] = await Promise.all([big, quick]);
+    assert.deepEqual(done, ['quick', 'page'], 'the one-line image did not wait for the whole page');
+    assert.equal(quickResult.predictions[0]?.text, 'Quick one');
+    assert.equal(pageResult.predictions.length, 16, 'the page still reads every line');
+    assert.equal(pageResult.predictions[15]?.text, 'customer line 16 of the long page');
+    assert.deepEqual([fair.queueStats.running, fair.queueStats.queued], [0, 0]);
+  });
+
   test('the OCR kernel answers 503 + Retry-After when its queue is full', async () => {
     const busy = await OcrKernel.load({ providers: ['cpu'], queue: { concurrency: 1, maxQueued: 0 } }, runners);
     const png = (await renderTextWithLayout(['Queue test 1'], { size: 24 })).png;

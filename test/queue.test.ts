@@ -94,4 +94,91 @@ describe('work queue', () => {
     assert.ok(performance.now() - began < 200, 'refused without waiting for the deadline');
     await Promise.all([busy, ...waiting]);
   });
+
+  it("a long job takes turns: another owner's job runs at its next stage, then it goes on; alone it never waits", async () => {
+    const queue = new WorkQueue({ concurrency: 1, maxQueued: 8, timeoutMs: 10_000 });
+    const order: string[] = [];
+    let stageDone!: () => void;
+    // Stage 1 of the long job runs until the test lets it go, so the other jobs arrive while it holds the slot.
+    const long = queue.run(async (_signal, turn) => {
+      order.push('long-1');
+      await new Promise<void>((r) => (stageDone = r));
+      await turn();
+      order.push('long-2');
+      await turn();
+      order.push('long-3');
+      return 'long';
+    }, { owner: 'big' });
+    const sameOwner = queue.run(async () => void order.push('big-next'), { owner: 'big' });
+    const other = queue.run(async () => void order.push('small'), { owner: 'small' });
+    assert.equal(queue.stats.running, 1);
+    stageDone();
+    assert.equal(await long, 'long');
+    await Promise.all([sameOwner, other]);
+    // The small tenant's job ran between stages; the big tenant's own next job waited for its first to end.
+    assert.deepEqual(order, ['long-1', 'small', 'long-2', 'long-3', 'big-next']);
+    assert.equal(queue.stats.running, 0);
+    assert.equal(queue.stats.queued, 0);
+
+    // Nobody else waiting: a turn resolves at once and the slot is never given up.
+    let ranBetween = false;
+    await queue.run(async (_s, turn) => {
+      await turn();
+      assert.equal(queue.stats.running, 1);
+      ranBetween = queue.stats.completed > 4;
+    }, { owner: 'big' });
+    assert.equal(ranBetween, false);
+  });
+
+  it('a job waiting for its next turn meets its deadline and its caller leaving like a waiting job, and frees nothing twice', async () => {
+    const queue = new WorkQueue({ concurrency: 1, maxQueued: 8, timeoutMs: 300 });
+    // The queue's deadline timers are unref'd (they must not hold a gateway open): keep the loop alive.
+    const alive = setInterval(() => undefined, 1000);
+    let blockerDone!: () => void;
+    let sawTurnReject: unknown;
+    let firstStage!: () => void;
+    const long = queue.run(async (_signal, turn) => {
+      await new Promise<void>((r) => (firstStage = r));
+      // Let the other owner's job in; it holds the slot past this job's deadline.
+      await turn().catch((e: unknown) => {
+        sawTurnReject = e;
+        throw e;
+      });
+      return 'never';
+    }, { owner: 'big' });
+    const blocker = queue.run(() => new Promise<string>((r) => (blockerDone = () => r('blocker'))), { owner: 'small' });
+    firstStage();
+    await assert.rejects(long, (e: unknown) => e instanceof ApiError && e.status === 504);
+    assert.ok(sawTurnReject instanceof ApiError && sawTurnReject.status === 504, 'its turn rejected with the same error');
+    assert.equal(queue.stats.running, 1, 'only the blocker holds a slot');
+    assert.equal(queue.stats.queued, 0);
+    blockerDone();
+    assert.equal(await blocker, 'blocker');
+    assert.equal(queue.stats.running, 0);
+
+    // The caller goes away while the job waits for its turn: 408, and the slot count stays right.
+    const gone = new AbortController();
+    let release!: () => void;
+    let stage!: () => void;
+    let turned!: () => void;
+    const turning = new Promise<void>((r) => (turned = r));
+    const waiting = queue.run(async (_signal, turn) => {
+      await new Promise<void>((r) => (stage = r));
+      const next = turn();
+      turned();
+      await next;
+      return 'never';
+    }, { owner: 'big', signal: gone.signal, timeoutMs: 10_000 });
+    const holder = queue.run(() => new Promise<void>((r) => (release = r)), { owner: 'small', timeoutMs: 10_000 });
+    stage();
+    await turning;
+    assert.deepEqual([queue.stats.running, queue.stats.queued], [1, 1], 'the holder runs, the long job waits for its turn');
+    gone.abort();
+    await assert.rejects(waiting, (e: unknown) => e instanceof ApiError && e.status === 408);
+    release();
+    await holder;
+    assert.deepEqual([queue.stats.running, queue.stats.queued], [0, 0]);
+    assert.equal(await queue.run(async () => 'after'), 'after');
+    clearInterval(alive);
+  });
 });

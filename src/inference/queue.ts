@@ -20,6 +20,12 @@
  * taken until it really finishes: freeing the slot early would let more work pile onto a busy CPU.
  * The job's AbortSignal fires at the deadline so that multi-stage jobs can stop between stages.
  *
+ * Long jobs take turns: a multi-stage job (an OCR page of many lines is dozens of model runs) calls the
+ * `turn` it is given between stages. When another owner has a job waiting, the long job gives its slot
+ * back and waits at the head of its own owner's line, which goes to the back of the round-robin, so a
+ * tenant's one-line image waits for one stage of someone's 70-line page, not the whole page. With nobody
+ * else waiting, `turn` costs nothing. The job keeps its deadline (counted from submission) while it waits.
+ *
  * Pure TypeScript (timers and promises only) so it can be unit-tested without a model.
  */
 import { ApiError, unavailable } from '../problems/api-error.js';
@@ -44,7 +50,11 @@ export interface RunOptions {
   owner?: string;
 }
 
-export type Job<T> = (signal: AbortSignal) => Promise<T>;
+/**
+ * `turn`: call between stages; resolves when the job may go on (at once unless another owner waits).
+ * It rejects, like the job's caller, when the job is dropped while it waits (deadline, caller gone, drain).
+ */
+export type Job<T> = (signal: AbortSignal, turn: () => Promise<void>) => Promise<T>;
 
 export interface QueueStats {
   running: number;
@@ -60,6 +70,8 @@ interface Waiting {
   owner: string;
   start: () => void;
   fail: (err: ApiError) => void;
+  /** A started job waiting for its next turn: never pushed out for a newcomer. */
+  resuming?: boolean;
 }
 
 export class WorkQueue {
@@ -130,7 +142,7 @@ export class WorkQueue {
     if (this.#queued < this.#opts.maxQueued) return undefined;
     let busiest: Waiting[] | undefined;
     for (const list of this.#waiting.values()) if (!busiest || list.length > busiest.length) busiest = list;
-    if (busiest && busiest.length > mine + 1) {
+    if (busiest && busiest.length > mine + 1 && !busiest[busiest.length - 1]!.resuming) {
       const victim = busiest[busiest.length - 1]!;
       this.#remove(victim);
       this.#rejected++;
@@ -177,19 +189,59 @@ export class WorkQueue {
         fn();
       };
 
+      // Whether the job holds a slot now: not while it waits for its next turn.
+      let holding = false;
+      let resumeEntry: Waiting | undefined;
+      const turn = (): Promise<void> => {
+        if (settled || !this.#othersWaiting(owner)) return Promise.resolve();
+        return new Promise<void>((resume, stop) => {
+          holding = false;
+          this.#running--;
+          resumeEntry = {
+            owner,
+            resuming: true,
+            start: () => {
+              resumeEntry = undefined;
+              holding = true;
+              this.#running++;
+              resume();
+            },
+            fail: (err) => {
+              resumeEntry = undefined;
+              stop(err);
+              settle(() => reject(err));
+            },
+          };
+          // At the head of its owner's line (before that owner's jobs not yet started); the owner goes to the back.
+          const list = this.#waiting.get(owner) ?? [];
+          this.#waiting.delete(owner);
+          this.#waiting.set(owner, [resumeEntry, ...list]);
+          this.#queued++;
+          this.#next();
+        });
+      };
+      /** A job dropped while it waited for a turn: its `turn` rejects with the same error as its caller. */
+      const dropResume = (err: ApiError): boolean => {
+        if (!resumeEntry || !this.#remove(resumeEntry)) return false;
+        resumeEntry.fail(err);
+        return true;
+      };
+
       const start = () => {
         this.#running++;
+        holding = true;
         const began = performance.now();
         let p: Promise<T>;
         try {
-          p = Promise.resolve(job(controller.signal));
+          p = Promise.resolve(job(controller.signal, turn));
         } catch (err) {
           p = Promise.reject(err);
         }
         // The slot is released only when the work is really over, even if its caller gave up; the
         // bookkeeping comes first so that a caller resuming on the result sees up-to-date stats.
         const done = () => {
-          this.#running--;
+          if (holding) this.#running--;
+          holding = false;
           this.#completed++;
           const ms = performance.now() - began;
           this.#avgRunMs = this.#avgRunMs === 0 ? ms : this.#avgRunMs * 0.8 + ms * 0.2;
@@ -215,7 +267,7 @@ export class WorkQueue {
           if (entry && this.#remove(entry)) {
             // Never started: drop it, nobody will read its result.
             settle(() => reject(unavailable(`${name} queue wait exceeded ${timeoutMs} ms; retry later`, this.retryAfterSeconds())));
-          } else {
+          } else if (!dropResume(new ApiError(504, 'gateway-timeout', `${name} did not finish within ${timeoutMs} ms`))) {
             settle(() => reject(new ApiError(504, 'gateway-timeout', `${name} did not finish within ${timeoutMs} ms`)));
           }
         }, timeoutMs);
@@ -227,7 +279,9 @@ export class WorkQueue {
       const onCallerAbort = () => {
         controller.abort();
         if (entry) this.#remove(entry);
-        settle(() => reject(new ApiError(408, 'generic-bad-request', 'The client closed the request before it was answered.')));
+        const gone = new ApiError(408, 'generic-bad-request', 'The client closed the request before it was answered.');
+        dropResume(gone);
+        settle(() => reject(gone));
       };
       if (opts.signal?.aborted) return onCallerAbort();
       opts.signal?.addEventListener('abort', onCallerAbort, { once: true });
@@ -242,6 +296,12 @@ export class WorkQueue {
         this.#queued++;
       }
     });
+  }
+
+  /** Whether an owner other than `owner` has a job waiting (a long job of `owner` should let it go first). */
+  #othersWaiting(owner: string): boolean {
+    for (const o of this.#waiting.keys()) if (o !== owner) return true;
+    return false;
   }
 
   /** Refuse everything still waiting (shutdown); running jobs finish on their own. */

@@ -192,8 +192,11 @@ export class WorkQueue {
       // Whether the job holds a slot now: not while it waits for its next turn.
       let holding = false;
       let resumeEntry: Waiting | undefined;
+      /** Time spent waiting for turns: not the job's run time (the deadline estimate learns from that). */
+      let waitedMs = 0;
       const turn = (): Promise<void> => {
         if (settled || !this.#othersWaiting(owner)) return Promise.resolve();
+        const gaveUp = performance.now();
         return new Promise<void>((resume, stop) => {
           holding = false;
           this.#running--;
@@ -204,6 +207,7 @@ export class WorkQueue {
               resumeEntry = undefined;
               holding = true;
               this.#running++;
+              waitedMs += performance.now() - gaveUp;
               resume();
             },
             fail: (err) => {
@@ -243,7 +247,7 @@ export class WorkQueue {
           if (holding) this.#running--;
           holding = false;
           this.#completed++;
-          const ms = performance.now() - began;
+          const ms = performance.now() - began - waitedMs;
           this.#avgRunMs = this.#avgRunMs === 0 ? ms : this.#avgRunMs * 0.8 + ms * 0.2;
         };
         p.then(

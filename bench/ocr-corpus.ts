@@ -6,6 +6,7 @@
  * (the `inTest` subset), and the CER / line-recall scoring lives here too so both score alike.
  */
 import sharp from 'sharp';
+import { photoBackground, rng, type PhotoLook } from '../test/helpers/render-text.js';
 
 export const OCR_CLASSES = ['small', 'dense', 'wide', 'mixed', 'columns', 'photo', 'upside-down'] as const;
 export type OcrClass = (typeof OCR_CLASSES)[number];
@@ -43,18 +44,6 @@ export interface CorpusImage {
   lines: string[];
   width: number;
   height: number;
-}
-
-/** mulberry32: same seed, same page. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const WORDS = (
@@ -128,31 +117,14 @@ async function rasterize(width: number, height: number, runs: TextRun[], backgro
   return base.composite([{ input: svg }]).removeAlpha().raw().toBuffer();
 }
 
-/** Photo-like background: two-colour gradient, soft blotches, paper fibres; raw RGB. */
-function photoBackground(width: number, height: number, seed: number): Buffer {
-  const rand = rng(seed);
-  const c0 = [205 + rand() * 45, 195 + rand() * 50, 175 + rand() * 50];
-  const c1 = [160 + rand() * 50, 165 + rand() * 50, 150 + rand() * 60];
-  const blobs = Array.from({ length: 7 }, () => ({ x: rand() * width, y: rand() * height, r: (0.1 + rand() * 0.3) * Math.max(width, height), d: (rand() - 0.5) * 70 }));
-  const data = Buffer.alloc(width * height * 3);
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      const t = (x / width + y / height) / 2;
-      let shade = 0;
-      for (const b of blobs) {
-        const d2 = ((x - b.x) ** 2 + (y - b.y) ** 2) / (b.r * b.r);
-        if (d2 < 4) shade += b.d * Math.exp(-d2);
-      }
-      const grain = (rand() - 0.5) * 30;
-      const i = (y * width + x) * 3;
-      for (let c = 0; c < 3; c++) {
-        const v = c0[c]! * (1 - t) + c1[c]! * t + shade + grain;
-        data[i + c] = v < 0 ? 0 : v > 255 ? 255 : v;
-      }
-    }
-  }
-  return data;
-}
+/** The corpus' photo look (paper-like colours, seven blotches, finer grain than the tests'). */
+const CORPUS_PHOTO_LOOK: PhotoLook = {
+  from: [[205, 45], [195, 50], [175, 50]],
+  to: [[160, 50], [165, 50], [150, 60]],
+  blotches: 7,
+  blotchDepth: 70,
+  grain: 30,
+};
 
 /** Inverse-mapped warp with bilinear sampling; `map(x, y)` gives the source position of output (x, y). */
 function warp(src: Buffer, w: number, h: number, map: (x: number, y: number) => [number, number]): Buffer {
@@ -274,7 +246,7 @@ async function page(o: PageOpts): Promise<CorpusImage> {
   }
   const width = o.width;
   const height = Math.ceil(bottom + margin);
-  const bg = o.background === 'photo' ? photoBackground(width, height, o.seed) : null;
+  const bg = o.background === 'photo' ? photoBackground(width, height, o.seed, CORPUS_PHOTO_LOOK) : null;
   let raw = await rasterize(width, height, runs, bg);
   if (o.rotate180) raw = await sharp(raw, { raw: { width, height, channels: 3 } }).rotate(180).raw().toBuffer();
   const out = await degrade(raw, width, height, o.degrade ?? {}, o.seed);

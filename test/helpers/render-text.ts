@@ -59,7 +59,8 @@ export interface RenderedText {
 const escapeXml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 /** Small deterministic PRNG (mulberry32): same seed, same image. */
-function rng(seed: number): () => number {
+/** mulberry32: a small seeded generator, so fixtures are the same on every run. */
+export function rng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -88,16 +89,36 @@ async function renderLine(line: LineSpec, defaults: Required<Pick<RenderOptions,
   return { png: await img.png().toBuffer(), width: info.width, height: info.height, size };
 }
 
-/** Seeded noisy, photo-like background: a diagonal colour gradient, soft blotches and per-pixel grain. */
-async function noisyBackground(width: number, height: number, seed: number): Promise<Buffer> {
+/** How a photo-like background looks: per channel [base, random span] of its two corner colours, blotches, grain. */
+export interface PhotoLook {
+  from: ReadonlyArray<readonly [number, number]>;
+  to: ReadonlyArray<readonly [number, number]>;
+  blotches: number;
+  /** Largest brightening or darkening of a blotch's centre. */
+  blotchDepth: number;
+  /** Per-pixel noise, peak to peak. */
+  grain: number;
+}
+
+/** The tests' look: a diagonal colour gradient, six soft blotches, strong grain. */
+export const TEST_PHOTO_LOOK: PhotoLook = {
+  from: [[200, 55], [190, 60], [170, 60]],
+  to: [[150, 60], [160, 60], [150, 70]],
+  blotches: 6,
+  blotchDepth: 60,
+  grain: 40,
+};
+
+/** Seeded photo-like background as raw RGB: a diagonal colour gradient, soft blotches and per-pixel grain. */
+export function photoBackground(width: number, height: number, seed: number, look: PhotoLook = TEST_PHOTO_LOOK): Buffer {
   const rand = rng(seed);
-  const c0 = [200 + rand() * 55, 190 + rand() * 60, 170 + rand() * 60];
-  const c1 = [150 + rand() * 60, 160 + rand() * 60, 150 + rand() * 70];
-  const blobs = Array.from({ length: 6 }, () => ({
+  const c0 = look.from.map(([base, span]) => base + rand() * span);
+  const c1 = look.to.map(([base, span]) => base + rand() * span);
+  const blobs = Array.from({ length: look.blotches }, () => ({
     x: rand() * width,
     y: rand() * height,
     r: (0.1 + rand() * 0.3) * Math.max(width, height),
-    d: (rand() - 0.5) * 60,
+    d: (rand() - 0.5) * look.blotchDepth,
   }));
   const data = Buffer.alloc(width * height * 3);
   for (let y = 0; y < height; y++) {
@@ -108,7 +129,7 @@ async function noisyBackground(width: number, height: number, seed: number): Pro
         const d2 = ((x - b.x) ** 2 + (y - b.y) ** 2) / (b.r * b.r);
         if (d2 < 4) shade += b.d * Math.exp(-d2);
       }
-      const grain = (rand() - 0.5) * 40;
+      const grain = (rand() - 0.5) * look.grain;
       const i = (y * width + x) * 3;
       for (let c = 0; c < 3; c++) {
         const v = c0[c]! * (1 - t) + c1[c]! * t + shade + grain;
@@ -116,7 +137,11 @@ async function noisyBackground(width: number, height: number, seed: number): Pro
       }
     }
   }
-  return sharp(data, { raw: { width, height, channels: 3 } }).png().toBuffer();
+  return data;
+}
+
+async function noisyBackground(width: number, height: number, seed: number): Promise<Buffer> {
+  return sharp(photoBackground(width, height, seed), { raw: { width, height, channels: 3 } }).png().toBuffer();
 }
 
 /** Render lines top to bottom, left-aligned; returns the PNG and where each line's ink is. */

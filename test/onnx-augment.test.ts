@@ -10,13 +10,12 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import * as ort from 'onnxruntime-node';
-import sharp from 'sharp';
 import { graphSignature } from '../src/inference/onnx-inspect.js';
 import { appendArgmaxOutputs, argmaxWatchOf, ARGMAX_OUTPUT, MAXPROB_OUTPUT, OnnxAugmentError } from '../src/inference/onnx-augment.js';
 import { ctcArgmax, ctcDecode, DEFAULT_CTC_OPTIONS } from '../src/inference/ocr/ctc.js';
 import { loadDictionary, ocrModelPaths } from '../src/inference/ocr/models.js';
 import { DT, model } from './helpers/onnx.js';
-import { renderText } from './helpers/render-text.js';
+import { cropBatch, lineCrop } from './helpers/rec-crops.js';
 
 /** The reduced outputs of one run compared with ctcArgmax of the full output of the same run. */
 function assertSameReduction(outs: ort.InferenceSession.OnnxValueMapType, full: string, watch: number): void {
@@ -27,16 +26,6 @@ function assertSameReduction(outs: ort.InferenceSession.OnnxValueMapType, full: 
   assert.deepEqual(Array.from(outs[ARGMAX_OUTPUT]!.data as BigInt64Array, Number), [...want.index]);
   assert.deepEqual([...(outs[MAXPROB_OUTPUT]!.data as Float32Array)], [...want.prob]);
   assert.deepEqual([...(outs[`kg_watch_${watch}`]!.data as Float32Array)], [...want.watched]);
-}
-
-/** A rendered line as the recognizer's input: 48 px high, RGB normalised to [-1, 1], CHW. */
-async function lineCrop(text: string, size: number): Promise<{ data: Float32Array; width: number }> {
-  const png = await renderText([{ text, size }], { padding: 6 });
-  const { data, info } = await sharp(png).resize({ height: 48 }).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-  const w = info.width;
-  const out = new Float32Array(3 * 48 * w);
-  for (let i = 0; i < 48 * w; i++) for (let c = 0; c < 3; c++) out[c * 48 * w + i] = data[i * 3 + c]! / 127.5 - 1;
-  return { data: out, width: w };
 }
 
 /** [N, T, C] = Softmax(input) of a tiny graph at the given opset. */
@@ -69,12 +58,8 @@ describe('onnx-augment: reduced recognizer outputs', () => {
         const outs = await session.run({ x: new ort.Tensor('float32', c.data, [1, 3, 48, c.width]) });
         assertSameReduction(outs, 'softmax_11.tmp_0', ctc.spaceIndex);
       }
-      const W = Math.max(...crops.map((c) => c.width));
-      const batch = new Float32Array(crops.length * 3 * 48 * W);
-      crops.forEach((c, n) => {
-        for (let ch = 0; ch < 3; ch++) for (let y = 0; y < 48; y++) batch.set(c.data.subarray((ch * 48 + y) * c.width, (ch * 48 + y + 1) * c.width), ((n * 3 + ch) * 48 + y) * W);
-      });
-      const outs = await session.run({ x: new ort.Tensor('float32', batch, [crops.length, 3, 48, W]) });
+      const batch = cropBatch(crops);
+      const outs = await session.run({ x: new ort.Tensor('float32', batch.data, batch.dims) });
       assertSameReduction(outs, 'softmax_11.tmp_0', ctc.spaceIndex);
       // They are real crops: the reduced outputs read as the rendered text.
       const steps = { batch: crops.length, steps: outs.kg_argmax!.dims[1]!, index: Int32Array.from(outs.kg_argmax!.data as BigInt64Array, Number), prob: outs.kg_maxprob!.data as Float32Array, watched: outs[`kg_watch_${ctc.spaceIndex}`]!.data as Float32Array };

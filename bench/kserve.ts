@@ -77,13 +77,12 @@ async function main(): Promise<void> {
       }
     }
 
-    // 1. Per-image latency, one request at a time, setups interleaved in every round.
+    // 1. Per-image latency, one request at a time, setups interleaved request by request (each image goes
+    // to every setup in turn), so that the other jobs on this machine weigh on all setups alike.
     const lat = new Map<string, { ocr: number[]; cls: number[] }>(setups.map((s) => [s.label, { ocr: [], cls: [] }]));
     for (let r = 0; r < ROUNDS; r++) {
-      for (const { label, gw } of setups) {
-        for (const png of pages) lat.get(label)!.ocr.push((await infer(gw, 'ocr', png)).ms);
-        for (let k = 0; k < 5; k++) lat.get(label)!.cls.push((await infer(gw, 'cls', clsImage)).ms);
-      }
+      for (const png of pages) for (const { label, gw } of setups) lat.get(label)!.ocr.push((await infer(gw, 'ocr', png)).ms);
+      for (let k = 0; k < 5; k++) for (const { label, gw } of setups) lat.get(label)!.cls.push((await infer(gw, 'cls', clsImage)).ms);
     }
 
     // 2. Throughput: CLIENTS clients for SECONDS each.

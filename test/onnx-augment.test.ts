@@ -93,6 +93,8 @@ describe('onnx-augment: reduced recognizer outputs', () => {
     const ints = model({ nodes: [{ op: 'Identity', inputs: ['x'], outputs: ['y'] }], inputs: [{ name: 'x', type: DT.INT64, dims: [1, 2, 3] }], outputs: [{ name: 'y', type: DT.INT64, dims: [1, 2, 3] }] });
     assert.throws(() => appendArgmaxOutputs(ints, 0), /not FLOAT/);
     assert.throws(() => appendArgmaxOutputs(Buffer.concat([m, m.subarray(m.indexOf(0x3a))]), 0), OnnxAugmentError);
+    assert.equal(m[0], 0x08); // ir_version first: IR 3 is refused (initializers had to be graph inputs too)
+    assert.throws(() => appendArgmaxOutputs(Buffer.concat([Buffer.from([0x08, 3]), m.subarray(2)]), 0), /IR version 3/);
 
     const outputs = [{ name: 'p', datatype: 'FP32' }, { name: 'kg_argmax', datatype: 'INT64' }, { name: 'kg_maxprob', datatype: 'FP32' }, { name: 'kg_watch_6624', datatype: 'FP32' }];
     assert.equal(argmaxWatchOf(outputs), 6624);

@@ -185,6 +185,9 @@ export function appendArgmaxOutputs(model: Uint8Array, watch: number): Uint8Arra
   const graphs = top.filter((f) => f.no === 7);
   if (graphs.length !== 1 || !graphs[0]!.bytes) throw new OnnxAugmentError('the model must have exactly one graph');
   const g = graphs[0]!;
+  // Before IR version 4 every initializer had to be listed among the graph's inputs as well.
+  const ir = top.find((f) => f.no === 1 && f.value !== undefined)?.value;
+  if (ir === undefined || ir < 4n) throw new OnnxAugmentError(`IR version ${ir ?? 'missing'}: 4 or later is needed for initializers outside the inputs`);
   const opset = defaultOpset(top);
   const graph = fields(g.bytes!);
   const out = firstOutput(graph);

@@ -15,7 +15,9 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { configFromObject } from '../src/config/config.js';
+import { DEFAULT_CTC_OPTIONS } from '../src/inference/ocr/ctc.js';
 import { ocrModelPaths } from '../src/inference/ocr/index.js';
+import { loadDictionary } from '../src/inference/ocr/models.js';
 import { BackendSet } from '../src/inference/runners/kserve/backends.js';
 import { concatEncoded, encodeInferRequest } from '../src/inference/runners/kserve/protocol.js';
 import { KServeRunner, type TensorEncoding } from '../src/inference/runners/kserve/runner.js';
@@ -27,6 +29,7 @@ import { exportRepository, fileMetadata } from '../src/worker/triton-export.js';
 import { bearerMatches } from '../src/worker/token.js';
 import { BIN, rawRequest } from './helpers/gateway.js';
 import { freePort } from './helpers/redis-server.js';
+import { cropBatch, lineCrop } from './helpers/rec-crops.js';
 import { startWorker, type TestWorker } from './helpers/worker.js';
 
 const TOKEN = 'worker-test-token-abcdefghijklmnop';
@@ -261,7 +264,22 @@ describe('kernelgate worker and the remote runner', () => {
         '',
       ].join('\n'),
     );
-    assert.match(readFileSync(join(dir, 'ocr-rec', 'config.pbtxt'), 'utf8'), /dims: \[ -1, -1, 6625 \]/);
+    const rec = readFileSync(join(dir, 'ocr-rec', 'config.pbtxt'), 'utf8');
+    assert.match(rec, /dims: \[ -1, -1, 6625 \]/);
+    // The recognizer with its reduced outputs, listed for Triton as the worker lists them.
+    const watch = DEFAULT_CTC_OPTIONS(await loadDictionary(ocrModelPaths().dictionary)).spaceIndex;
+    assert.ok(
+      rec.endsWith(
+        [
+          '    dims: [ -1, -1, 6625 ]\n  },',
+          '  {\n    name: "kg_argmax"\n    data_type: TYPE_INT64\n    dims: [ -1, -1 ]\n  },',
+          '  {\n    name: "kg_maxprob"\n    data_type: TYPE_FP32\n    dims: [ -1, -1 ]\n  },',
+          `  {\n    name: "kg_watch_${watch}"\n    data_type: TYPE_FP32\n    dims: [ -1, -1 ]\n  }`,
+          ']\n',
+        ].join('\n'),
+      ),
+      rec,
+    );
     assert.ok(readFileSync(join(dir, 'acme%2Ecom.textdir', '1', 'model.onnx')).equals(cls));
     assert.ok(readFileSync(join(dir, 'ocr-det', '1', 'model.onnx')).equals(readFileSync(ocrModelPaths().detection)));
     // The same declared types and shapes as the worker serves from a loaded session.
@@ -270,6 +288,41 @@ describe('kernelgate worker and the remote runner', () => {
       assert.deepEqual(fileMetadata(name, readFileSync(join(dir, name, '1', 'model.onnx'))), served.json, name);
     }
     assert.throws(() => exportRepository(models, dir), /not empty/);
+  });
+
+  it('the recognizer: only its reduced [N, T] outputs cross, equal to the local arg-max; without them, the full output', async () => {
+    const paths = ocrModelPaths();
+    const watch = DEFAULT_CTC_OPTIONS(await loadDictionary(paths.dictionary)).spaceIndex;
+    const crops = await Promise.all(['Invoice 2026 total 431.50', 'Rate limits live in Redis'].map((t, i) => lineCrop(t, 30 + 8 * i)));
+    const input = () => ({ x: cropBatch(crops) });
+    const local = await startWorkerRunner(paths.recognition, { providers: ['cpu'] });
+    const want = await local.runArgmax(input(), watch);
+    await local.close();
+
+    // The same recognizer uploaded as a plain model: served as it is (as by a Triton with the original file).
+    const store = new WorkerModels(configFromObject({ inference: { models_dir: modelsDir } }).inference, pino({ level: 'silent' }));
+    store.store.save('acme.com', parseModelConfig({ name: 'plainrec', task: 'classify', input: { width: 320, height: 48 }, labels: ['x'] }), readFileSync(paths.recognition));
+    await store.close();
+
+    for (const [model, reduced] of [['ocr-rec', true], ['acme%2Ecom.plainrec', false]] as const) {
+      const set = backends([w.url]);
+      const answered: number[] = [];
+      const exchange = set.exchange.bind(set);
+      set.exchange = async (...args) => {
+        const r = await exchange(...args);
+        if (args[1].method === 'POST') answered.push(r.res.body.length);
+        return r;
+      };
+      const runner = await KServeRunner.load(model, { backends: set, tensors: 'binary' });
+      assert.equal(runner.outputNames.includes(`kg_watch_${watch}`), reduced, runner.outputNames.join());
+      const got = await runner.runArgmax(input(), watch);
+      assert.deepEqual(got, want, model);
+      const rows = want.batch * want.steps;
+      if (reduced) assert.ok(answered[0]! < rows * 16 + 1000, `${answered[0]} bytes for ${rows} steps`);
+      else assert.ok(answered[0]! >= rows * 6625 * 4, `${answered[0]} bytes: the whole output`);
+      // Another watched class than the model's: the full output, reduced here, the same numbers.
+      if (reduced) assert.deepEqual((await runner.runArgmax(input(), 5)).index, want.index);
+    }
   });
 });
 

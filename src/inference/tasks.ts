@@ -11,7 +11,8 @@ import { FaceKernel } from './face/kernel.js';
 import { faceModels } from './face/models.js';
 import type { Kernel, Task } from './kernel.js';
 import { OcrKernel } from './ocr/kernel.js';
-import { ocrModelPaths } from './ocr/models.js';
+import { DEFAULT_CTC_OPTIONS } from './ocr/ctc.js';
+import { loadDictionarySync, ocrModelPaths } from './ocr/models.js';
 import type { RunnerSource } from './runners/pool.js';
 import type { ModelConfig } from './store/model-config.js';
 
@@ -31,6 +32,12 @@ export interface BuiltinModel {
    * for them by these names).
    */
   files(): Record<string, string>;
+  /**
+   * Files (by the names of `files`) whose `[N, T, C]` output the kernel reduces to per-step arg-max with
+   * runArgmax, and the class it watches: served remotely with the reduced outputs appended
+   * (onnx-augment.ts), so that only `[N, T]` tensors cross the network.
+   */
+  argmaxWatch?(): Record<string, number>;
   load(ctx: BuiltinContext): Promise<Kernel>;
 }
 
@@ -48,6 +55,8 @@ export const BUILTIN_MODELS: readonly BuiltinModel[] = [
       const p = ocrModelPaths();
       return { 'ocr-det': p.detection, 'ocr-cls': p.classifier, 'ocr-rec': p.recognition };
     },
+    // The space class, as the kernel watches it (ocr/kernel.ts: DEFAULT_CTC_OPTIONS).
+    argmaxWatch: () => ({ 'ocr-rec': DEFAULT_CTC_OPTIONS(loadDictionarySync(ocrModelPaths().dictionary)).spaceIndex }),
     load: ({ cfg, log, runners }) =>
       OcrKernel.load(
         {

@@ -4,9 +4,11 @@
  * in models_dir, each in its own killable child process (they are not trusted), reloaded when the upload
  * changes. Each model has its own bounded queue, fair between clients.
  */
+import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
 import { defaultIntraOpThreads } from '../inference/providers.js';
+import { appendArgmaxOutputs } from '../inference/onnx-augment.js';
 import { WorkQueue } from '../inference/queue.js';
 import { startIsolatedRunner } from '../inference/runners/ort-process.js';
 import { startWorkerRunner } from '../inference/runners/ort-worker.js';
@@ -39,10 +41,18 @@ export function describe(name: string, r: DescribedRunner): ModelMetadata {
   };
 }
 
+/** The file as served: with the reduced outputs appended when the model has a watched class. */
+export function modelBytes(model: ServedModel): Uint8Array {
+  const file = readFileSync(model.path);
+  return model.argmaxWatch !== undefined ? appendArgmaxOutputs(file, model.argmaxWatch) : file;
+}
+
 export interface ServedModel {
   name: string;
   path: string;
   builtin: boolean;
+  /** The watched class when the model is served with its reduced outputs appended (tasks.ts argmaxWatch). */
+  argmaxWatch?: number;
   /** Changes when an upload is replaced: a new runner is loaded for it. */
   version: string;
 }
@@ -58,6 +68,7 @@ export class WorkerModels {
   readonly #cfg: Config['inference'];
   readonly #log: Logger;
   readonly #builtin: Map<string, string>;
+  readonly #argmaxWatch: Map<string, number>;
   readonly #live = new Map<string, Live>();
   readonly #queues = new Map<string, WorkQueue>();
   #closed = false;
@@ -67,18 +78,24 @@ export class WorkerModels {
     this.#log = log;
     this.store = new ModelStore(cfg.models_dir);
     this.#builtin = new Map(BUILTIN_MODELS.flatMap((m) => Object.entries(m.files())));
+    this.#argmaxWatch = new Map(BUILTIN_MODELS.flatMap((m) => Object.entries(m.argmaxWatch?.() ?? {})));
+  }
+
+  #builtinModel(name: string, path: string): ServedModel {
+    const watch = this.#argmaxWatch.get(name);
+    return { name, path, builtin: true, version: path, ...(watch !== undefined ? { argmaxWatch: watch } : {}) };
   }
 
   /** Every model served now: built-ins, then each domain's uploads. */
   list(): ServedModel[] {
-    const builtins = [...this.#builtin].map(([name, path]) => ({ name, path, builtin: true, version: path }));
+    const builtins = [...this.#builtin].map(([name, path]) => this.#builtinModel(name, path));
     const custom = this.store.list(undefined).map((m) => ({ name: customRemoteName(m.domain, m.config.name), path: m.path, builtin: false, version: m.sha256 }));
     return [...builtins, ...custom];
   }
 
   find(name: string): ServedModel | undefined {
     const path = this.#builtin.get(name);
-    if (path) return { name, path, builtin: true, version: path };
+    if (path) return this.#builtinModel(name, path);
     const ref = parseCustomRemoteName(name);
     const m = ref && this.store.get(ref.domain, ref.name);
     // The name must be exactly the canonical one (one spelling per model).
@@ -97,7 +114,7 @@ export class WorkerModels {
     if (live && live.version === model.version && !live.loaded?.dead) return live.runner;
     if (live?.loaded) void live.loaded.close();
     const runner: Promise<DescribedRunner> = model.builtin
-      ? startWorkerRunner(model.path, this.#sessionOptions())
+      ? startWorkerRunner(model.path, { ...this.#sessionOptions(), ...(model.argmaxWatch !== undefined ? { bytes: modelBytes(model) } : {}) })
       : startIsolatedRunner(model.path, {
           ...this.#sessionOptions(),
           loadTimeoutMs: Math.max(this.#cfg.timeout_ms, 60_000),

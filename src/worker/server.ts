@@ -18,7 +18,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { Config } from '../config/config.js';
 import { ApiError } from '../problems/api-error.js';
 import {
-  decodeInferRequest, encodeError, encodeInferResponse, fitsShape, parseHeaderLength, ProtocolError, type Encoded, type InferRequest,
+  decodeInferRequest, encodeError, encodeInferResponse, fitsShape, parseHeaderLength, ProtocolError, type Datatype, type Encoded, type InferRequest, type TensorValues,
 } from '../inference/runners/kserve/protocol.js';
 import { describe, WorkerModels, type DescribedRunner } from './models.js';
 import { bearerMatches } from './token.js';
@@ -47,6 +47,16 @@ export interface Worker {
   registry: Registry;
   listen(): Promise<AddressInfo>;
   close(): Promise<void>;
+}
+
+/**
+ * Runner outputs (float32) in the type the metadata declares for the integer types a kernel reads (the
+ * recognizer's INT64 arg-max indices: exact, they are below 2^24); any other type goes as FP32, as before.
+ */
+function asDeclared(ortType: string | undefined, data: Float32Array): { datatype: Datatype; data: TensorValues } {
+  if (ortType === 'int64') return { datatype: 'INT64', data: BigInt64Array.from(data, (v) => BigInt(Math.trunc(v))) };
+  if (ortType === 'int32') return { datatype: 'INT32', data: Int32Array.from(data) };
+  return { datatype: 'FP32', data };
 }
 
 const MODEL_ROUTE = /^\/v2\/models\/([^/]{1,300})(?:\/versions\/([^/]{1,64}))?(\/ready|\/infer)?$/;
@@ -156,10 +166,12 @@ export function createWorker(opts: WorkerOptions): Worker {
     const { feeds, outputs } = feedsFor(name, runner, ir);
     const address = req.socket.remoteAddress ?? '';
     const onlyFirst = outputs.length === 1 && outputs[0]!.name === runner.outputNames[0];
+    // Only the outputs asked for are fetched: the recognizer's reduced ones without its [N, T, 6625] tensor.
+    const wanted = outputs.map((o) => o.name);
     const results = await models.queue(name).run(
       async () => {
         const r = await loadRunner(name); // the process may have been replaced while the job waited
-        return r.run(feeds, { timeoutMs: config.inference.timeout_ms, allOutputs: !onlyFirst });
+        return r.run(feeds, { timeoutMs: config.inference.timeout_ms, ...(onlyFirst ? {} : { outputs: wanted }) });
       },
       { owner: address, signal },
     );
@@ -169,7 +181,7 @@ export function createWorker(opts: WorkerOptions): Worker {
         model_name: name,
         model_version: '1',
         ...(ir.id !== undefined ? { id: ir.id } : {}),
-        outputs: outputs.map((o) => ({ name: o.name, datatype: 'FP32', shape: results[o.name]!.dims, data: results[o.name]!.data })),
+        outputs: outputs.map((o) => ({ name: o.name, shape: results[o.name]!.dims, ...asDeclared(runner.outputTypes[runner.outputNames.indexOf(o.name)], results[o.name]!.data) })),
       },
       (name) => binaryOf.get(name) ?? false,
     );

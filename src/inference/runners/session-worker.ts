@@ -20,13 +20,17 @@ if (!port && !process.send) throw new Error('session-worker must run in a worker
 if (!port) process.on('disconnect', () => process.exit(0)); // the gateway went away
 
 let session: ort.InferenceSession | undefined;
+
+/** A copy we own (transferable) as float32; int64 outputs (arg-max indices) are numbers, exact below 2^24. */
+const asFloat32 = (data: ort.Tensor['data']): Float32Array =>
+  data instanceof BigInt64Array || data instanceof BigUint64Array ? Float32Array.from(data, Number) : Float32Array.from(data as Float32Array);
 const send = (msg: FromWorker, transfer: ArrayBuffer[] = []) => (port ? port.postMessage(msg, transfer) : process.send!(msg));
 
 const onMessage = async (msg: ToWorker) => {
   if (msg.type === 'load') {
     try {
       // From bytes, a model has no folder: external-data references resolve nowhere.
-      const source = msg.fromBytes ? new Uint8Array(readFileSync(msg.modelPath)) : msg.modelPath;
+      const source = msg.bytes ?? (msg.fromBytes ? new Uint8Array(readFileSync(msg.modelPath)) : msg.modelPath);
       const loaded = await createSession(source, { providers: msg.providers, intraOpNumThreads: msg.intraOpNumThreads, label: msg.modelPath });
       session = loaded.session;
       send({
@@ -50,11 +54,12 @@ const onMessage = async (msg: ToWorker) => {
     if (!session) throw new Error('session not loaded');
     const feeds: Record<string, ort.Tensor> = {};
     for (const [name, t] of Object.entries(msg.feeds)) feeds[name] = new ort.Tensor('float32', t.data, t.dims);
-    const outputs = await session.run(feeds);
-    if (msg.allOutputs) {
+    // Named outputs only (kernelgate worker asked for some): ORT copies out no others.
+    const outputs = msg.outputs ? await session.run(feeds, [...msg.outputs]) : await session.run(feeds);
+    if (msg.allOutputs || msg.outputs) {
       // Models whose answer spans several outputs (BlazeFace: scores and boxes of two anchor layers).
       const all: Record<string, { data: Float32Array; dims: number[] }> = {};
-      for (const name of session.outputNames) all[name] = { data: Float32Array.from(outputs[name]!.data as Float32Array), dims: [...outputs[name]!.dims] };
+      for (const name of msg.outputs ?? session.outputNames) all[name] = { data: asFloat32(outputs[name]!.data), dims: [...outputs[name]!.dims] };
       send({ type: 'outputs', id, outputs: all }, Object.values(all).map((t) => t.data.buffer as ArrayBuffer));
       return;
     }

@@ -10,6 +10,7 @@
 import { ApiError, unavailable } from '../../../problems/api-error.js';
 import type { InferenceLogger } from '../../providers.js';
 import { ctcArgmax } from '../../ocr/ctc.js';
+import { ARGMAX_OUTPUT, argmaxWatchOf, MAXPROB_OUTPUT, WATCH_PREFIX } from '../../onnx-augment.js';
 import type { ArgmaxRunner, ArgmaxSteps, Feeds, Outputs, RunOptions } from '../runner.js';
 import type { BackendSet } from './backends.js';
 import { modelPath } from './names.js';
@@ -43,6 +44,8 @@ export class KServeRunner implements ArgmaxRunner {
   outputNames: string[] = [];
   outputShapes: (number | string)[][] = [];
   #inputs: MetadataTensor[] = [];
+  /** The watched class of the model's reduced arg-max outputs, when it has them. */
+  #argmaxWatch: number | undefined;
   #binary = true;
   #closed = false;
   #nextId = 1;
@@ -94,6 +97,7 @@ export class KServeRunner implements ArgmaxRunner {
     this.#inputs = parsed.inputs;
     this.inputNames = parsed.inputs.map((t) => t.name);
     this.outputNames = parsed.outputs.map((t) => t.name);
+    this.#argmaxWatch = argmaxWatchOf(parsed.outputs);
     // As the local runners report them: variable dimensions are not numbers.
     this.outputShapes = parsed.outputs.map((t) => t.shape.map((d) => (d === -1 ? '?' : d)));
     this.#binary = this.#opts.tensors !== 'json' && (this.#opts.tensors === 'binary' || (await this.#serverHasBinary()));
@@ -116,6 +120,14 @@ export class KServeRunner implements ArgmaxRunner {
   }
 
   async run(feeds: Feeds, opts: RunOptions = {}): Promise<Outputs> {
+    // The first output only, unless the kernel asks for all (BlazeFace has four): less to send back.
+    const wanted = opts.outputs ?? (opts.allOutputs ? this.outputNames : [this.outputNames[0]!]);
+    const decoded = await this.#infer(feeds, wanted, opts.timeoutMs, (out) => ({ data: toFloat32(out), dims: out.shape }));
+    return Object.fromEntries(wanted.map((name, i) => [name, decoded[i]!]));
+  }
+
+  /** One inference asking for `wanted` outputs; each is converted by `read` (a refusal there is an unreadable answer). */
+  async #infer<T>(feeds: Feeds, wanted: readonly string[], timeoutMs: number | undefined, read: (t: Tensor) => T): Promise<T[]> {
     if (this.#closed) throw new Error(`runner for ${this.model} closed`);
     const inputs: Tensor[] = Object.entries(feeds).map(([name, t]) => {
       const declared = this.#inputs.find((i) => i.name === name);
@@ -124,25 +136,21 @@ export class KServeRunner implements ArgmaxRunner {
       }
       return { name, datatype: 'FP32', shape: t.dims, data: t.data };
     });
-    // The first output only, unless the kernel asks for all (BlazeFace has four): less to send back.
-    const wanted = opts.allOutputs ? this.outputNames : [this.outputNames[0]!];
     const body = encodeInferRequest(
       { id: String(this.#nextId++), inputs, outputs: wanted.map((name) => ({ name, binary: this.#binary })), binaryOutput: this.#binary },
       { binary: this.#binary },
     );
     const headers: Record<string, string | number> = { 'content-type': body.contentType };
     if (body.headerLength !== undefined) headers['inference-header-content-length'] = body.headerLength;
-    const { backend, res } = await this.#opts.backends.exchange(this.model, { method: 'POST', path: `${modelPath(this.model)}/infer`, headers, chunks: body.chunks, timeoutMs: opts.timeoutMs });
+    const { backend, res } = await this.#opts.backends.exchange(this.model, { method: 'POST', path: `${modelPath(this.model)}/infer`, headers, chunks: body.chunks, timeoutMs });
     if (res.status !== 200) throw this.#refused(backend.label, res.status, res.headers['retry-after'], res.body);
     try {
       const decoded = decodeInferResponse(res.body, parseHeaderLength(res.headers['inference-header-content-length'] as string | undefined, res.body.length));
-      const result: Outputs = {};
-      for (const name of wanted) {
+      return wanted.map((name) => {
         const out = decoded.outputs.find((t) => t.name === name);
         if (!out) throw new ProtocolError(`the answer has no output ${name}`);
-        result[name] = { data: toFloat32(out), dims: out.shape };
-      }
-      return result;
+        return read(out);
+      });
     } catch (error) {
       this.#opts.logger?.warn({ backend: backend.label, model: this.model, detail: (error as Error).message }, 'inference backend: answer refused');
       throw unavailable('The inference backend gave an answer that could not be read; retry later.', 1);
@@ -160,10 +168,27 @@ export class KServeRunner implements ArgmaxRunner {
     return unavailable(`The inference backend refused the job (HTTP ${status}); retry later.`, 5);
   }
 
-  /** Arg-max of the `[N, T, C]` output on this thread: the whole output crossed the network anyway. */
+  /**
+   * Per-step arg-max of the `[N, T, C]` output. When the served model has the reduced outputs for this
+   * watched class (`kernelgate worker`, or Triton serving its exported repository: onnx-augment.ts), only
+   * those `[N, T]` tensors are asked for; otherwise (a server with the original model) the whole output
+   * crosses the network and is reduced here.
+   */
   async runArgmax(feeds: Feeds, watchClass: number): Promise<ArgmaxSteps> {
-    const out = (await this.run(feeds))[this.outputNames[0]!]!;
-    return ctcArgmax(out.data, out.dims, watchClass);
+    if (this.#argmaxWatch !== watchClass) {
+      const out = (await this.run(feeds))[this.outputNames[0]!]!;
+      return ctcArgmax(out.data, out.dims, watchClass);
+    }
+    const [index, prob, watched] = await this.#infer(feeds, [ARGMAX_OUTPUT, MAXPROB_OUTPUT, `${WATCH_PREFIX}${watchClass}`], undefined, (t) => {
+      if (t.shape.length !== 2) throw new ProtocolError(`output ${t.name} has shape [${t.shape.join(', ')}], not [N, T]`);
+      return { shape: t.shape, data: t.data instanceof BigInt64Array ? Int32Array.from(t.data, Number) : toFloat32(t) };
+    });
+    const [batch, steps] = index!.shape as [number, number];
+    if ([prob, watched].some((t) => t!.shape[0] !== batch || t!.shape[1] !== steps) || index!.data instanceof Float32Array) {
+      this.#opts.logger?.warn({ model: this.model }, 'inference backend: reduced outputs do not agree');
+      throw unavailable('The inference backend gave an answer that could not be read; retry later.', 1);
+    }
+    return { batch, steps, index: index!.data as Int32Array, prob: prob!.data as Float32Array, watched: watched!.data as Float32Array };
   }
 
   async close(): Promise<void> {

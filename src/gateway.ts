@@ -142,8 +142,8 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
   const routes: RouteSpec[] = [
     ...basicRoutes(latest),
     ...sessionRoutes({ store: stores.sessions, kernels, config }),
-    ...modelRoutes({ kernels, maxModelBytes: config.server.upload_limit_bytes }),
-    ...(config.vision.enabled ? [...visionRoutes({ kernels, sessions: stores.sessions, config }), ...backupRoutes({ kernels, maxModelBytes: config.server.upload_limit_bytes })] : []),
+    ...modelRoutes({ kernels, maxModelBytes: config.server.upload_limit_bytes, maxMemoryBytes: config.server.body_limit_bytes }),
+    ...(config.vision.enabled ? [...visionRoutes({ kernels, sessions: stores.sessions, config }), ...backupRoutes({ kernels, maxModelBytes: config.server.upload_limit_bytes, maxMemoryBytes: config.server.body_limit_bytes })] : []),
     ...(config.docs.enabled ? docsRoutes() : []),
   ];
   routes.push(

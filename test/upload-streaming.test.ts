@@ -250,8 +250,9 @@ function chunkedRequest(port: number, target: string, headers: Record<string, st
       socket.write([`POST ${target} HTTP/1.1`, `Host: 127.0.0.1:${port}`, ...fields.map(([k, v]) => `${k}: ${v}`), 'Transfer-Encoding: chunked', '', ''].join('\r\n'));
       for (let i = 0; i < body.length && !socket.destroyed; i += 256 * 1024) {
         const chunk = body.subarray(i, i + 256 * 1024);
-        const ok = socket.write(`${chunk.length.toString(16)}\r\n`) && socket.write(chunk) && socket.write('\r\n');
-        if (!ok) await new Promise((r) => socket.once('drain', r).once('close', r));
+        socket.write(`${chunk.length.toString(16)}\r\n`);
+        socket.write(chunk);
+        if (!socket.write('\r\n')) await new Promise((r) => socket.once('drain', r).once('close', r));
       }
       if (!socket.destroyed) socket.write('0\r\n\r\n');
     });

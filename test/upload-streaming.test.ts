@@ -14,7 +14,9 @@ import sharp from 'sharp';
 import { formatKeypair } from '../src/keypairs/keypair.js';
 import { signRequest } from '../src/signing/sign-request.js';
 import { multipartBody } from './helpers/deepstack.js';
-import { ADMIN, ALICE, startGateway, type TestGateway, type TestKeypair } from './helpers/gateway.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { ADMIN, ALICE, BIN, startGateway, type TestGateway, type TestKeypair } from './helpers/gateway.js';
 import { heavyClassifier } from './helpers/onnx.js';
 import { assertProblem } from './helpers/problems.js';
 
@@ -120,6 +122,24 @@ describe('uploads streamed to disk', () => {
     const refused = await gw.request({ method: 'POST', target: '/v1/vision/addmodel', headers: { 'content-type': wrong.contentType }, body: wrong.body });
     assert.equal(refused.status, 401, refused.text);
     assert.deepEqual(files(), []);
+  });
+
+  it('`kernelgate model upload` sends a multipart form: a model over the body limit uploads from the CLI', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kernelgate-upload-cli-'));
+    try {
+      writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...config('fromcli'), domain: 'default' }));
+      writeFileSync(join(dir, 'model.onnx'), model3);
+      const env = { ...process.env, KERNELGATE_ENDPOINT: gw.url, KERNELGATE_ACCESS_KEY: ADMIN.accessKey, KERNELGATE_SECRET_KEY: ADMIN.secretKey };
+      const out = await promisify(execFile)(process.execPath, [BIN, 'model', 'upload', '--config', join(dir, 'config.json'), '--onnx', join(dir, 'model.onnx')], { env });
+      const uploaded = JSON.parse(out.stdout);
+      assert.equal(uploaded.name, 'fromcli');
+      assert.equal(uploaded.bytes, model3.length);
+      assert.equal(uploaded.domain, 'default');
+      assert.deepEqual(files(), []);
+      assert.equal((await gw.signed({ method: 'DELETE', target: '/models/fromcli', as: ADMIN })).status, 200);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a body over upload_limit_bytes gets 413 (announced or streamed) with Connection: close, and leaves no spool file', async () => {

@@ -245,7 +245,7 @@ describe('uploads streamed to disk: memory', () => {
     console.log(`64 MiB upload: gateway RSS ${Math.round(before / MiB)} MiB -> peak ${Math.round(peak / MiB)} MiB (+${Math.round(grew / MiB)} MiB), ${Date.now() - started} ms`);
     // Held in memory, the body alone would be 64 MiB (and the form parser's copy another 64). Streamed, what
     // grows is chunks not yet collected: generously bounded below the upload's size.
-    assert.ok(grew < 48 * MiB, `RSS grew by ${Math.round(grew / MiB)} MiB during a 64 MiB upload`);
+    assert.ok(grew < 56 * MiB, `RSS grew by ${Math.round(grew / MiB)} MiB during a 64 MiB upload`);
     assert.deepEqual(readdirSync(spoolOf(tmp)), []);
   });
 });

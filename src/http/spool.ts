@@ -15,7 +15,7 @@ import { ApiError } from '../problems/api-error.js';
 import type { HashAlgorithm } from '../signing/algorithms.js';
 import { canonicalContentType } from '../signing/canonical.js';
 import { requestHasBody } from './raw-body.js';
-import { spooledBody, type RequestBody } from './request-body.js';
+import { memoryBody, spooledBody, type RequestBody } from './request-body.js';
 
 /** Body types an upload route spools; anything else (JSON with base64, urlencoded) is read into memory as usual. */
 export const SPOOLED_TYPES = new Set(['multipart/form-data', 'application/zip', 'application/x-zip-compressed']);
@@ -80,9 +80,10 @@ export function spoolBody(req: IncomingMessage, spool: UploadSpool, algorithms: 
   const { limit, files } = spool;
   const length = req.headers['content-length'];
   if (length !== undefined && Number(length) > limit) return Promise.reject(uploadTooLarge(limit));
+  // No body announced: nothing to spool (an empty body in memory reads and hashes the same).
+  if (!requestHasBody(req)) return Promise.resolve(memoryBody(Buffer.alloc(0)));
   const path = files.newPath('.body');
   const hashes = new Map<HashAlgorithm, Hash>(algorithms.map((a) => [a, createHash(a)]));
-  if (!requestHasBody(req)) return Promise.resolve(spooledBody(path, 0, new Map()));
   return new Promise((resolve, reject) => {
     const out = createWriteStream(path, { flags: 'wx', mode: 0o600 });
     let size = 0;

@@ -211,17 +211,32 @@ describe('uploads streamed to disk', () => {
   });
 });
 
-describe('uploads streamed to disk: memory', () => {
+describe('uploads streamed to disk: memory, sign methods, body_hash = "backendai"', () => {
   let gw: TestGateway;
   let tmp: string;
 
   before(async () => {
     tmp = mkdtempSync(join(tmpdir(), 'kernelgate-upload-mem-'));
-    gw = await startGateway({ env: { TMPDIR: tmp }, config: `[server]\nupload_limit_bytes = ${128 * MiB}\n` });
+    gw = await startGateway({ env: { TMPDIR: tmp }, config: `[server]\nupload_limit_bytes = ${128 * MiB}\n[auth]\nbody_hash = "backendai"\n` });
   });
   after(async () => {
     await gw.stop();
     rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('a streamed body is hashed with the sign method\'s algorithm (sha512), and the SDKs\' empty-body hash is accepted', async () => {
+    const form = multipartBody([{ name: 'model', file: heavyClassifier(32, 32, 2 * MiB), filename: 'model.onnx' }, { name: 'config', file: Buffer.from(JSON.stringify(config('signed512'))), filename: 'config.json' }]);
+    const sha512 = await gw.signed({ method: 'POST', target: '/models', as: ADMIN, body: form.body, contentType: form.contentType, sign: { algorithm: 'sha512' } });
+    assert.equal(sha512.status, 201, sha512.text);
+    const tampered = Buffer.from(form.body);
+    tampered[tampered.length - 200] ^= 1;
+    const headers = signRequest({ method: 'POST', target: '/models', host: `127.0.0.1:${gw.port}`, accessKey: ADMIN.accessKey, secretKey: ADMIN.secretKey, body: form.body, contentType: form.contentType, algorithm: 'sha512' }).headers;
+    assertProblem(await gw.request({ method: 'POST', target: '/models', headers, body: tampered }), 401, 'auth-failed');
+    // The official SDKs sign the empty-body hash: accepted in backendai mode without the body being hashed for it.
+    const sdk = await gw.signed({ method: 'POST', target: '/models', as: ADMIN, body: form.body, contentType: form.contentType, sign: { bodyHashMode: 'backendai' } });
+    assert.equal(sdk.status, 200, sdk.text);
+    assert.equal(sdk.json.replaced, true);
+    assert.deepEqual(readdirSync(spoolOf(tmp)), []);
   });
 
   it("the gateway's resident memory does not grow by the size of a 64 MiB upload while it streams", async () => {

@@ -50,6 +50,8 @@ export interface PipelineParts {
  *     routing           404/405 for what no route takes            http/unmatched.ts
  *  4. authenticate      a principal; signed routes read the body   auth/authenticate.ts,
  *                       here, since the signature covers its bytes auth/authenticators/hmac.ts
+ *                       (upload routes: multipart/zip bodies go   http/spool.ts
+ *                       to a spool file, removed when the chain ends)
  *  5. rate limit        the principal's payer is charged           ratelimit/middleware.ts
  *  6. parse             body read (public) or parsed (signed)      http/body.ts
  *  7. authorize         route-declared role (admin)                auth/authorize.ts

@@ -34,6 +34,7 @@ import { SigningDateCache } from './signing/dates.js';
 import { SigningKeyCache } from './signing/signing-key.js';
 import { createStores } from './stores.js';
 import { docsRoutes } from './docs/routes.js';
+import { createSpoolDir } from './http/spool.js';
 
 export interface Gateway {
   app: Koa<GatewayState>;
@@ -56,6 +57,8 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
   const log = opts.log ?? createLogger(config.log.level);
   const metrics = createMetrics();
   const keypairs = new KeypairStore(config.keypairs.dir, log);
+  // Upload bodies (models, backups) stream into this private folder, never into memory (http/spool.ts).
+  const spoolDir = createSpoolDir();
   keypairs.start();
   const stores = await createStores(config, log);
   const rateLimits = stores.rateLimits;
@@ -139,8 +142,8 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
   const routes: RouteSpec[] = [
     ...basicRoutes(latest),
     ...sessionRoutes({ store: stores.sessions, kernels, config }),
-    ...modelRoutes({ kernels, maxModelBytes: config.server.body_limit_bytes }),
-    ...(config.vision.enabled ? [...visionRoutes({ kernels, sessions: stores.sessions, config }), ...backupRoutes({ kernels, maxModelBytes: config.server.body_limit_bytes })] : []),
+    ...modelRoutes({ kernels, maxModelBytes: config.server.upload_limit_bytes, maxMemoryBytes: config.server.body_limit_bytes }),
+    ...(config.vision.enabled ? [...visionRoutes({ kernels, sessions: stores.sessions, config }), ...backupRoutes({ kernels, maxModelBytes: config.server.upload_limit_bytes, maxMemoryBytes: config.server.body_limit_bytes })] : []),
     ...(config.docs.enabled ? docsRoutes() : []),
   ];
   routes.push(
@@ -171,6 +174,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     limits,
     rateLimiting: limiter,
     bodyLimit: config.server.body_limit_bytes,
+    spool: { dir: spoolDir.path, limit: config.server.upload_limit_bytes },
     idempotency: idempotency(stores.idempotency, config.idempotency.ttl_seconds, config.auth.problem_base_uri, log),
     lookup,
   });
@@ -223,6 +227,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
       await new Promise<void>((r) => server.close(() => r()));
       server.closeAllConnections();
       await Promise.allSettled([rateLimits.close(), stores.idempotency.close(), stores.sessions.close()]);
+      spoolDir.close();
     },
   };
 }

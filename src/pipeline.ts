@@ -11,6 +11,7 @@ import type { GatewayContext, GatewayState, Stage } from './http/context.js';
 import { hostRequired, missingHost } from './http/host.js';
 import { closeIfUnread } from './http/linger.js';
 import type { RouteSpec } from './http/route.js';
+import { RequestFiles, spoolsBody } from './http/spool.js';
 import { unmatched } from './http/unmatched.js';
 import { validate } from './http/validate.js';
 import type { Keypair } from './keypairs/keypair.js';
@@ -33,6 +34,8 @@ export interface PipelineParts {
   limits: PayerLimits;
   rateLimiting: RateLimiting;
   bodyLimit: number;
+  /** Upload routes (RouteSpec.upload): the spool folder and the limit of a spooled body. */
+  spool: { dir: string; limit: number };
   idempotency: AroundStage;
   lookup(accessKey: string): Keypair | undefined;
 }
@@ -47,6 +50,8 @@ export interface PipelineParts {
  *     routing           404/405 for what no route takes            http/unmatched.ts
  *  4. authenticate      a principal; signed routes read the body   auth/authenticate.ts,
  *                       here, since the signature covers its bytes auth/authenticators/hmac.ts
+ *                       (upload routes: multipart/zip bodies go   http/spool.ts
+ *                       to a spool file, removed when the chain ends)
  *  5. rate limit        the principal's payer is charged           ratelimit/middleware.ts
  *  6. parse             body read (public) or parsed (signed)      http/body.ts
  *  7. authorize         route-declared role (admin)                auth/authorize.ts
@@ -82,7 +87,8 @@ export function mountPipeline(app: Koa<GatewayState>, routes: readonly RouteSpec
     ].filter((s): s is Stage => s !== undefined);
     const around = signed && route.method !== 'GET' ? parts.idempotency : undefined;
     const after = [ownerScope(route, parts.lookup)].filter((s): s is Stage => s !== undefined);
-    router.register(route.path, [route.method], [routeChain(before, around, after, route.handler)] as never, {
+    const chain = routeChain(before, around, after, route.handler);
+    router.register(route.path, [route.method], [route.upload ? spooling(parts.spool, chain) : chain] as never, {
       name: `${route.method} ${route.path}`,
     });
   }
@@ -115,6 +121,24 @@ export function mountPipeline(app: Koa<GatewayState>, routes: readonly RouteSpec
     await rateLimiting.rateLimit(ctx);
     throw unmatched(router, ctx);
   });
+}
+
+/**
+ * An upload route's chain: a body of a spooled type (multipart, zip) is marked for the authenticator to
+ * stream into the spool folder (http/spool.ts), and every file the request made there is removed when the
+ * chain ends, whatever the outcome (answered, refused, failed, or the client gone mid-body).
+ */
+function spooling(spool: { dir: string; limit: number }, chain: (ctx: GatewayContext, next: Next) => Promise<void>) {
+  return async function upload(ctx: GatewayContext, next: Next): Promise<void> {
+    if (!spoolsBody(ctx.get('content-type'))) return chain(ctx, next);
+    const files = new RequestFiles(spool.dir);
+    ctx.state.upload = { limit: spool.limit, files };
+    try {
+      await chain(ctx, next);
+    } finally {
+      await files.cleanup();
+    }
+  };
 }
 
 /** One router middleware for a route: its stages in order, awaiting only those that return a promise. */

@@ -5,6 +5,7 @@ import { stringToSign, trimHeaderValue } from '../signing/canonical.js';
 import type { SigningDate, SigningDateCache } from '../signing/dates.js';
 import { expectedSignature, signatureMatches } from '../signing/signature.js';
 import type { SigningKeyCache } from '../signing/signing-key.js';
+import type { RequestBody } from '../http/request-body.js';
 import { ACCESS_KEY_FORMAT, isUsable, type Keypair } from '../keypairs/keypair.js';
 
 /** What the verifier needs of a request; built by the middleware, or by tests directly. */
@@ -16,7 +17,8 @@ export interface RequestToVerify {
   header(name: string): string | undefined;
   /** Host as the client addressed it (X-Forwarded-Host only from trusted proxies). */
   host: string;
-  body: Buffer;
+  /** The bytes, or a body read elsewhere (a spooled upload) that knows its size and digests. */
+  body: Buffer | RequestBody;
 }
 
 export interface VerifyPolicy {
@@ -166,8 +168,10 @@ export function verifyRequest(req: RequestToVerify, policy: VerifyPolicy, ctx: V
   // Backend.AI clients sign, tried only when it fails. Every key, known or not,
   // goes through the same sequence, so timing tells nothing about which exist.
   const contentType = req.header('content-type');
-  const hashes = [bodyHash(auth.algorithm, req.body)];
-  if (policy.bodyHashMode === 'backendai' && req.body.length > 0) hashes.push(emptyBodyHash(auth.algorithm));
+  const body = req.body;
+  const size = Buffer.isBuffer(body) ? body.length : body.size;
+  const hashes = [Buffer.isBuffer(body) ? bodyHash(auth.algorithm, body) : body.digest(auth.algorithm)];
+  if (policy.bodyHashMode === 'backendai' && size > 0) hashes.push(emptyBodyHash(auth.algorithm));
   const labels: Array<'x-backendai-version' | 'x-sorna-version'> = ['x-backendai-version'];
   if (req.header('x-backendai-version') === undefined) labels.push('x-sorna-version');
   // aiohttp (Backend.AI's server) reports a missing Content-Type as application/octet-stream.

@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
 import { KernelgateClient } from '../client/client.js';
 import { credentials, describeFetchFailure, endpointOf } from './credentials.js';
@@ -35,7 +37,17 @@ export async function modelCommand(argv: string[], io: Io): Promise<number> {
     case 'upload': {
       if (!values.onnx || !values.config) throw new Error('usage: kernelgate model upload --config CONFIG.json --onnx MODEL.onnx');
       const config = JSON.parse(readFileSync(values.config, 'utf8')) as Record<string, unknown>;
-      response = await request('POST', '/models', { json: { ...config, model: readFileSync(values.onnx).toString('base64') } });
+      // Multipart, not base64 JSON: the gateway streams it to disk within server.upload_limit_bytes, so models
+      // larger than the body limit upload too. `domain` and `owner_access_key` go in the (signed) query string.
+      const { domain, owner_access_key: owner, sha256: _sha, model: _model, ...modelConfig } = config;
+      const query = new URLSearchParams();
+      if (domain !== undefined) query.set('domain', String(domain));
+      if (owner !== undefined) query.set('owner_access_key', String(owner));
+      const form = multipart([
+        { name: 'config', filename: 'config.json', type: 'application/json', data: Buffer.from(JSON.stringify(modelConfig)) },
+        { name: 'model', filename: basename(values.onnx), type: 'application/octet-stream', data: readFileSync(values.onnx) },
+      ]);
+      response = await request('POST', `/models${query.size > 0 ? `?${query}` : ''}`, form);
       break;
     }
     case 'list':
@@ -69,4 +81,16 @@ export async function modelCommand(argv: string[], io: Io): Promise<number> {
   }
   io.out(`${await response.text()}\n`);
   return response.ok ? 0 : 1;
+}
+
+/** A multipart/form-data body of file parts. */
+function multipart(parts: Array<{ name: string; filename: string; type: string; data: Buffer }>): { body: Buffer; contentType: string } {
+  const boundary = `kernelgate-${randomBytes(12).toString('hex')}`;
+  const quoted = (v: string) => JSON.stringify(v.replace(/[\r\n"]/g, '_'));
+  const chunks = parts.flatMap((p) => [
+    Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name=${quoted(p.name)}; filename=${quoted(p.filename)}\r\nContent-Type: ${p.type}\r\n\r\n`),
+    p.data,
+    Buffer.from('\r\n'),
+  ]);
+  return { body: Buffer.concat([...chunks, Buffer.from(`--${boundary}--\r\n`)]), contentType: `multipart/form-data; boundary=${boundary}` };
 }

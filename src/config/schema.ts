@@ -54,6 +54,10 @@ export const ConfigSchema = Type.Object(
       host: NonEmpty('127.0.0.1'),
       port: Int(0, 8080, { maximum: 65535 }),
       body_limit_bytes: Int(0, 10 * 1024 * 1024),
+      upload_limit_bytes: Int(0, 256 * 1024 * 1024, {
+        description:
+          'Largest body of an upload route (a multipart POST /models or /v1/vision/addmodel, a zip or multipart restore): streamed to a private spool file under the OS temp folder, never held in memory, and removed when the request ends.',
+      }),
       header_limit_bytes: Int(1024, 16 * 1024, { maximum: 1048576 }),
       request_timeout_ms: Int(1000, 30_000),
       max_connections: Int(1, 1024, { description: 'Open client connections at most; more are dropped at accept.' }),

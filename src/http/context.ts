@@ -3,12 +3,19 @@ import type { Principal } from '../auth/principal.js';
 import type { Verified } from '../auth/verify.js';
 import type { ClientView } from './client-view.js';
 import type { Keypair } from '../keypairs/keypair.js';
+import type { RequestBody } from './request-body.js';
+import type { UploadSpool } from './spool.js';
 
 /** What the middleware chain leaves on ctx.state for handlers. */
 export interface GatewayState {
   reqId: string;
   client: ClientView;
+  /** The body bytes, when read into memory (every route but a spooled upload, whose rawBody is empty). */
   rawBody: Buffer;
+  /** A spooled upload's body (http/spool.ts); read it through http/request-body.ts `bodyOf`. */
+  requestBody?: RequestBody;
+  /** Set by the pipeline on an upload route whose body type is spooled: where and how much to spool. */
+  upload?: UploadSpool;
   /** Parsed JSON or form body, when there is one. */
   body?: Record<string, unknown>;
   /** Who the request is and who pays: set by the authenticate stage, before anything is charged. */

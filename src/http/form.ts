@@ -1,24 +1,48 @@
 /**
  * A form body: multipart (what every DeepStack client sends: `image`, `min_confidence`,
  * `api_key`, files `model` / `config`) or urlencoded (Python `requests.post(data=...)` without files).
- * Parsed from the body bytes authentication already read within the body limit; busboy is linear in them.
+ * Parsed from the body authentication already read: bytes in memory (within the body limit), or a spooled
+ * upload's file (within the upload limit), fed to busboy as a stream; busboy is linear in them. The file
+ * parts an upload route names (`toDisk`) are written straight to spool files, never gathered in memory.
  * A field given twice is refused (which one would count?); a part over its limit is a 413.
  */
+import { createWriteStream } from 'node:fs';
 import busboy from 'busboy';
 import { ApiError } from '../problems/api-error.js';
 import { canonicalContentType } from '../signing/canonical.js';
+import { memoryBody, type RequestBody } from './request-body.js';
+import type { RequestFiles } from './spool.js';
 
 export interface FormLimits {
   /** Largest file part (and `image` sent as a plain field), bytes. */
   maxFileBytes: number;
+  /**
+   * A spooled upload's form: file parts named in `names` go to files of the request's spool (removed with
+   * it), up to maxFileBytes each; every other part stays in memory, up to `maxMemoryBytes`.
+   */
+  toDisk?: { names: ReadonlySet<string>; files: RequestFiles; maxMemoryBytes: number };
+}
+
+/** A file part written to the spool folder. */
+export interface DiskFile {
+  path: string;
+  size: number;
 }
 
 export interface Form {
   /** Text fields, as latin1 strings (bytes kept: `curl -F 'image=<f'` sends the image as a field). */
   fields: Map<string, string>;
   files: Map<string, Buffer>;
+  /** The file parts `toDisk` named, as spool files. */
+  diskFiles: Map<string, DiskFile>;
   /** The first file part, whatever its name (CodeProject.AI's OCR takes any). */
   firstFile?: Buffer;
+}
+
+/** The upload limits of a form of a spooled body (undefined when the body is in memory). */
+export function diskLimits(body: RequestBody, state: { upload?: { files: RequestFiles } }, names: string[], maxMemoryBytes: number): FormLimits['toDisk'] {
+  if (body.path === undefined || state.upload === undefined) return undefined;
+  return { names: new Set(names), files: state.upload.files, maxMemoryBytes };
 }
 
 /** Text fields other than an image are short: a name, a number, a key. */
@@ -29,12 +53,14 @@ const malformed = () => new ApiError(400, 'invalid-api-params', 'Malformed multi
 const twice = (name: string) => new ApiError(400, 'invalid-api-params', `Form field ${JSON.stringify(name.slice(0, 64))} is given more than once.`);
 const tooLarge = (name: string, limit: number) => new ApiError(413, 'request-too-large', `Form part ${JSON.stringify(name.slice(0, 64))} is larger than ${limit} bytes.`);
 
-export async function readForm(raw: Buffer, contentType: string | undefined, limits: FormLimits): Promise<Form> {
+export async function readForm(raw: Buffer | RequestBody, contentType: string | undefined, limits: FormLimits): Promise<Form> {
   const type = canonicalContentType(contentType);
-  const form: Form = { fields: new Map(), files: new Map() };
-  if (raw.length === 0) return form;
+  const form: Form = { fields: new Map(), files: new Map(), diskFiles: new Map() };
+  const body = Buffer.isBuffer(raw) ? memoryBody(raw) : raw;
+  if (body.size === 0) return form;
   if (type === 'application/x-www-form-urlencoded') {
-    for (const [k, v] of new URLSearchParams(raw.toString('latin1'))) {
+    // Never spooled (not an upload type): the bytes are in memory, within the body limit.
+    for (const [k, v] of new URLSearchParams((body.bytes ?? Buffer.alloc(0)).toString('latin1'))) {
       if (form.fields.has(k)) throw twice(k);
       if (form.fields.size >= MAX_PARTS) throw new ApiError(400, 'invalid-api-params', `More than ${MAX_PARTS} form fields.`);
       form.fields.set(k, v);
@@ -44,6 +70,7 @@ export async function readForm(raw: Buffer, contentType: string | undefined, lim
   if (type !== 'multipart/form-data') {
     throw new ApiError(415, 'unsupported-media-type', 'Send a multipart/form-data body (fields "image", "min_confidence", ...), as DeepStack clients do.');
   }
+  const toDisk = limits.toDisk;
   return new Promise((resolve, reject) => {
     let parser: busboy.Busboy;
     try {
@@ -51,7 +78,8 @@ export async function readForm(raw: Buffer, contentType: string | undefined, lim
         headers: { 'content-type': contentType! },
         defCharset: 'latin1',
         defParamCharset: 'utf8',
-        limits: { files: MAX_PARTS, fields: MAX_PARTS, parts: MAX_PARTS, fileSize: limits.maxFileBytes + 1, fieldSize: limits.maxFileBytes + 1, fieldNameSize: 200 },
+        // A spooled form's plain fields are held in memory by busboy: bounded by the memory limit, not the upload's.
+        limits: { files: MAX_PARTS, fields: MAX_PARTS, parts: MAX_PARTS, fileSize: limits.maxFileBytes + 1, fieldSize: (toDisk?.maxMemoryBytes ?? limits.maxFileBytes) + 1, fieldNameSize: 200 },
       });
     } catch {
       reject(new ApiError(400, 'invalid-api-params', 'Malformed multipart Content-Type (no boundary?).'));
@@ -63,6 +91,30 @@ export async function readForm(raw: Buffer, contentType: string | undefined, lim
     // part, so checking the maps (filled at a file's end) would miss a field of the same name.
     const names = new Set<string>();
     let firstFileName: string | undefined;
+    // File parts being written to the spool: the form is complete when busboy is done and they are on disk.
+    const writing: Array<Promise<void>> = [];
+    const toFile = (name: string, stream: NodeJS.ReadableStream, files: RequestFiles) =>
+      new Promise<void>((done) => {
+        const path = files.newPath('.part');
+        const out = createWriteStream(path, { flags: 'wx', mode: 0o600 });
+        let size = 0;
+        stream.on('data', (c: Buffer) => (size += c.length));
+        // A part cut short (malformed body): its file is abandoned (the request's cleanup removes it).
+        stream.on('error', () => {
+          out.destroy();
+          done();
+        });
+        out.on('error', () => {
+          fail(new ApiError(503, 'service-unavailable', 'The upload could not be written to the spool folder; retry later.'));
+          stream.resume();
+          done();
+        });
+        out.on('finish', () => {
+          if (!failure) form.diskFiles.set(name, { path, size });
+          done();
+        });
+        stream.pipe(out);
+      });
     parser.on('file', (name, stream) => {
       stream.on('error', () => fail(malformed()));
       if (names.has(name)) {
@@ -72,9 +124,19 @@ export async function readForm(raw: Buffer, contentType: string | undefined, lim
       }
       names.add(name);
       firstFileName ??= name;
-      const chunks: Buffer[] = [];
-      stream.on('data', (c: Buffer) => chunks.push(c));
       stream.on('limit', () => fail(tooLarge(name, limits.maxFileBytes)));
+      if (toDisk?.names.has(name)) {
+        writing.push(toFile(name, stream, toDisk.files));
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      const memoryLimit = toDisk?.maxMemoryBytes;
+      stream.on('data', (c: Buffer) => {
+        size += c.length;
+        if (memoryLimit !== undefined && size > memoryLimit) return void fail(tooLarge(name, memoryLimit));
+        if (!failure) chunks.push(c);
+      });
       stream.on('end', () => {
         if (failure) return;
         const data = Buffer.concat(chunks);
@@ -94,8 +156,16 @@ export async function readForm(raw: Buffer, contentType: string | undefined, lim
       parser.on(limit, () => fail(new ApiError(400, 'invalid-api-params', `More than ${MAX_PARTS} form parts.`)));
     }
     parser.on('error', () => reject(failure ?? malformed()));
-    parser.on('close', () => (failure ? reject(failure) : resolve(form)));
-    parser.end(raw);
+    parser.on('close', () => {
+      void Promise.all(writing).then(() => (failure ? reject(failure) : resolve(form)));
+    });
+    if (body.bytes !== undefined) {
+      parser.end(body.bytes);
+      return;
+    }
+    const source = body.stream();
+    source.on('error', () => reject(malformed()));
+    source.pipe(parser);
   });
 }
 

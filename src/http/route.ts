@@ -37,6 +37,12 @@ export interface RouteSpec {
   bodyTypes?: string[];
   /** The schema of a `bodyTypes` entry where it is not opaque bytes (the fields of `multipart/form-data`). */
   bodySchemas?: Record<string, JsonSchema>;
+  /**
+   * An upload route (models, backups): a multipart or zip body is streamed to a spool file within
+   * `server.upload_limit_bytes` instead of being read into memory within `server.body_limit_bytes`
+   * (http/spool.ts). Other body types of the route stay in memory under the body limit.
+   */
+  upload?: boolean;
   /** Left out of the OpenAPI document: the pages and assets of /docs and /playground, not API. */
   hidden?: boolean;
   handler(ctx: GatewayContext): Promise<void> | void;

@@ -1,9 +1,9 @@
-import { createHash } from 'node:crypto';
 import type { Next } from 'koa';
 import type { Logger } from 'pino';
 import { ApiError } from '../problems/api-error.js';
 import { renderProblem } from '../problems/middleware.js';
 import type { GatewayContext } from '../http/context.js';
+import { bodyOf } from '../http/request-body.js';
 import { requestFingerprint } from './shared.js';
 import { CircuitBreaker } from '../redis/breaker.js';
 import type { IdempotencyStore, StoredResponse } from './types.js';
@@ -27,7 +27,8 @@ export function idempotency(store: IdempotencyStore, ttlSeconds: number, problem
     if (!token || !UNSAFE.has(ctx.method)) return next();
     if (!TOKEN.test(token)) throw new ApiError(400, 'invalid-api-params', 'Idempotency-Key must be 1 to 255 visible ASCII characters.');
     const scope = ctx.state.auth!.keypair.accessKey;
-    const bodyHash = createHash('sha256').update(ctx.state.rawBody).digest('hex');
+    // A spooled upload's sha256 was computed as it streamed to disk; in-memory bodies are hashed here.
+    const bodyHash = bodyOf(ctx.state).digest('sha256');
     const fingerprint = requestFingerprint(ctx.method, ctx.originalUrl, bodyHash);
     let begun;
     try {

@@ -8,7 +8,55 @@
  * refused (and isolated sessions load from bytes, where references resolve nowhere).
  */
 
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+
 export class OnnxInspectError extends Error {}
+
+/**
+ * A range of the model's bytes: in memory, or in a file read through a small window, so that a spooled
+ * upload of any size is inspected without being read into memory (weights are skipped, never read).
+ */
+interface View {
+  readonly length: number;
+  at(i: number): number;
+  sub(start: number, end: number): View;
+  /** The range's bytes (at most `max`: names and locations are clipped when shown anyway). */
+  bytes(max?: number): Uint8Array;
+}
+
+function memoryView(buf: Uint8Array): View {
+  return {
+    length: buf.length,
+    at: (i) => buf[i]!,
+    sub: (start, end) => memoryView(buf.subarray(start, end)),
+    bytes: (max = buf.length) => buf.subarray(0, Math.min(max, buf.length)),
+  };
+}
+
+const WINDOW_BYTES = 64 * 1024;
+const MAX_TEXT_BYTES = 4096;
+
+function fileView(fd: number, start: number, end: number, window: { pos: number; len: number; buf: Buffer }): View {
+  const at = (i: number): number => {
+    const abs = start + i;
+    if (abs < window.pos || abs >= window.pos + window.len) {
+      window.len = readSync(fd, window.buf, 0, window.buf.length, abs);
+      window.pos = abs;
+      if (window.len === 0) throw new OnnxInspectError('truncated file');
+    }
+    return window.buf[abs - window.pos]!;
+  };
+  return {
+    length: end - start,
+    at,
+    sub: (s, e) => fileView(fd, start + s, start + e, window),
+    bytes(max = MAX_TEXT_BYTES) {
+      const out = Buffer.alloc(Math.min(max, end - start));
+      const n = readSync(fd, out, 0, out.length, start);
+      return out.subarray(0, n);
+    },
+  };
+}
 
 const MAX_DEPTH = 32;
 
@@ -18,17 +66,17 @@ interface Field {
   /** varint value (wire 0) */
   value?: bigint;
   /** bytes (wire 2) */
-  bytes?: Uint8Array;
+  bytes?: View;
 }
 
-function* fields(buf: Uint8Array): Generator<Field> {
+function* fields(buf: View): Generator<Field> {
   let pos = 0;
   const varint = (): bigint => {
     let result = 0n;
     let shift = 0n;
     for (let i = 0; i < 10; i++) {
       if (pos >= buf.length) throw new OnnxInspectError('truncated varint');
-      const b = buf[pos++]!;
+      const b = buf.at(pos++);
       result |= BigInt(b & 0x7f) << shift;
       if ((b & 0x80) === 0) return result;
       shift += 7n;
@@ -45,16 +93,19 @@ function* fields(buf: Uint8Array): Generator<Field> {
     else if (wire === 2) {
       const len = Number(varint());
       if (len < 0 || pos + len > buf.length) throw new OnnxInspectError('truncated field');
-      yield { no, wire, bytes: buf.subarray(pos, pos + len) };
+      yield { no, wire, bytes: buf.sub(pos, pos + len) };
       pos += len;
     } else throw new OnnxInspectError(`unsupported wire type ${wire}`);
     if (pos > buf.length) throw new OnnxInspectError('truncated field');
   }
 }
 
-const text = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8');
+const text = (v: View) => {
+  const b = v.bytes(MAX_TEXT_BYTES);
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8');
+};
 
-function tensor(buf: Uint8Array, where: string, found: string[]): void {
+function tensor(buf: View, where: string, found: string[]): void {
   let name = '';
   let external = false;
   const locations: string[] = [];
@@ -75,11 +126,11 @@ function tensor(buf: Uint8Array, where: string, found: string[]): void {
   if (external) found.push(`${where}${name ? ` tensor ${JSON.stringify(name.slice(0, 64))}` : ''}${locations.length ? ` → ${JSON.stringify(locations[0]!.slice(0, 100))}` : ''}`);
 }
 
-function sparse(buf: Uint8Array, where: string, found: string[]): void {
+function sparse(buf: View, where: string, found: string[]): void {
   for (const f of fields(buf)) if ((f.no === 1 || f.no === 2) && f.bytes) tensor(f.bytes, where, found);
 }
 
-function nodes(buf: Uint8Array, nodeField: number, depth: number, found: string[], other: (f: Field) => void): void {
+function nodes(buf: View, nodeField: number, depth: number, found: string[], other: (f: Field) => void): void {
   for (const f of fields(buf)) {
     if (f.no === nodeField && f.bytes) {
       for (const nf of fields(f.bytes)) if (nf.no === 5 && nf.bytes) attribute(nf.bytes, depth, found);
@@ -87,7 +138,7 @@ function nodes(buf: Uint8Array, nodeField: number, depth: number, found: string[
   }
 }
 
-function attribute(buf: Uint8Array, depth: number, found: string[]): void {
+function attribute(buf: View, depth: number, found: string[]): void {
   for (const f of fields(buf)) {
     if (!f.bytes) continue;
     if (f.no === 5 || f.no === 10) tensor(f.bytes, 'attribute', found);
@@ -96,7 +147,7 @@ function attribute(buf: Uint8Array, depth: number, found: string[]): void {
   }
 }
 
-function graph(buf: Uint8Array, depth: number, found: string[]): void {
+function graph(buf: View, depth: number, found: string[]): void {
   if (depth > MAX_DEPTH) throw new OnnxInspectError(`graphs nested more than ${MAX_DEPTH} deep`);
   nodes(buf, 1, depth, found, (f) => {
     if (f.no === 5 && f.bytes) tensor(f.bytes, 'initializer', found);
@@ -106,6 +157,20 @@ function graph(buf: Uint8Array, depth: number, found: string[]): void {
 
 /** External-data references in an ONNX model file (empty: none). Throws OnnxInspectError on malformed bytes. */
 export function externalDataReferences(model: Uint8Array): string[] {
+  return externalIn(memoryView(model));
+}
+
+/** externalDataReferences() of a model file, read through a small window (the weights are skipped, never read). */
+export function externalDataReferencesInFile(path: string): string[] {
+  const fd = openSync(path, 'r');
+  try {
+    return externalIn(fileView(fd, 0, fstatSync(fd).size, { pos: 0, len: 0, buf: Buffer.alloc(WINDOW_BYTES) }));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function externalIn(model: View): string[] {
   const found: string[] = [];
   let sawGraph = false;
   for (const f of fields(model)) {
@@ -129,7 +194,7 @@ export interface ValueSignature {
   shape: number[];
 }
 
-function valueInfo(buf: Uint8Array): ValueSignature {
+function valueInfo(buf: View): ValueSignature {
   const v: ValueSignature = { name: '', elemType: 0, shape: [] };
   for (const f of fields(buf)) {
     if (f.no === 1 && f.bytes) v.name = text(f.bytes);
@@ -162,7 +227,7 @@ export function graphSignature(model: Uint8Array): { inputs: ValueSignature[]; o
   const outputs: ValueSignature[] = [];
   const initializers = new Set<string>();
   let sawGraph = false;
-  for (const f of fields(model)) {
+  for (const f of fields(memoryView(model))) {
     if (f.no !== 7 || !f.bytes) continue;
     sawGraph = true;
     for (const g of fields(f.bytes)) {

@@ -6,7 +6,7 @@ import type { Registry } from 'prom-client';
 import type { Config } from '../config/config.js';
 import { ApiError } from '../problems/api-error.js';
 import type { InferenceResult, InferOptions, Kernel, Task } from './kernel.js';
-import { externalDataReferences } from './onnx-inspect.js';
+import { externalDataReferences, externalDataReferencesInFile } from './onnx-inspect.js';
 import { WorkQueue } from './queue.js';
 import { startIsolatedRunner } from './runners/ort-process.js';
 import { KServeRunners } from './runners/kserve/source.js';
@@ -184,11 +184,13 @@ export class KernelRegistry {
 
   /**
    * Checks an uploaded model, then stores it (see verify()). A file that fails is a 400, and nothing is kept.
+   * `onnx`: the bytes, or a file holding them (a spooled upload: checked where it lies, then moved into the
+   * store, never read into memory).
    */
-  async install(domain: string, config: ModelConfig, onnx: Buffer): Promise<{ model: StoredModel; replaced: boolean }> {
-    await this.verify(domain, config, onnx);
+  async install(domain: string, config: ModelConfig, onnx: Buffer | { path: string }): Promise<{ model: StoredModel; replaced: boolean }> {
+    await this.verify(domain, config, Buffer.isBuffer(onnx) ? onnx : undefined, Buffer.isBuffer(onnx) ? undefined : onnx.path);
     const replaced = this.store.get(domain, config.name) !== undefined;
-    const model = this.store.save(domain, config, onnx);
+    const model = Buffer.isBuffer(onnx) ? this.store.save(domain, config, onnx) : await this.store.saveFile(domain, config, onnx.path);
     this.log.info({ model: config.name, domain, sha256: model.sha256, bytes: model.bytes, replaced }, 'model installed');
     return { model, replaced };
   }
@@ -198,13 +200,14 @@ export class KernelRegistry {
    * references (uploads are one file, and a reference would read other files beside it), and it loads and
    * runs once on a blank input of the declared size in an isolated process, within the request deadline and
    * the memory cap. A failure is a 400. `path`: the bytes are already in a file there (a restore's staging
-   * folder), so no probe copy is written.
+   * folder, a spooled upload), so no probe copy is written and they need not be in memory (`onnx` undefined).
    */
-  async verify(domain: string, config: ModelConfig, onnx: Buffer, path?: string): Promise<void> {
+  async verify(domain: string, config: ModelConfig, onnx: Buffer | undefined, path?: string): Promise<void> {
     const refuse = (why: string) => new ApiError(400, 'invalid-api-params', `Not a usable ${config.task} model: ${why.split('\n')[0]!.slice(0, 300)}`);
+    if (onnx === undefined && path === undefined) throw new Error('verify: neither bytes nor a file');
     let external: string[];
     try {
-      external = externalDataReferences(onnx);
+      external = onnx !== undefined ? externalDataReferences(onnx) : externalDataReferencesInFile(path!);
     } catch (error) {
       this.log.warn({ model: config.name, domain, err: error }, 'model upload refused');
       throw new ApiError(400, 'invalid-api-params', `The model could not be loaded by ONNX Runtime: the file is not a valid ONNX model.`);
@@ -214,7 +217,7 @@ export class KernelRegistry {
     if (probe === undefined) {
       mkdirSync(this.store.dir, { recursive: true });
       probe = join(this.store.dir, `.upload-${randomBytes(6).toString('hex')}.onnx`);
-      writeFileSync(probe, onnx);
+      writeFileSync(probe, onnx!);
     }
     let kernel: CustomKernel | undefined;
     try {

@@ -3,14 +3,18 @@
  * config), and optionally a field `name` (DeepStack's addmodel sends one; it fills in or must match the
  * config's). Used by POST /models and POST /v1/vision/addmodel.
  */
-import type { Form } from '../http/form.js';
+import type { DiskFile, Form } from '../http/form.js';
 import { textField } from '../http/form.js';
 import { ApiError } from '../problems/api-error.js';
 import { parseModelConfig, type ModelConfig } from '../inference/store/model-config.js';
 
-export function uploadFromForm(form: Form): { config: ModelConfig; onnx: Buffer } {
-  const onnx = form.files.get('model');
-  if (onnx === undefined || onnx.length === 0) throw new ApiError(400, 'invalid-api-params', 'Send the ONNX model as the file part "model".');
+/**
+ * `onnx`: the bytes, or the spool file the form parser wrote the `model` part to (a spooled upload; see
+ * `uploadParts`), which kernels.install() checks and moves into the store without reading it into memory.
+ */
+export function uploadFromForm(form: Form): { config: ModelConfig; onnx: Buffer | DiskFile } {
+  const onnx = form.diskFiles.get('model') ?? form.files.get('model');
+  if (onnx === undefined || (Buffer.isBuffer(onnx) ? onnx.length : onnx.size) === 0) throw new ApiError(400, 'invalid-api-params', 'Send the ONNX model as the file part "model".');
   const rawConfig = form.files.get('config') ?? (form.fields.has('config') ? Buffer.from(form.fields.get('config')!, 'latin1') : undefined);
   if (rawConfig === undefined) throw new ApiError(400, 'invalid-api-params', 'Send the model config (JSON: task, input, labels, ...) as the file part "config".');
   let config: unknown;
@@ -27,3 +31,7 @@ export function uploadFromForm(form: Form): { config: ModelConfig; onnx: Buffer 
   }
   return { config: parseModelConfig(name === undefined ? config : { ...config, name }), onnx };
 }
+
+/** The form parts of a model upload that go to the spool (when the body was spooled): the ONNX file. */
+export const UPLOAD_DISK_PARTS = ['model'];
+

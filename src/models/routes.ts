@@ -6,17 +6,20 @@ import type { GatewayContext } from '../http/context.js';
 import type { RouteSpec } from '../http/route.js';
 import { linkNext, pageOf, pageQueryProperties, readPage, type CursorScope } from '../http/pagination.js';
 import { domainFolder } from '../inference/store/model-store.js';
-import { readForm } from '../http/form.js';
+import { diskLimits, readForm } from '../http/form.js';
+import { bodyOf, type RequestBody } from '../http/request-body.js';
 import { canonicalContentType } from '../signing/canonical.js';
-import { uploadFromForm } from './form-upload.js';
+import { UPLOAD_DISK_PARTS, uploadFromForm } from './form-upload.js';
 import { modelConfigSchema, parseModelConfig, RESERVED_MODEL_NAMES } from '../inference/store/model-config.js';
 import { extractModelArchive, writeModelArchive } from '../inference/store/model-archive.js';
 import { restoreModels, writeDecodedModels } from '../inference/store/model-restore.js';
 
 export interface ModelRouteDeps {
   kernels: KernelRegistry;
-  /** Largest model file a multipart upload may carry (the body limit bounds it too). */
+  /** Largest model file a multipart upload may carry (server.upload_limit_bytes: the spooled body's limit). */
   maxModelBytes: number;
+  /** Largest part of a spooled form held in memory (a config, a field): server.body_limit_bytes. */
+  maxMemoryBytes: number;
 }
 
 /** The ONNX bytes of an upload (`model`: base64), its config (every other member) and its `domain`, if named. */
@@ -110,9 +113,22 @@ export async function sendZipBackup(ctx: GatewayContext, deps: ModelRouteDeps, d
   ctx.body = zip;
 }
 
-/** Restores a zip backup, all or nothing (store/model-restore.ts); `domain` undefined: each model into the domain it names. */
-export function restoreZip(deps: ModelRouteDeps, zip: Buffer, domain: string | undefined) {
-  return restoreModels(deps.kernels, (dir) => extractModelArchive(zip, dir), domain);
+/**
+ * Restores a zip backup, all or nothing (store/model-restore.ts); `domain` undefined: each model into the domain
+ * it names. The zip: bytes, or a spool file (a spooled body, or a multipart part written out), opened in place.
+ */
+export function restoreZip(deps: ModelRouteDeps, zip: Buffer | RequestBody | { path: string; size: number }, domain: string | undefined) {
+  const source = Buffer.isBuffer(zip) ? zip : zip.path !== undefined ? { path: zip.path, size: zip.size } : (zip as RequestBody).bytes!;
+  return restoreModels(deps.kernels, (dir) => extractModelArchive(source, dir), domain);
+}
+
+/**
+ * The multipart form of a model upload (POST /models, /v1/vision/addmodel). A spooled body's `model` part is
+ * written to a spool file; the rest stays in memory within the body limit.
+ */
+export function uploadForm(ctx: GatewayContext, deps: Pick<ModelRouteDeps, 'maxModelBytes' | 'maxMemoryBytes'>) {
+  const body = bodyOf(ctx.state);
+  return readForm(body, ctx.get('content-type') || undefined, { maxFileBytes: deps.maxModelBytes, toDisk: diskLimits(body, ctx.state, UPLOAD_DISK_PARTS, deps.maxMemoryBytes) });
 }
 
 /** `20261202T104500Z`: a timestamp for file names (no colons, which Windows refuses). */
@@ -162,6 +178,7 @@ export function modelRoutes(deps: ModelRouteDeps): RouteSpec[] {
       query: modelQuery,
       body: uploadSchema,
       bodyTypes: ['multipart/form-data'],
+      upload: true,
       bodyExample: {
         name: 'flowers',
         task: 'classify',
@@ -178,7 +195,7 @@ export function modelRoutes(deps: ModelRouteDeps): RouteSpec[] {
         const domain = targetDomain(ctx, ctx.state.owner!, { body: ctx.state.body })!;
         // Multipart: the model travels as bytes, so models the base64 JSON form cannot carry fit the body limit.
         const { config, onnx } = canonicalContentType(ctx.get('content-type')) === 'multipart/form-data'
-          ? uploadFromForm(await readForm(ctx.state.rawBody, ctx.get('content-type'), { maxFileBytes: deps.maxModelBytes }))
+          ? uploadFromForm(await uploadForm(ctx, deps))
           : upload(body(ctx));
         const { model, replaced } = await deps.kernels.install(domain, config, onnx);
         ctx.status = replaced ? 200 : 201;
@@ -237,6 +254,7 @@ export function modelRoutes(deps: ModelRouteDeps): RouteSpec[] {
       query: modelQuery,
       body: { type: 'object', required: ['models'], properties: { models: { type: 'array', maxItems: 1000 }, owner_access_key: { type: 'string' }, domain: { type: 'string', minLength: 1, maxLength: 128 } } },
       bodyTypes: [...ZIP_TYPES],
+      upload: true,
       bodyExample: { models: [{ name: 'flowers', task: 'classify', input: { width: 224, height: 224, color: 'RGB' }, labels: ['daisy', 'rose'], model: '<base64>' }] },
       responses: { 200: { description: 'Restored.', example: { restored: ['flowers'] } } },
       async handler(ctx) {
@@ -244,7 +262,7 @@ export function modelRoutes(deps: ModelRouteDeps): RouteSpec[] {
         const domain = targetDomain(ctx, owner, { body: ctx.state.body })!;
         const perEntry = restoresPerEntry(ctx, owner);
         if (ZIP_TYPES.has(canonicalContentType(ctx.get('content-type')))) {
-          const restored = await restoreZip(deps, ctx.state.rawBody, perEntry ? undefined : domain);
+          const restored = await restoreZip(deps, bodyOf(ctx.state), perEntry ? undefined : domain);
           ctx.body = { restored: restored.map((m) => m.name) };
           return;
         }

@@ -1,5 +1,9 @@
 import busboy from 'busboy';
+import { createWriteStream } from 'node:fs';
 import type { GatewayContext } from '../http/context.js';
+import type { DiskFile } from '../http/form.js';
+import { bodyOf, memoryBody, type RequestBody } from '../http/request-body.js';
+import type { RequestFiles } from '../http/spool.js';
 import type { RouteSpec } from '../http/route.js';
 import { fileStamp, restoresPerEntry, restoreZip, sendZipBackup, targetDomain, ZIP_TYPES, type ModelRouteDeps } from '../models/routes.js';
 import { ApiError } from '../problems/api-error.js';
@@ -43,12 +47,13 @@ export function backupRoutes(deps: ModelRouteDeps): RouteSpec[] {
       owner: 'query',
       query: domainQuery,
       bodyTypes: ['multipart/form-data', ...ZIP_TYPES],
+      upload: true,
       responses: { 200: { description: '{"success": true, "duration"}', example: VISION_EXAMPLES['/v1/restore'] } },
       async handler(ctx) {
         const started = performance.now();
         const owner = ctx.state.owner!;
         const domain = targetDomain(ctx, owner)!;
-        const zip = await archiveOf(ctx);
+        const zip = await archiveOf(ctx, deps.maxMemoryBytes);
         await restoreZip(deps, zip, restoresPerEntry(ctx, owner) ? undefined : domain);
         ctx.body = { success: true, duration: Math.round((performance.now() - started) * 10) / 10 };
       },
@@ -56,30 +61,42 @@ export function backupRoutes(deps: ModelRouteDeps): RouteSpec[] {
   ];
 }
 
-/** The archive: the multipart part `file` (a file part, or a field without a filename), or a raw zip body. */
-async function archiveOf(ctx: GatewayContext): Promise<Buffer> {
+/**
+ * The archive: the multipart part `file` (a file part, or a field without a filename), or a raw zip body. A
+ * spooled body is used where it lies, and its `file` part is written to a spool file (never into memory).
+ */
+async function archiveOf(ctx: GatewayContext, maxMemoryBytes: number): Promise<Buffer | RequestBody | DiskFile> {
   const contentType = ctx.get('content-type');
   const type = canonicalContentType(contentType);
-  if (ZIP_TYPES.has(type)) return ctx.state.rawBody;
+  const body = bodyOf(ctx.state);
+  if (ZIP_TYPES.has(type)) return body;
   if (type !== 'multipart/form-data') throw new ApiError(415, 'unsupported-media-type', 'Send the backup as multipart/form-data with the zip in the file part "file".');
-  const file = await multipartFile(ctx.state.rawBody, contentType, 'file');
-  if (file === undefined || file.length === 0) throw new ApiError(400, 'invalid-api-params', 'The multipart body has no "file" part with the backup.');
+  const spool = body.path === undefined ? undefined : ctx.state.upload?.files;
+  const file = await multipartFile(body, contentType, 'file', spool, maxMemoryBytes);
+  if (file === undefined || (Buffer.isBuffer(file) ? file.length : file.size) === 0) throw new ApiError(400, 'invalid-api-params', 'The multipart body has no "file" part with the backup.');
   return file;
 }
 
-/** One named part of a multipart body already read within the body limit (so no part can be larger). */
-function multipartFile(raw: Buffer, contentType: string, field: string): Promise<Buffer | undefined> {
+/**
+ * One named part of a multipart body: in memory when the body is (read within the body limit, so no part can
+ * be larger), else (a spooled body) a file part written to a spool file, and a plain field held in memory
+ * within `maxMemoryBytes`.
+ */
+function multipartFile(raw: Buffer | RequestBody, contentType: string, field: string, spool: RequestFiles | undefined, maxMemoryBytes: number): Promise<Buffer | DiskFile | undefined> {
   const malformed = () => new ApiError(400, 'invalid-api-params', 'Malformed multipart body.');
+  const body = Buffer.isBuffer(raw) ? memoryBody(raw) : raw;
   return new Promise((resolve, reject) => {
     let parser: busboy.Busboy;
     try {
       // latin1 keeps the bytes of a part sent without a filename (busboy hands it over as a string).
-      parser = busboy({ headers: { 'content-type': contentType }, defCharset: 'latin1', limits: { files: 8, fields: 16, parts: 24, fieldSize: raw.length + 1, fileSize: raw.length + 1 } });
+      const fieldSize = (spool === undefined ? body.size : Math.min(body.size, maxMemoryBytes)) + 1;
+      parser = busboy({ headers: { 'content-type': contentType }, defCharset: 'latin1', limits: { files: 8, fields: 16, parts: 24, fieldSize, fileSize: body.size + 1 } });
     } catch {
       reject(new ApiError(400, 'invalid-api-params', 'Malformed multipart Content-Type (no boundary?).'));
       return;
     }
-    let found: Buffer | undefined;
+    let found: Buffer | DiskFile | undefined;
+    let writing: Promise<void> = Promise.resolve();
     // Set when the part starts: a file's bytes end after busboy may have emitted the next part.
     let seen = false;
     let failure: ApiError | undefined;
@@ -93,18 +110,45 @@ function multipartFile(raw: Buffer, contentType: string, field: string): Promise
       }
       if (seen) twice();
       seen = true;
+      if (spool !== undefined) {
+        writing = new Promise<void>((done) => {
+          const path = spool.newPath('.part');
+          const out = createWriteStream(path, { flags: 'wx', mode: 0o600 });
+          let size = 0;
+          stream.on('data', (c: Buffer) => (size += c.length));
+          stream.on('error', () => (out.destroy(), done()));
+          out.on('error', () => {
+            failure ??= new ApiError(503, 'service-unavailable', 'The upload could not be written to the spool folder; retry later.');
+            stream.resume();
+            done();
+          });
+          out.on('finish', () => {
+            found = { path, size };
+            done();
+          });
+          stream.pipe(out);
+        });
+        return;
+      }
       const chunks: Buffer[] = [];
       stream.on('data', (c: Buffer) => chunks.push(c));
       stream.on('end', () => (found = Buffer.concat(chunks)));
     });
-    parser.on('field', (name, value) => {
+    parser.on('field', (name, value, info) => {
       if (name !== field) return;
       if (seen) twice();
       seen = true;
+      if (info.valueTruncated) failure ??= new ApiError(413, 'request-too-large', `The form field ${JSON.stringify(field)} is larger than ${maxMemoryBytes} bytes; send the backup as a file part.`);
       found = Buffer.from(value, 'latin1');
     });
     parser.on('error', () => reject(malformed()));
-    parser.on('close', () => (failure ? reject(failure) : resolve(found)));
-    parser.end(raw);
+    parser.on('close', () => void writing.then(() => (failure ? reject(failure) : resolve(found))));
+    if (body.bytes !== undefined) {
+      parser.end(body.bytes);
+      return;
+    }
+    const source = body.stream();
+    source.on('error', () => reject(malformed()));
+    source.pipe(parser);
   });
 }

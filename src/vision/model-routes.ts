@@ -4,6 +4,7 @@
  * lists and sessions run; an upload is checked exactly as on POST /models (a real run, output vs labels).
  */
 import { readForm, textField } from '../http/form.js';
+import { uploadForm } from '../models/routes.js';
 import type { GatewayContext } from '../http/context.js';
 import type { RouteSpec } from '../http/route.js';
 import type { KernelRegistry } from '../inference/registry.js';
@@ -14,17 +15,20 @@ import { durationSince } from './answers.js';
 export interface VisionModelDeps {
   kernels: KernelRegistry;
   maxModelBytes: number;
+  /** Largest part of a spooled form held in memory: server.body_limit_bytes. */
+  maxMemoryBytes: number;
 }
 
 import { VISION_EXAMPLES } from './examples.js';
 
-const adminRoute = (path: string, summary: string, handler: RouteSpec['handler']): RouteSpec => ({
+const adminRoute = (path: string, summary: string, handler: RouteSpec['handler'], upload = false): RouteSpec => ({
   method: 'POST',
   path,
   summary,
   access: 'admin',
   owner: 'query',
   bodyTypes: ['multipart/form-data', 'application/x-www-form-urlencoded'],
+  ...(upload ? { upload: true } : {}),
   responses: { 200: { description: 'DeepStack answer: {"success": true, ...}.', example: VISION_EXAMPLES[path] } },
   handler,
 });
@@ -34,10 +38,10 @@ export function visionModelRoutes(deps: VisionModelDeps): RouteSpec[] {
   return [
     adminRoute('/v1/vision/addmodel', 'Adds or replaces a custom model of your domain (files "model" and "config", field "name").', async (ctx) => {
       const started = performance.now();
-      const { config, onnx } = uploadFromForm(await form(ctx));
+      const { config, onnx } = uploadFromForm(await uploadForm(ctx, deps));
       const { replaced } = await deps.kernels.install(ctx.state.owner!.domain, config, onnx);
       ctx.body = { success: true, message: replaced ? 'model updated' : 'model registered', duration: durationSince(started) };
-    }),
+    }, true),
     adminRoute('/v1/vision/listmodels', "Your domain's custom models: name, dateupdated, size (MB).", async (ctx) => {
       await form(ctx);
       ctx.body = {

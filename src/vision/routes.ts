@@ -150,6 +150,6 @@ export function visionRoutes(deps: VisionDeps): RouteSpec[] {
         ctx.body = { success: true, predictions: textLines(result.predictions), duration: durationSince(started) };
       }),
     ),
-    ...visionModelRoutes({ kernels, maxModelBytes: config.server.body_limit_bytes }),
+    ...visionModelRoutes({ kernels, maxModelBytes: config.server.upload_limit_bytes, maxMemoryBytes: config.server.body_limit_bytes }),
   ];
 }

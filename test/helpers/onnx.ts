@@ -257,3 +257,23 @@ export function yolov8Values(rows: number[][]): { dims: number[]; values: number
 export function yolov5Values(rows: number[][]): { dims: number[]; values: number[] } {
   return { dims: [1, rows.length, rows[0]!.length], values: rows.flat() };
 }
+
+/**
+ * tinyClassifier with `padBytes` of weights the graph reads (their sum times zero joins the scores, so no
+ * optimizer drops them): a big, valid classify model for upload tests.
+ */
+export function heavyClassifier(h: number, w: number, padBytes: number): Buffer {
+  const n = Math.ceil(padBytes / 4);
+  return model({
+    nodes: [
+      { op: 'ReduceSum', inputs: ['x'], outputs: ['sum'], attrs: [{ name: 'keepdims', i: 0 }] },
+      { op: 'ReduceSum', inputs: ['pad'], outputs: ['padsum'], attrs: [{ name: 'keepdims', i: 0 }] },
+      { op: 'Add', inputs: ['sum', 'padsum'], outputs: ['both'] },
+      { op: 'Mul', inputs: ['both', 'zero'], outputs: ['nothing'] },
+      { op: 'Add', inputs: ['w', 'nothing'], outputs: ['scores'] },
+    ],
+    inputs: [image(h, w)],
+    outputs: [{ name: 'scores', type: DT.FLOAT, dims: [2] }],
+    initializers: [floats('zero', [], [0]), floats('w', [2], [0.25, 0.75]), { name: 'pad', type: DT.FLOAT, dims: [n], raw: Buffer.alloc(n * 4) }],
+  });
+}

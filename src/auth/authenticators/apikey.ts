@@ -3,7 +3,9 @@ import busboy from 'busboy';
 import { ApiError } from '../../problems/api-error.js';
 import type { GatewayContext } from '../../http/context.js';
 import { canonicalContentType } from '../../signing/canonical.js';
-import { readRawBody, requestHasBody } from '../../http/raw-body.js';
+import { requestHasBody } from '../../http/raw-body.js';
+import { readSignedBody } from '../../http/read-body.js';
+import { memoryBody, type RequestBody } from '../../http/request-body.js';
 import { isUsable, type ApiKeyEntry, type Keypair } from '../../keypairs/keypair.js';
 import { keypairPayer, type PayerLimits } from '../../ratelimit/payer.js';
 import type { Authenticator } from '../authenticate.js';
@@ -77,12 +79,11 @@ export function apiKeyAuthenticator(deps: ApiKeyDeps): Authenticator {
         // The header alone names the keypair: check it before reading a body, whose cost the keypair then bears.
         found = check(header, false);
         if (requestHasBody(ctx.req)) await deps.refuseBeforeBody(ctx, found.keypair);
-        ctx.state.rawBody = await readRawBody(ctx.req, deps.bodyLimit);
+        await readSignedBody(ctx, deps.bodyLimit, ['sha256']);
       } else {
         if (!requestHasBody(ctx.req)) throw new ApiError(401, 'auth-failed', 'No credentials were given.');
         await deps.refuseBeforeBody(ctx, undefined);
-        const body = await readRawBody(ctx.req, deps.bodyLimit);
-        ctx.state.rawBody = body;
+        const body = await readSignedBody(ctx, deps.bodyLimit, ['sha256']);
         const fields = await formKeys(body, ctx.get('content-type'));
         if (fields.api_key !== undefined && fields.admin_key !== undefined) {
           throw failure(400, 'Send either api_key or admin_key, not both.', 'both api_key and admin_key');
@@ -127,12 +128,17 @@ export function checkApiKey(
   return found;
 }
 
-/** `api_key` / `admin_key` from a urlencoded or multipart body (other fields and files ignored). */
-export async function formKeys(body: Buffer, contentType: string): Promise<{ api_key?: string; admin_key?: string }> {
+/**
+ * `api_key` / `admin_key` from a urlencoded or multipart body (other fields and files ignored). A spooled
+ * multipart upload is read back from its file through busboy, its file parts skipped as they stream.
+ */
+export async function formKeys(raw: Buffer | RequestBody, contentType: string): Promise<{ api_key?: string; admin_key?: string }> {
   const type = canonicalContentType(contentType);
   const out: { api_key?: string; admin_key?: string } = {};
+  const body = Buffer.isBuffer(raw) ? memoryBody(raw) : raw;
   if (type === 'application/x-www-form-urlencoded') {
-    const params = new URLSearchParams(body.toString('utf8'));
+    // Never spooled (not an upload type): its bytes are in memory, within the body limit.
+    const params = new URLSearchParams((body.bytes ?? Buffer.alloc(0)).toString('utf8'));
     const api = params.get('api_key');
     const adm = params.get('admin_key');
     if (api !== null) out.api_key = api;
@@ -153,7 +159,14 @@ export async function formKeys(body: Buffer, contentType: string): Promise<{ api
     });
     bb.on('file', (_name, stream) => stream.resume());
     bb.on('close', () => resolve(out));
-    bb.on('error', () => reject(new ApiError(400, 'generic-bad-request', 'The multipart body could not be parsed.')));
-    bb.end(body);
+    const malformed = () => reject(new ApiError(400, 'generic-bad-request', 'The multipart body could not be parsed.'));
+    bb.on('error', malformed);
+    if (body.bytes !== undefined) {
+      bb.end(body.bytes);
+      return;
+    }
+    const source = body.stream();
+    source.on('error', malformed);
+    source.pipe(bb);
   });
 }

@@ -1,6 +1,7 @@
 import { ApiError } from '../../problems/api-error.js';
 import type { GatewayContext } from '../../http/context.js';
-import { readRawBody, requestHasBody } from '../../http/raw-body.js';
+import { requestHasBody } from '../../http/raw-body.js';
+import { readSignedBody } from '../../http/read-body.js';
 import { isUsable, type Keypair } from '../../keypairs/keypair.js';
 import { keypairPayer, type PayerLimits } from '../../ratelimit/payer.js';
 import type { Authenticator } from '../authenticate.js';
@@ -57,8 +58,8 @@ export function hmacAuthenticator(deps: HmacDeps): Authenticator {
         const claimed = verifyContext.lookup(checked.auth.accessKey);
         await deps.refuseBeforeBody(ctx, claimed !== undefined && isUsable(claimed, Date.now()) ? claimed : undefined);
       }
-      const body = await readRawBody(ctx.req, deps.bodyLimit);
-      ctx.state.rawBody = body;
+      // A spooled upload is hashed while it streams: with the signature's algorithm, and sha256 for idempotency.
+      const body = await readSignedBody(ctx, deps.bodyLimit, [checked.auth.algorithm, 'sha256']);
       const verified = verifyRequest(
         { method: ctx.method, target: ctx.originalUrl, header: headers.header, host: ctx.state.client.host, body },
         deps.policy,

@@ -2,7 +2,8 @@ import { createRemoteJWKSet, decodeJwt, errors as joseErrors, jwtVerify, type JW
 import type { Logger } from 'pino';
 import { ApiError } from '../../problems/api-error.js';
 import type { GatewayContext } from '../../http/context.js';
-import { readRawBody, requestHasBody } from '../../http/raw-body.js';
+import { requestHasBody } from '../../http/raw-body.js';
+import { readSignedBody } from '../../http/read-body.js';
 import { isUsable, type Keypair } from '../../keypairs/keypair.js';
 import { keypairPayer, type PayerLimits } from '../../ratelimit/payer.js';
 import type { AuthorizationParams } from '../../signing/authorization.js';
@@ -199,7 +200,7 @@ export function oidcAuthenticator(deps: OidcDeps): Authenticator {
         throw new ApiError(401, 'auth-failed', error instanceof ApiError ? error.message : 'The bearer token is not accepted.');
       }
       if (requestHasBody(ctx.req)) await deps.refuseBeforeBody(ctx, verified.keypair);
-      ctx.state.rawBody = await readRawBody(ctx.req, deps.bodyLimit);
+      await readSignedBody(ctx, deps.bodyLimit, ['sha256']);
       ctx.state.auth = {
         keypair: verified.keypair,
         // No signature: the fields routes read are the access key; the rest says "bearer".

@@ -190,15 +190,36 @@ function meter(max: number): Transform & { bytes: number; hash: ReturnType<typeo
  * model hash in agreement. Model files are streamed into `extractDir` under names of our own (never the
  * entry's). Anything wrong: one 400 ApiError, and only files inside `extractDir` were written.
  */
-export async function extractModelArchive(zipBytes: Buffer, extractDir: string, limits: ArchiveLimits = archiveLimits(zipBytes.length)): Promise<ExtractedModel[]> {
+export async function extractModelArchive(
+  zipSource: Buffer | { path: string; size: number },
+  extractDir: string,
+  limits: ArchiveLimits = archiveLimits(Buffer.isBuffer(zipSource) ? zipSource.length : zipSource.size),
+): Promise<ExtractedModel[]> {
   let zip: yauzl.ZipFile;
+  const options = { lazyEntries: true, decodeStrings: true, validateEntrySizes: true, strictFileNames: true, autoClose: false };
   try {
-    zip = await new Promise<yauzl.ZipFile>((resolve, reject) =>
-      yauzl.fromBuffer(zipBytes, { lazyEntries: true, decodeStrings: true, validateEntrySizes: true, strictFileNames: true }, (err, z) => (err ? reject(err) : resolve(z!))),
-    );
+    zip = await new Promise<yauzl.ZipFile>((resolve, reject) => {
+      const done = (err: Error | null, z?: yauzl.ZipFile) => (err ? reject(err) : resolve(z!));
+      // A spooled archive is read where it lies (yauzl reads the central directory and each entry by offset).
+      if (Buffer.isBuffer(zipSource)) yauzl.fromBuffer(zipSource, options, done);
+      else yauzl.open(zipSource.path, options, done);
+    });
   } catch (error) {
-    throw refuse(`it is not a readable zip file (${zipReason(error)})`);
+    throw refuse(`it is not a readable zip file (${zipReason(error, Buffer.isBuffer(zipSource) ? undefined : zipSource.path)})`);
   }
+  try {
+    return await extractEntries(zip, extractDir, limits);
+  } finally {
+    // Closes the spool file's descriptor (autoClose is off: the end of the entries is not the end of the reads).
+    try {
+      zip.close();
+    } catch {
+      // already closed after a refusal
+    }
+  }
+}
+
+async function extractEntries(zip: yauzl.ZipFile, extractDir: string, limits: ArchiveLimits): Promise<ExtractedModel[]> {
   if (zip.entryCount > limits.maxEntries) throw refuse(`it has ${zip.entryCount} entries, more than the limit of ${limits.maxEntries}`);
 
   let manifest: Buffer | undefined;
@@ -321,8 +342,9 @@ export async function extractModelArchive(zipBytes: Buffer, extractDir: string, 
   return out;
 }
 
-/** yauzl's and zlib's messages, first line, clipped: they describe the client's bytes, never our paths (fromBuffer). */
-function zipReason(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
+/** yauzl's and zlib's messages, first line, clipped: they describe the client's bytes; a spool file's path is taken out. */
+function zipReason(error: unknown, path?: string): string {
+  let message = error instanceof Error ? error.message : String(error);
+  if (path !== undefined) message = message.split(path).join('the archive');
   return message.split('\n')[0]!.slice(0, 160);
 }

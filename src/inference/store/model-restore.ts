@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ApiError } from '../../problems/api-error.js';
 import type { ModelConfig } from './model-config.js';
@@ -9,7 +9,7 @@ import type { ModelStore } from './model-store.js';
 /** What a restore needs from the kernel registry: the upload checks, and a reload once the store changed. */
 export interface RestoreDeps {
   store: ModelStore;
-  verify(domain: string, config: ModelConfig, onnx: Buffer, path: string): Promise<void>;
+  verify(domain: string, config: ModelConfig, onnx: Buffer | undefined, path: string): Promise<void>;
   refresh(): void;
 }
 
@@ -61,7 +61,8 @@ async function restore(deps: RestoreDeps, read: (extractDir: string) => Promise<
     }
     for (const m of models) {
       try {
-        await deps.verify(m.domain, m.config, readFileSync(m.path), m.path);
+        // Checked where it lies: an archive's models are never read into memory.
+        await deps.verify(m.domain, m.config, undefined, m.path);
       } catch (error) {
         if (!(error instanceof ApiError) || error.status !== 400) throw error;
         throw new ApiError(400, 'invalid-api-params', `The backup was refused, and nothing was changed: model ${JSON.stringify(m.config.name)}: ${error.message}`);

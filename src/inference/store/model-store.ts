@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MODEL_NAME_FORMAT as NAME } from '../../validation/names.js';
 import { parseModelConfig, type ModelConfig } from './model-config.js';
@@ -133,20 +133,45 @@ export class ModelStore {
 
   /** Writes the model file, then its metadata (atomically, by rename): readers never see half a model. */
   save(domain: string, config: ModelConfig, onnx: Buffer): StoredModel {
+    const sha256 = createHash('sha256').update(onnx).digest('hex');
+    return this.place(domain, config, sha256, onnx.length, (tmp) => writeFileSync(tmp, onnx));
+  }
+
+  /**
+   * save() for a model already in a file (a spooled upload): hashed as a stream, then moved in by rename, or
+   * copied when the spool folder is on another file system. The source is consumed (moved) or left to its owner.
+   */
+  async saveFile(domain: string, config: ModelConfig, source: string): Promise<StoredModel> {
+    const hash = createHash('sha256');
+    let bytes = 0;
+    for await (const chunk of createReadStream(source) as AsyncIterable<Buffer>) {
+      hash.update(chunk);
+      bytes += chunk.length;
+    }
+    return this.place(domain, config, hash.digest('hex'), bytes, (tmp) => {
+      try {
+        renameSync(source, tmp);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error;
+        copyFileSync(source, tmp);
+      }
+    });
+  }
+
+  private place(domain: string, config: ModelConfig, sha256: string, bytes: number, write: (tmp: string) => void): StoredModel {
     const dir = this.domainDir(domain);
     mkdirSync(dir, { recursive: true });
-    const sha256 = createHash('sha256').update(onnx).digest('hex');
     const file = modelFileName(config.name, sha256);
-    const fileTmp = join(dir, `.${file}.tmp-${process.pid}`);
-    writeFileSync(fileTmp, onnx);
+    const fileTmp = join(dir, `.${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+    write(fileTmp);
     renameSync(fileTmp, join(dir, file));
     const previous = this.get(domain, config.name);
-    const meta = { config, file, sha256, bytes: onnx.length, createdAt: new Date().toISOString() };
+    const meta = { config, file, sha256, bytes, createdAt: new Date().toISOString() };
     const tmp = `${this.metaPath(domain, config.name)}.tmp-${process.pid}`;
     writeFileSync(tmp, JSON.stringify(meta, null, 2));
     renameSync(tmp, this.metaPath(domain, config.name));
     if (previous && previous.path !== join(dir, file)) rmSync(previous.path, { force: true });
-    return { domain, config, path: join(dir, file), sha256, bytes: onnx.length, createdAt: meta.createdAt };
+    return { domain, config, path: join(dir, file), sha256, bytes, createdAt: meta.createdAt };
   }
 
   /**

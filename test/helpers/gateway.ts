@@ -71,6 +71,20 @@ export interface RawRequest {
   timeoutMs?: number;
 }
 
+/**
+ * The first output line from index `from` on that `match`es, waiting for it: the access log is written after
+ * the response (asynchronously), so its line can reach the test's pipe a moment after the answer.
+ */
+export async function waitForLine(gw: { output: string[] }, match: (line: string) => boolean, from = 0, ms = 5000): Promise<string> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const line = gw.output.slice(from).find(match);
+    if (line !== undefined) return line;
+    if (Date.now() > deadline) throw new Error(`no matching output line within ${ms} ms; last lines:\n${gw.output.slice(-10).join('\n')}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 /** One HTTP request with full control of the target and headers (fetch normalizes both). */
 export function rawRequest(port: number, req: RawRequest): Promise<Response> {
   return new Promise((resolvePromise, reject) => {

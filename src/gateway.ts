@@ -9,7 +9,7 @@ import { oidcAuthenticator } from './auth/authenticators/oidc.js';
 import { refusedScheme, type ApiKeyResolver } from './auth/authenticate.js';
 import type { VerifyPolicy } from './auth/verify.js';
 import type { Authenticator } from './auth/authenticate.js';
-import { answerClientErrors } from './http/client-error.js';
+import { answerClientErrors, requestTimedOut } from './http/client-error.js';
 import { TrustedProxies } from './http/client-view.js';
 import type { GatewayState } from './http/context.js';
 import type { RouteSpec } from './http/route.js';
@@ -164,6 +164,12 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
 
   const app = new Koa<GatewayState>();
   const accessLogger = createAccessLogger(config.log.access ? config.log.level : 'silent');
+  const clientErrors = answerClientErrors({
+    headerLimitBytes: config.server.header_limit_bytes,
+    problemBaseUri: config.auth.problem_base_uri,
+    // No headers were parsed, so X-Forwarded-For is unknown: the peer itself pays.
+    chargePeer: limiter.chargePeer,
+  });
   mountPipeline(app, routes, {
     trusted,
     problemBaseUri: config.auth.problem_base_uri,
@@ -175,6 +181,11 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     rateLimiting: limiter,
     bodyLimit: config.server.body_limit_bytes,
     spool: { dir: spoolDir.path, limit: config.server.upload_limit_bytes },
+    receiveDeadline: {
+      ms: config.server.request_timeout_ms,
+      // Answered as Node answers its own requestTimeout: a raw 408 problem document, then the connection closes.
+      expire: (req, res) => (res.headersSent ? req.socket.destroy() : clientErrors(requestTimedOut(), req.socket)),
+    },
     idempotency: idempotency(stores.idempotency, config.idempotency.ttl_seconds, config.auth.problem_base_uri, log),
     lookup,
   });
@@ -182,7 +193,9 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
   const server = createServer(
     {
       maxHeaderSize: config.server.header_limit_bytes,
-      requestTimeout: config.server.request_timeout_ms,
+      // The longest any request may take to arrive: an upload's; every other body is held to
+      // request_timeout_ms by the pipeline (http/receive-deadline.ts).
+      requestTimeout: Math.max(config.server.request_timeout_ms, config.server.upload_timeout_ms),
       headersTimeout: Math.min(config.server.request_timeout_ms, 20_000),
       // Node enforces both timeouts on a sweep, every 30 s by default: sweep often enough that a slow
       // client is cut off within half a second of its deadline.
@@ -195,15 +208,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
   );
   // Past this many open connections new ones are closed at accept, before any byte is read.
   server.maxConnections = config.server.max_connections;
-  server.on(
-    'clientError',
-    answerClientErrors({
-      headerLimitBytes: config.server.header_limit_bytes,
-      problemBaseUri: config.auth.problem_base_uri,
-      // No headers were parsed, so X-Forwarded-For is unknown: the peer itself pays.
-      chargePeer: limiter.chargePeer,
-    }),
-  );
+  server.on('clientError', clientErrors);
 
   return {
     app,

@@ -10,6 +10,7 @@ import type { TrustedProxies } from './http/client-view.js';
 import type { GatewayContext, GatewayState, Stage } from './http/context.js';
 import { hostRequired, missingHost } from './http/host.js';
 import { closeIfUnread } from './http/linger.js';
+import { receiveDeadline, type ExpireRequest } from './http/receive-deadline.js';
 import type { RouteSpec } from './http/route.js';
 import { RequestFiles, spoolsBody } from './http/spool.js';
 import { unmatched } from './http/unmatched.js';
@@ -34,6 +35,8 @@ export interface PipelineParts {
   limits: PayerLimits;
   rateLimiting: RateLimiting;
   bodyLimit: number;
+  /** Every body but a spooled upload's must arrive within `ms` (uploads have the server's longer requestTimeout). */
+  receiveDeadline: { ms: number; expire: ExpireRequest };
   /** Upload routes (RouteSpec.upload): the spool folder and the limit of a spooled body. */
   spool: { dir: string; limit: number };
   idempotency: AroundStage;
@@ -71,6 +74,7 @@ export function mountPipeline(app: Koa<GatewayState>, routes: readonly RouteSpec
   const { rateLimiting } = parts;
   const identify = clientView(parts.trusted);
   const record = accessLog(parts.metrics, parts.accessLogger);
+  const deadline = receiveDeadline(parts.receiveDeadline.ms, parts.receiveDeadline.expire);
   const anonymousPrincipal = anonymous(parts.limits);
   const signedPrincipal = authenticate(parts.authenticators, parts.limits);
 
@@ -98,6 +102,7 @@ export function mountPipeline(app: Koa<GatewayState>, routes: readonly RouteSpec
     // Every answer (problem documents and 404s included) is written in English; said once, here.
     ctx.set('Content-Language', 'en');
     identify(ctx);
+    deadline(ctx.req, ctx.res, () => ctx.state.upload !== undefined);
     try {
       await next();
     } finally {

@@ -60,6 +60,9 @@ export const ConfigSchema = Type.Object(
       }),
       header_limit_bytes: Int(1024, 16 * 1024, { maximum: 1048576 }),
       request_timeout_ms: Int(1000, 30_000),
+      upload_timeout_ms: Int(1000, 600_000, {
+        description: "The time an upload route's spooled body (multipart or zip) may take to arrive; every other request has request_timeout_ms.",
+      }),
       max_connections: Int(1, 1024, { description: 'Open client connections at most; more are dropped at accept.' }),
       trusted_proxies: Type.Array(Type.String({ minLength: 1 }), { default: [] }),
       metrics_allow: Type.Array(Type.String({ minLength: 1 }), {

@@ -18,6 +18,11 @@ function problemFor(error: NodeJS.ErrnoException, headerLimitBytes: number): Api
   return new ApiError(400, 'generic-bad-request', 'Malformed HTTP request.');
 }
 
+/** The error Node raises at its requestTimeout, for the same answer when the pipeline's own deadline passes. */
+export function requestTimedOut(): NodeJS.ErrnoException {
+  return Object.assign(new Error('request timed out'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' });
+}
+
 /**
  * The `clientError` handler: what Node's HTTP parser refuses never reaches Koa,
  * yet it still gets a problem document and rate-limit headers, written raw.

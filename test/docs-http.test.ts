@@ -136,6 +136,14 @@ describe('/docs and /playground over HTTP', () => {
     }
     assert.ok(operations >= 15, `${operations} operations`);
     assert.deepEqual(missing, []);
+    // Upload routes say they stream to disk under their own limit and deadline; ordinary routes do not.
+    for (const [path, method] of [['/models', 'post'], ['/models/restore', 'post'], ['/v1/vision/addmodel', 'post'], ['/v1/restore', 'post']] as const) {
+      const op = doc.paths[path][method];
+      assert.match(op.requestBody.description, /server\.upload_limit_bytes/, path);
+      assert.match(op.responses['413'].description, /server\.upload_limit_bytes/, path);
+      assert.match(op.responses['408'].description, /server\.upload_timeout_ms/, path);
+    }
+    assert.equal(doc.paths['/session'].post.responses['413'], undefined);
     const infer = doc.paths['/session/{name}/infer'].post.requestBody.content['multipart/form-data'].schema;
     assert.equal(infer.properties.image.format, 'binary');
   });

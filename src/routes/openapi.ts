@@ -60,6 +60,16 @@ function errorResponses(route: RouteSpec): Record<string, unknown> {
       ),
     };
   }
+  if (route.upload) {
+    errors[408] = {
+      description: 'The upload did not arrive within `server.upload_timeout_ms` (any other body: `server.request_timeout_ms`).',
+      content: problemContent(problem(408, 'generic-bad-request', 'Bad request.', 'The request was not completed in time.')),
+    };
+    errors[413] = {
+      description: 'A multipart or zip body over `server.upload_limit_bytes` (any other body: `server.body_limit_bytes`).',
+      content: problemContent(problem(413, 'request-too-large', 'Request too large.', "Upload is larger than 268435456 bytes, the gateway's limit for uploads (config key server.upload_limit_bytes).")),
+    };
+  }
   errors[429] = {
     description: 'Rate limit exceeded (`rate-limit-exceeded`); `Retry-After` says when to retry.',
     content: problemContent(problem(429, 'rate-limit-exceeded', 'Rate limit exceeded.', 'Rate limit exceeded: 10000 requests per 900 s.')),
@@ -152,7 +162,16 @@ export function buildOpenApi(routes: readonly RouteSpec[], opts: OpenApiOptions 
       ...(route.access === 'public' || route.access === 'operational' ? { security: [] } : {}),
       ...(route.access === 'admin' ? { 'x-kernelgate-role': 'admin' } : {}),
       parameters,
-      ...(Object.keys(content).length > 0 ? { requestBody: { required: false, content } } : {}),
+      ...(Object.keys(content).length > 0
+        ? {
+            requestBody: {
+              required: false,
+              content,
+              // Upload routes stream a multipart or zip body to a spool file, under their own limit and deadline.
+              ...(route.upload ? { description: 'Multipart and zip bodies are streamed to disk, up to `server.upload_limit_bytes` arriving within `server.upload_timeout_ms`; JSON bodies stay under `server.body_limit_bytes`.' } : {}),
+            },
+          }
+        : {}),
       responses,
     };
   }

@@ -113,7 +113,7 @@ try {
     const sorted = [...probes].sort((a, b) => a - b);
     starvation =
       `The 70-line page (1900 × 3828 px) again through HTTP as one tenant: ${fmt(denseMs)} ms end to end (gateway \`timeout_ms\` default 30 000; this run used ${TIMEOUT_MS}). ` +
-      `Meanwhile a second tenant's 7-line page, sent 0.3 s later, came back in ${fmt(bobMs)} ms (it waits for the running job: one OCR job at a time, \`concurrency\` 1, queues fair per owner), ` +
+      `Meanwhile a second tenant's 7-line page, sent 0.3 s later, came back in ${fmt(bobMs)} ms (one OCR job at a time, \`concurrency\` 1, but jobs of different owners take turns between stages), ` +
       `and that tenant's signed GET /auth/test answered in ${fmt(median(probes), 1)} ms median, ${fmt(sorted[Math.ceil(sorted.length * 0.99) - 1] ?? NaN, 1)} ms p99 (${probes.length} probes).`;
   }
 

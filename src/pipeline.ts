@@ -13,6 +13,7 @@ import { closeIfUnread } from './http/linger.js';
 import { receiveDeadline, type ExpireRequest } from './http/receive-deadline.js';
 import type { RouteSpec } from './http/route.js';
 import { RequestFiles, spoolsBody } from './http/spool.js';
+import { UploadSlots } from './http/upload-slots.js';
 import { unmatched } from './http/unmatched.js';
 import { validate } from './http/validate.js';
 import type { Keypair } from './keypairs/keypair.js';
@@ -38,7 +39,7 @@ export interface PipelineParts {
   /** Every body but a spooled upload's must arrive within `ms` (uploads have the server's longer requestTimeout). */
   receiveDeadline: { ms: number; expire: ExpireRequest };
   /** Upload routes (RouteSpec.upload): the spool folder and the limit of a spooled body. */
-  spool: { dir: string; limit: number };
+  spool: { dir: string; limit: number; maxConcurrent: number };
   idempotency: AroundStage;
   lookup(accessKey: string): Keypair | undefined;
 }
@@ -75,6 +76,7 @@ export function mountPipeline(app: Koa<GatewayState>, routes: readonly RouteSpec
   const identify = clientView(parts.trusted);
   const record = accessLog(parts.metrics, parts.accessLogger);
   const deadline = receiveDeadline(parts.receiveDeadline.ms, parts.receiveDeadline.expire);
+  const slots = new UploadSlots({ max: parts.spool.maxConcurrent, limit: parts.spool.limit, dir: parts.spool.dir });
   const anonymousPrincipal = anonymous(parts.limits);
   const signedPrincipal = authenticate(parts.authenticators, parts.limits);
 
@@ -92,7 +94,7 @@ export function mountPipeline(app: Koa<GatewayState>, routes: readonly RouteSpec
     const around = signed && route.method !== 'GET' ? parts.idempotency : undefined;
     const after = [ownerScope(route, parts.lookup)].filter((s): s is Stage => s !== undefined);
     const chain = routeChain(before, around, after, route.handler);
-    router.register(route.path, [route.method], [route.upload ? spooling(parts.spool, chain) : chain] as never, {
+    router.register(route.path, [route.method], [route.upload ? spooling(parts.spool, slots, chain) : chain] as never, {
       name: `${route.method} ${route.path}`,
     });
   }
@@ -133,15 +135,19 @@ export function mountPipeline(app: Koa<GatewayState>, routes: readonly RouteSpec
  * stream into the spool folder (http/spool.ts), and every file the request made there is removed when the
  * chain ends, whatever the outcome (answered, refused, failed, or the client gone mid-body).
  */
-function spooling(spool: { dir: string; limit: number }, chain: (ctx: GatewayContext, next: Next) => Promise<void>) {
+function spooling(spool: { dir: string; limit: number }, slots: UploadSlots, chain: (ctx: GatewayContext, next: Next) => Promise<void>) {
   return async function upload(ctx: GatewayContext, next: Next): Promise<void> {
     if (!spoolsBody(ctx.get('content-type'))) return chain(ctx, next);
+    const length = ctx.get('content-length');
+    // Before a byte is read (the signature that covers the body cannot be checked before): bounded disk use.
+    const release = slots.acquire(ctx.state.client.address, /^\d+$/.test(length) ? Number(length) : undefined);
     const files = new RequestFiles(spool.dir);
     ctx.state.upload = { limit: spool.limit, files };
     try {
       await chain(ctx, next);
     } finally {
       await files.cleanup();
+      release();
     }
   };
 }

@@ -31,6 +31,7 @@ describe('README "Configuration": the table\'s defaults are the embedded default
     ['`server.header_limit_bytes`', '16 KiB', c.server.header_limit_bytes, 16 * 1024],
     ['`server.request_timeout_ms`', '30000', c.server.request_timeout_ms, 30000],
     ['`server.upload_timeout_ms`', '600000', c.server.upload_timeout_ms, 600000],
+    ['`server.max_concurrent_uploads`', '4', c.server.max_concurrent_uploads, 4],
     ['`server.max_connections`', '1024', c.server.max_connections, 1024],
     ['`server.trusted_proxies`', '`[]`', c.server.trusted_proxies, []],
     ['`server.metrics_allow`', '`["127.0.0.1/32", "::1/128"]`', c.server.metrics_allow, ['127.0.0.1/32', '::1/128']],

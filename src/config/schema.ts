@@ -60,6 +60,9 @@ export const ConfigSchema = Type.Object(
       }),
       header_limit_bytes: Int(1024, 16 * 1024, { maximum: 1048576 }),
       request_timeout_ms: Int(1000, 30_000),
+      max_concurrent_uploads: Int(1, 4, {
+        description: 'Upload bodies spooled at once (each client address at most half); more, or too little free disk for one, is 503 before a byte is read.',
+      }),
       upload_timeout_ms: Int(1000, 600_000, {
         description: "The time an upload route's spooled body (multipart or zip) may take to arrive; every other request has request_timeout_ms.",
       }),

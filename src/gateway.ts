@@ -180,6 +180,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     limits,
     rateLimiting: limiter,
     bodyLimit: config.server.body_limit_bytes,
+    bodyMemory: config.server.body_memory_bytes,
     spool: { dir: spoolDir.path, limit: config.server.upload_limit_bytes, maxConcurrent: config.server.max_concurrent_uploads },
     receiveDeadline: {
       ms: config.server.request_timeout_ms,

@@ -12,6 +12,7 @@ import { hostRequired, missingHost } from './http/host.js';
 import { closeIfUnread } from './http/linger.js';
 import { receiveDeadline, type ExpireRequest } from './http/receive-deadline.js';
 import type { RouteSpec } from './http/route.js';
+import { BodyBudget } from './http/body-budget.js';
 import { RequestFiles, spoolsBody } from './http/spool.js';
 import { UploadSlots } from './http/upload-slots.js';
 import { unmatched } from './http/unmatched.js';
@@ -36,6 +37,8 @@ export interface PipelineParts {
   limits: PayerLimits;
   rateLimiting: RateLimiting;
   bodyLimit: number;
+  /** Bytes of bodies read into memory at once, all requests together (a quarter per client address). */
+  bodyMemory: number;
   /** Every body but a spooled upload's must arrive within `ms` (uploads have the server's longer requestTimeout). */
   receiveDeadline: { ms: number; expire: ExpireRequest };
   /** Upload routes (RouteSpec.upload): the spool folder and the limit of a spooled body. */
@@ -76,6 +79,7 @@ export function mountPipeline(app: Koa<GatewayState>, routes: readonly RouteSpec
   const identify = clientView(parts.trusted);
   const record = accessLog(parts.metrics, parts.accessLogger);
   const deadline = receiveDeadline(parts.receiveDeadline.ms, parts.receiveDeadline.expire);
+  const holdBody = new BodyBudget({ total: parts.bodyMemory, bodyLimit: parts.bodyLimit }).stage();
   const slots = new UploadSlots({ max: parts.spool.maxConcurrent, limit: parts.spool.limit, dir: parts.spool.dir });
   const anonymousPrincipal = anonymous(parts.limits);
   const signedPrincipal = authenticate(parts.authenticators, parts.limits);
@@ -84,6 +88,7 @@ export function mountPipeline(app: Koa<GatewayState>, routes: readonly RouteSpec
   for (const route of routes) {
     const signed = route.access === 'signed' || route.access === 'admin';
     const before = [
+      holdBody,
       signed ? signedPrincipal : anonymousPrincipal,
       route.access === 'operational' ? rateLimiting.rateLimitOperational : rateLimiting.rateLimit,
       bodyStage(signed, route.method, parts.bodyLimit),

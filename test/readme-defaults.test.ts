@@ -27,6 +27,7 @@ describe('README "Configuration": the table\'s defaults are the embedded default
   const rows: Array<[string, string, unknown, unknown]> = [
     ['`server.host`, `server.port`', '`127.0.0.1`, `8080`', [c.server.host, c.server.port], ['127.0.0.1', 8080]],
     ['`server.body_limit_bytes`', '10 MiB', c.server.body_limit_bytes, 10 * MiB],
+    ['`server.body_memory_bytes`', '256 MiB', c.server.body_memory_bytes, 256 * MiB],
     ['`server.upload_limit_bytes`', '256 MiB', c.server.upload_limit_bytes, 256 * MiB],
     ['`server.header_limit_bytes`', '16 KiB', c.server.header_limit_bytes, 16 * 1024],
     ['`server.request_timeout_ms`', '30000', c.server.request_timeout_ms, 30000],

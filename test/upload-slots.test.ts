@@ -1,15 +1,16 @@
 /**
- * Spooled uploads are on disk before their signature can be checked, so their number and disk use are bounded
- * before a byte is read (src/http/upload-slots.ts): a real gateway with one slot, slow uploads over raw sockets,
- * and the slot accounting itself.
+ * Bodies are held (in memory, or a spooled upload on disk) before their signature can be checked, so what they
+ * may hold at once is bounded before a byte is read: upload slots (src/http/upload-slots.ts) and the body
+ * memory budget (src/http/body-budget.ts). Real gateways, slow bodies over raw sockets, and the accounting.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { tmpdir } from 'node:os';
+import { BodyBudget } from '../src/http/body-budget.js';
 import { UploadSlots } from '../src/http/upload-slots.js';
 import { ApiError } from '../src/problems/api-error.js';
 import { multipartBody } from './helpers/deepstack.js';
-import { ADMIN, startGateway, type TestGateway } from './helpers/gateway.js';
+import { ADMIN, ALICE, startGateway, type TestGateway } from './helpers/gateway.js';
 import { tinyClassifier } from './helpers/onnx.js';
 import { assertProblem } from './helpers/problems.js';
 import { dribble } from './helpers/slow-client.js';
@@ -52,6 +53,52 @@ describe('upload slots: server.max_concurrent_uploads = 1', () => {
     assert.equal(bad.status, 401, bad.text);
     const good = await gw.signed({ method: 'POST', target: '/models', as: ADMIN, body: f.body, contentType: f.contentType });
     assert.equal(good.status, 201, good.text);
+  });
+});
+
+describe('body memory: server.body_memory_bytes = 2 MiB, body_limit_bytes = 1 MiB (one address: 1 MiB)', () => {
+  let gw: TestGateway;
+  before(async () => {
+    gw = await startGateway({ config: '[server]\nbody_limit_bytes = 1048576\nbody_memory_bytes = 2097152\n' });
+  });
+  after(async () => {
+    await gw?.stop();
+  });
+
+  it("a body that would take one address past its share while another is still arriving gets 503 before it is read", async () => {
+    const big = Buffer.alloc(600_000, 1);
+    const slow = dribble(gw, ALICE, '/auth/test', big, 'application/octet-stream', 5, 300);
+    await new Promise((r) => setTimeout(r, 300));
+    const refused = await gw.signed({ method: 'POST', target: '/auth/test', as: ALICE, body: big, contentType: 'application/octet-stream' });
+    assertProblem(refused, 503, 'service-unavailable');
+    assert.ok(Number(refused.headers['retry-after']) >= 1);
+    assert.equal(refused.headers.connection, 'close');
+    // A small body still fits beside the slow one, and bodiless requests are never counted.
+    const small = await gw.signed({ method: 'POST', target: '/auth/test', as: ALICE, body: Buffer.alloc(1000, 2), contentType: 'application/octet-stream' });
+    assert.equal(small.status, 200, small.text);
+    assert.equal((await gw.signed({ method: 'GET', target: '/auth/test', as: ALICE })).status, 200);
+    assert.equal((await slow).status, 200);
+    const later = await gw.signed({ method: 'POST', target: '/auth/test', as: ALICE, body: big, contentType: 'application/octet-stream' });
+    assert.equal(later.status, 200, 'the slow body gave its share back when its response closed');
+  });
+});
+
+describe('BodyBudget accounting', () => {
+  it('bounds the total and each address (a quarter, at least one whole body), and releases each once', () => {
+    const budget = new BodyBudget({ total: 4000, bodyLimit: 600 });
+    const fail = (f: () => unknown) => assert.throws(f, (e: unknown) => e instanceof ApiError && e.status === 503);
+    const a = budget.reserve('a', 600);
+    fail(() => budget.reserve('a', 500)); // 1100 > 1000, a quarter of 4000
+    const a2 = budget.reserve('a', 400);
+    const rest = ['b', 'c', 'd'].map((x) => budget.reserve(x, 1000));
+    fail(() => budget.reserve('e', 1)); // 4000 reserved
+    a();
+    a();
+    assert.equal(budget.reserved, 3400);
+    budget.reserve('e', 600)();
+    for (const r of [a2, ...rest]) r();
+    assert.equal(budget.reserved, 0);
+    assert.doesNotThrow(() => new BodyBudget({ total: 100, bodyLimit: 600 }).reserve('x', 0)());
   });
 });
 

@@ -54,6 +54,9 @@ export const ConfigSchema = Type.Object(
       host: NonEmpty('127.0.0.1'),
       port: Int(0, 8080, { maximum: 65535 }),
       body_limit_bytes: Int(0, 10 * 1024 * 1024),
+      body_memory_bytes: Int(1, 256 * 1024 * 1024, {
+        description: 'Bytes of request bodies held in memory at once (announced Content-Length; chunked: body_limit_bytes), a quarter per client address; beyond: 503 before a byte is read.',
+      }),
       upload_limit_bytes: Int(0, 256 * 1024 * 1024, {
         description:
           'Largest body of an upload route (a multipart POST /models or /v1/vision/addmodel, a zip or multipart restore): streamed to a private spool file under the OS temp folder, never held in memory, and removed when the request ends.',

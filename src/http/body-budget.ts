@@ -1,0 +1,61 @@
+/**
+ * Bodies are read into memory whole, and a signed one before its signature can be checked (it covers the
+ * bytes), so a client holding no valid key at all could otherwise open many connections and have each one's
+ * body (up to `server.body_limit_bytes`) held at once. The budget bounds the bytes reserved by the bodies of
+ * requests in progress: all together at most `total` (`server.body_memory_bytes`), one client address at most
+ * a quarter of it (at least one whole body). Each request reserves its announced Content-Length (a chunked
+ * body: the body limit) before a byte is read and gives it back when its response closes; one that does not
+ * fit is answered 503 + Retry-After and its connection closed (http/linger.ts), its body never read.
+ * Spooled uploads (http/spool.ts) stream to disk and are bounded by upload slots instead.
+ */
+import { unavailable } from '../problems/api-error.js';
+import type { GatewayContext } from './context.js';
+import { requestHasBody } from './raw-body.js';
+
+export class BodyBudget {
+  readonly #total: number;
+  readonly #perAddress: number;
+  readonly #bodyLimit: number;
+  readonly #byAddress = new Map<string, number>();
+  #reserved = 0;
+
+  constructor(opts: { total: number; bodyLimit: number }) {
+    this.#total = opts.total;
+    this.#bodyLimit = opts.bodyLimit;
+    this.#perAddress = Math.max(opts.bodyLimit, Math.floor(opts.total / 4));
+  }
+
+  get reserved(): number {
+    return this.#reserved;
+  }
+
+  /** Reserves `bytes` for `address`; returns the release (idempotent). Throws the 503 when they do not fit. */
+  reserve(address: string, bytes: number): () => void {
+    const mine = this.#byAddress.get(address) ?? 0;
+    if (mine + bytes > this.#perAddress) throw unavailable('Too many of your request bodies are being read at once; retry when earlier requests have finished.', 1);
+    if (this.#reserved + bytes > this.#total) throw unavailable('The gateway is reading too many request bodies at once; retry later.', 1);
+    this.#reserved += bytes;
+    this.#byAddress.set(address, mine + bytes);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#reserved -= bytes;
+      const left = (this.#byAddress.get(address) ?? bytes) - bytes;
+      if (left > 0) this.#byAddress.set(address, left);
+      else this.#byAddress.delete(address);
+    };
+  }
+
+  /** The pipeline stage, before authentication: a request with a body held in memory reserves it first. */
+  stage() {
+    return (ctx: GatewayContext): void => {
+      if (ctx.state.upload !== undefined || !requestHasBody(ctx.req)) return;
+      const length = ctx.get('content-length');
+      // Over the body limit is refused by the reader with its own 413; reserve no more than the limit.
+      const bytes = /^\d+$/.test(length) ? Math.min(Number(length), this.#bodyLimit) : this.#bodyLimit;
+      const release = this.reserve(ctx.state.client.address, bytes);
+      ctx.res.once('close', release);
+    };
+  }
+}

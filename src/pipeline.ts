@@ -79,7 +79,7 @@ export function mountPipeline(app: Koa<GatewayState>, routes: readonly RouteSpec
   const identify = clientView(parts.trusted);
   const record = accessLog(parts.metrics, parts.accessLogger);
   const deadline = receiveDeadline(parts.receiveDeadline.ms, parts.receiveDeadline.expire);
-  const holdBody = new BodyBudget({ total: parts.bodyMemory, bodyLimit: parts.bodyLimit }).stage();
+  const budget = new BodyBudget({ total: parts.bodyMemory, bodyLimit: parts.bodyLimit });
   const slots = new UploadSlots({ max: parts.spool.maxConcurrent, limit: parts.spool.limit, dir: parts.spool.dir });
   const anonymousPrincipal = anonymous(parts.limits);
   const signedPrincipal = authenticate(parts.authenticators, parts.limits);
@@ -88,7 +88,6 @@ export function mountPipeline(app: Koa<GatewayState>, routes: readonly RouteSpec
   for (const route of routes) {
     const signed = route.access === 'signed' || route.access === 'admin';
     const before = [
-      holdBody,
       signed ? signedPrincipal : anonymousPrincipal,
       route.access === 'operational' ? rateLimiting.rateLimitOperational : rateLimiting.rateLimit,
       bodyStage(signed, route.method, parts.bodyLimit),
@@ -110,6 +109,7 @@ export function mountPipeline(app: Koa<GatewayState>, routes: readonly RouteSpec
     ctx.set('Content-Language', 'en');
     identify(ctx);
     deadline(ctx.req, ctx.res, () => ctx.state.upload !== undefined);
+    ctx.state.bodyBudget = budget;
     try {
       await next();
     } finally {

@@ -3,9 +3,10 @@
  * bytes), so a client holding no valid key at all could otherwise open many connections and have each one's
  * body (up to `server.body_limit_bytes`) held at once. The budget bounds the bytes reserved by the bodies of
  * requests in progress: all together at most `total` (`server.body_memory_bytes`), one client address at most
- * a quarter of it (at least one whole body). Each request reserves its announced Content-Length (a chunked
- * body: the body limit) before a byte is read and gives it back when its response closes; one that does not
- * fit is answered 503 + Retry-After and its connection closed (http/linger.ts), its body never read.
+ * a quarter of it (at least one whole body). A request reserves its announced Content-Length (a chunked body:
+ * the body limit) when its body is about to be read (after the checks that need only headers, so a request
+ * refused on its headers reserves nothing) and gives it back when its response closes; one that does not fit
+ * is answered 503 + Retry-After and its connection closed (http/linger.ts), its body never read.
  * Spooled uploads (http/spool.ts) stream to disk and are bounded by upload slots instead.
  */
 import { unavailable } from '../problems/api-error.js';
@@ -47,15 +48,17 @@ export class BodyBudget {
     };
   }
 
-  /** The pipeline stage, before authentication: a request with a body held in memory reserves it first. */
-  stage() {
-    return (ctx: GatewayContext): void => {
-      if (ctx.state.upload !== undefined || !requestHasBody(ctx.req)) return;
-      const length = ctx.get('content-length');
-      // Over the body limit is refused by the reader with its own 413; reserve no more than the limit.
-      const bytes = /^\d+$/.test(length) ? Math.min(Number(length), this.#bodyLimit) : this.#bodyLimit;
-      const release = this.reserve(ctx.state.client.address, bytes);
-      ctx.res.once('close', release);
-    };
+  /** Reserves the request's body (announced, or the limit) for its client address until its response closes. */
+  hold(ctx: GatewayContext): void {
+    const length = ctx.get('content-length');
+    // Over the body limit is refused by the reader with its own 413; reserve no more than the limit.
+    const bytes = /^\d+$/.test(length) ? Math.min(Number(length), this.#bodyLimit) : this.#bodyLimit;
+    const release = this.reserve(ctx.state.client.address, bytes);
+    ctx.res.once('close', release);
   }
+}
+
+/** Called by the readers of in-memory bodies just before they read one (http/read-body.ts, http/body.ts). */
+export function holdBodyMemory(ctx: GatewayContext): void {
+  if (ctx.state.bodyBudget !== undefined && requestHasBody(ctx.req)) ctx.state.bodyBudget.hold(ctx);
 }

@@ -1,5 +1,6 @@
 import { parseBody } from './body-parsers.js';
 import type { GatewayContext, Stage } from './context.js';
+import { holdBodyMemory } from './body-budget.js';
 import { readRawBody } from './raw-body.js';
 
 /**
@@ -11,6 +12,7 @@ import { readRawBody } from './raw-body.js';
 export function bodyStage(signed: boolean, method: string, bodyLimit: number): Stage | undefined {
   if (!signed) {
     return async function readBody(ctx: GatewayContext): Promise<void> {
+      holdBodyMemory(ctx);
       ctx.state.rawBody = await readRawBody(ctx.req, bodyLimit);
     };
   }

@@ -3,6 +3,7 @@ import type { Principal } from '../auth/principal.js';
 import type { Verified } from '../auth/verify.js';
 import type { ClientView } from './client-view.js';
 import type { Keypair } from '../keypairs/keypair.js';
+import type { BodyBudget } from './body-budget.js';
 import type { RequestBody } from './request-body.js';
 import type { UploadSpool } from './spool.js';
 
@@ -16,6 +17,8 @@ export interface GatewayState {
   requestBody?: RequestBody;
   /** Set by the pipeline on an upload route whose body type is spooled: where and how much to spool. */
   upload?: UploadSpool;
+  /** Set by the pipeline: what a body read into memory reserves first (http/body-budget.ts). */
+  bodyBudget?: BodyBudget;
   /** Parsed JSON or form body, when there is one. */
   body?: Record<string, unknown>;
   /** Who the request is and who pays: set by the authenticate stage, before anything is charged. */

@@ -1,5 +1,6 @@
 import type { GatewayContext } from './context.js';
 import type { HashAlgorithm } from '../signing/algorithms.js';
+import { holdBodyMemory } from './body-budget.js';
 import { readRawBody } from './raw-body.js';
 import { spoolBody } from './spool.js';
 
@@ -14,6 +15,7 @@ const EMPTY = Buffer.alloc(0);
 export async function readSignedBody(ctx: GatewayContext, bodyLimit: number, algorithms: readonly HashAlgorithm[]) {
   const upload = ctx.state.upload;
   if (upload === undefined) {
+    holdBodyMemory(ctx);
     const bytes = await readRawBody(ctx.req, bodyLimit);
     ctx.state.rawBody = bytes;
     return bytes;

@@ -6,12 +6,13 @@
  * parts an upload route names (`toDisk`) are written straight to spool files, never gathered in memory.
  * A field given twice is refused (which one would count?); a part over its limit is a 413.
  */
-import { createWriteStream } from 'node:fs';
 import busboy from 'busboy';
 import { ApiError } from '../problems/api-error.js';
 import { canonicalContentType } from '../signing/canonical.js';
-import { memoryBody, type RequestBody } from './request-body.js';
-import type { RequestFiles } from './spool.js';
+import { feedBody, memoryBody, type RequestBody } from './request-body.js';
+import { spoolPart, type DiskFile, type RequestFiles } from './spool.js';
+
+export type { DiskFile } from './spool.js';
 
 export interface FormLimits {
   /** Largest file part (and `image` sent as a plain field), bytes. */
@@ -21,12 +22,6 @@ export interface FormLimits {
    * it), up to maxFileBytes each; every other part stays in memory, up to `maxMemoryBytes`.
    */
   toDisk?: { names: ReadonlySet<string>; files: RequestFiles; maxMemoryBytes: number };
-}
-
-/** A file part written to the spool folder. */
-export interface DiskFile {
-  path: string;
-  size: number;
 }
 
 export interface Form {
@@ -93,28 +88,6 @@ export async function readForm(raw: Buffer | RequestBody, contentType: string | 
     let firstFileName: string | undefined;
     // File parts being written to the spool: the form is complete when busboy is done and they are on disk.
     const writing: Array<Promise<void>> = [];
-    const toFile = (name: string, stream: NodeJS.ReadableStream, files: RequestFiles) =>
-      new Promise<void>((done) => {
-        const path = files.newPath('.part');
-        const out = createWriteStream(path, { flags: 'wx', mode: 0o600 });
-        let size = 0;
-        stream.on('data', (c: Buffer) => (size += c.length));
-        // A part cut short (malformed body): its file is abandoned (the request's cleanup removes it).
-        stream.on('error', () => {
-          out.destroy();
-          done();
-        });
-        out.on('error', () => {
-          fail(new ApiError(503, 'service-unavailable', 'The upload could not be written to the spool folder; retry later.'));
-          stream.resume();
-          done();
-        });
-        out.on('finish', () => {
-          if (!failure) form.diskFiles.set(name, { path, size });
-          done();
-        });
-        stream.pipe(out);
-      });
     parser.on('file', (name, stream) => {
       stream.on('error', () => fail(malformed()));
       if (names.has(name)) {
@@ -126,7 +99,12 @@ export async function readForm(raw: Buffer | RequestBody, contentType: string | 
       firstFileName ??= name;
       stream.on('limit', () => fail(tooLarge(name, limits.maxFileBytes)));
       if (toDisk?.names.has(name)) {
-        writing.push(toFile(name, stream, toDisk.files));
+        writing.push(
+          spoolPart(stream, toDisk.files).then((written) => {
+            if (written instanceof ApiError) fail(written);
+            else if (written !== undefined && !failure) form.diskFiles.set(name, written);
+          }),
+        );
         return;
       }
       const chunks: Buffer[] = [];
@@ -159,13 +137,7 @@ export async function readForm(raw: Buffer | RequestBody, contentType: string | 
     parser.on('close', () => {
       void Promise.all(writing).then(() => (failure ? reject(failure) : resolve(form)));
     });
-    if (body.bytes !== undefined) {
-      parser.end(body.bytes);
-      return;
-    }
-    const source = body.stream();
-    source.on('error', () => reject(malformed()));
-    source.pipe(parser);
+    feedBody(body, parser, () => reject(malformed()));
   });
 }
 

@@ -46,6 +46,17 @@ export function spooledBody(path: string, size: number, digests: ReadonlyMap<Has
   };
 }
 
+/** Feeds the body to a stream parser (busboy): its bytes at once, or its spool file streamed; `onReadError` if that read fails. */
+export function feedBody(body: RequestBody, parser: NodeJS.WritableStream, onReadError: () => void): void {
+  if (body.bytes !== undefined) {
+    parser.end(body.bytes);
+    return;
+  }
+  const source = body.stream();
+  source.on('error', onReadError);
+  source.pipe(parser);
+}
+
 /** The request's body, whichever way it was read (an empty one when none was). */
 export function bodyOf(state: { requestBody?: RequestBody; rawBody?: Buffer }): RequestBody {
   return state.requestBody ?? memoryBody(state.rawBody ?? Buffer.alloc(0));

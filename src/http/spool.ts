@@ -50,6 +50,37 @@ export class RequestFiles {
   }
 }
 
+/** A multipart file part written to the spool folder. */
+export interface DiskFile {
+  path: string;
+  size: number;
+}
+
+/**
+ * Writes one multipart file part's stream to a new spool file (0600) of the request. Resolves the file when
+ * it is written; the 503 to answer when the spool folder cannot be written (the rest of the part is
+ * discarded); undefined when the part was cut short (a malformed body, which the parser reports; the
+ * request's cleanup removes the file).
+ */
+export function spoolPart(stream: NodeJS.ReadableStream, files: RequestFiles): Promise<DiskFile | ApiError | undefined> {
+  return new Promise((done) => {
+    const path = files.newPath('.part');
+    const out = createWriteStream(path, { flags: 'wx', mode: 0o600 });
+    let size = 0;
+    stream.on('data', (c: Buffer) => (size += c.length));
+    stream.on('error', () => {
+      out.destroy();
+      done(undefined);
+    });
+    out.on('error', () => {
+      stream.resume();
+      done(new ApiError(503, 'service-unavailable', 'The upload could not be written to the spool folder; retry later.'));
+    });
+    out.on('finish', () => done({ path, size }));
+    stream.pipe(out);
+  });
+}
+
 /** What the pipeline gives an upload route's request whose body is to be spooled. */
 export interface UploadSpool {
   limit: number;

@@ -1,9 +1,7 @@
 import busboy from 'busboy';
-import { createWriteStream } from 'node:fs';
 import type { GatewayContext } from '../http/context.js';
-import type { DiskFile } from '../http/form.js';
-import { bodyOf, memoryBody, type RequestBody } from '../http/request-body.js';
-import type { RequestFiles } from '../http/spool.js';
+import { bodyOf, feedBody, memoryBody, type RequestBody } from '../http/request-body.js';
+import { spoolPart, type DiskFile, type RequestFiles } from '../http/spool.js';
 import type { RouteSpec } from '../http/route.js';
 import { fileStamp, restoresPerEntry, restoreZip, sendZipBackup, targetDomain, ZIP_TYPES, type ModelRouteDeps } from '../models/routes.js';
 import { ApiError } from '../problems/api-error.js';
@@ -111,22 +109,9 @@ function multipartFile(raw: Buffer | RequestBody, contentType: string, field: st
       if (seen) twice();
       seen = true;
       if (spool !== undefined) {
-        writing = new Promise<void>((done) => {
-          const path = spool.newPath('.part');
-          const out = createWriteStream(path, { flags: 'wx', mode: 0o600 });
-          let size = 0;
-          stream.on('data', (c: Buffer) => (size += c.length));
-          stream.on('error', () => (out.destroy(), done()));
-          out.on('error', () => {
-            failure ??= new ApiError(503, 'service-unavailable', 'The upload could not be written to the spool folder; retry later.');
-            stream.resume();
-            done();
-          });
-          out.on('finish', () => {
-            found = { path, size };
-            done();
-          });
-          stream.pipe(out);
+        writing = spoolPart(stream, spool).then((written) => {
+          if (written instanceof ApiError) failure ??= written;
+          else if (written !== undefined) found = written;
         });
         return;
       }
@@ -143,12 +128,6 @@ function multipartFile(raw: Buffer | RequestBody, contentType: string, field: st
     });
     parser.on('error', () => reject(malformed()));
     parser.on('close', () => void writing.then(() => (failure ? reject(failure) : resolve(found))));
-    if (body.bytes !== undefined) {
-      parser.end(body.bytes);
-      return;
-    }
-    const source = body.stream();
-    source.on('error', () => reject(malformed()));
-    source.pipe(parser);
+    feedBody(body, parser, () => reject(malformed()));
   });
 }

@@ -19,6 +19,8 @@
  * OnnxAugmentError, never half-edited.
  */
 
+import { bytes, fields, int, memoryView, ProtobufError, text, varint, type Field, type View } from './protobuf.js';
+
 export class OnnxAugmentError extends Error {}
 
 export const ARGMAX_OUTPUT = 'kg_argmax';
@@ -27,74 +29,17 @@ export const WATCH_PREFIX = 'kg_watch_';
 const WATCH_INDEX = 'kg_watch_index';
 const REDUCE_AXES = 'kg_reduce_axes';
 
-interface Field {
-  no: number;
-  wire: number;
-  /** Offset of the field's key, and the end of the whole field. */
-  start: number;
-  end: number;
-  value?: bigint;
-  bytes?: Uint8Array;
-}
-
-function varintAt(buf: Uint8Array, pos: number): [bigint, number] {
-  let result = 0n;
-  for (let i = 0; i < 10; i++) {
-    if (pos >= buf.length) throw new OnnxAugmentError('truncated varint');
-    const b = buf[pos++]!;
-    result |= BigInt(b & 0x7f) << BigInt(7 * i);
-    if ((b & 0x80) === 0) return [result, pos];
+/** A message's fields, read in memory; every malformed byte is an OnnxAugmentError. */
+function fieldsOf(buf: Uint8Array | View): Field[] {
+  try {
+    return [...fields(buf instanceof Uint8Array ? memoryView(buf) : buf)];
+  } catch (error) {
+    throw error instanceof ProtobufError ? new OnnxAugmentError(error.message) : error;
   }
-  throw new OnnxAugmentError('varint too long');
 }
 
-function fields(buf: Uint8Array): Field[] {
-  const out: Field[] = [];
-  let pos = 0;
-  while (pos < buf.length) {
-    const start = pos;
-    let key: bigint;
-    [key, pos] = varintAt(buf, pos);
-    const no = Number(key >> 3n);
-    const wire = Number(key & 7n);
-    if (no === 0) throw new OnnxAugmentError('field number 0');
-    const f: Field = { no, wire, start, end: 0 };
-    if (wire === 0) [f.value, pos] = varintAt(buf, pos);
-    else if (wire === 1) pos += 8;
-    else if (wire === 5) pos += 4;
-    else if (wire === 2) {
-      let len: bigint;
-      [len, pos] = varintAt(buf, pos);
-      if (len > BigInt(buf.length - pos)) throw new OnnxAugmentError('truncated field');
-      f.bytes = buf.subarray(pos, pos + Number(len));
-      pos += Number(len);
-    } else throw new OnnxAugmentError(`unsupported wire type ${wire}`);
-    if (pos > buf.length) throw new OnnxAugmentError('truncated field');
-    f.end = pos;
-    out.push(f);
-  }
-  return out;
-}
-
-const text = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8');
-
-// Encoding of what is appended.
-function varint(n: number | bigint): Buffer {
-  let v = BigInt.asUintN(64, BigInt(n));
-  const out: number[] = [];
-  do {
-    let byte = Number(v & 0x7fn);
-    v >>= 7n;
-    if (v !== 0n) byte |= 0x80;
-    out.push(byte);
-  } while (v !== 0n);
-  return Buffer.from(out);
-}
-const int = (no: number, v: number | bigint) => Buffer.concat([varint(no << 3), varint(v)]);
-const bytes = (no: number, b: Uint8Array | string) => {
-  const buf = typeof b === 'string' ? Buffer.from(b, 'utf8') : b;
-  return Buffer.concat([varint((no << 3) | 2), varint(buf.length), buf]);
-};
+/** The bytes of a length-delimited field read in memory (a memory View hands back its whole range). */
+const raw = (v: View): Uint8Array => v.bytes();
 
 /** AttributeProto: an INT (type 2) or INTS (type 7). */
 const intAttr = (name: string, v: number) => Buffer.concat([bytes(1, name), int(3, v), int(20, 2)]);
@@ -106,9 +51,9 @@ function node(op: string, inputs: string[], output: string, attrs: Buffer[]): Bu
 
 /** An INT64 initializer (TensorProto: dims 1, data_type 2, name 8, raw_data 9). */
 function int64Initializer(name: string, dims: number[], values: number[]): Buffer {
-  const raw = Buffer.alloc(values.length * 8);
-  values.forEach((v, i) => raw.writeBigInt64LE(BigInt(v), i * 8));
-  return bytes(5, Buffer.concat([...dims.map((d) => int(1, d)), int(2, 7), bytes(8, name), bytes(9, raw)]));
+  const data = Buffer.alloc(values.length * 8);
+  values.forEach((v, i) => data.writeBigInt64LE(BigInt(v), i * 8));
+  return bytes(5, Buffer.concat([...dims.map((d) => int(1, d)), int(2, 7), bytes(8, name), bytes(9, data)]));
 }
 
 /** A graph output (ValueInfoProto → TypeProto.tensor_type) of `elemType` with the given raw dimensions. */
@@ -122,7 +67,7 @@ function defaultOpset(model: Field[]): number {
     if (f.no !== 8 || !f.bytes) continue;
     let domain = '';
     let v: bigint | undefined;
-    for (const o of fields(f.bytes)) {
+    for (const o of fieldsOf(f.bytes)) {
       if (o.no === 1 && o.bytes) domain = text(o.bytes);
       else if (o.no === 2 && o.value !== undefined) v = o.value;
     }
@@ -139,14 +84,14 @@ function firstOutput(graph: Field[]): { name: string; dims: Uint8Array[] } {
   let name = '';
   let elemType = 0;
   let dims: Uint8Array[] | undefined;
-  for (const v of fields(f.bytes!)) {
+  for (const v of fieldsOf(f.bytes!)) {
     if (v.no === 1 && v.bytes) name = text(v.bytes);
     else if (v.no === 2 && v.bytes) {
-      for (const t of fields(v.bytes)) {
+      for (const t of fieldsOf(v.bytes)) {
         if (t.no !== 1 || !t.bytes) continue;
-        for (const tt of fields(t.bytes)) {
+        for (const tt of fieldsOf(t.bytes)) {
           if (tt.no === 1 && tt.value !== undefined) elemType = Number(tt.value);
-          else if (tt.no === 2 && tt.bytes) dims = fields(tt.bytes).filter((d) => d.no === 1 && d.bytes).map((d) => d.bytes!);
+          else if (tt.no === 2 && tt.bytes) dims = fieldsOf(tt.bytes).filter((d) => d.no === 1 && d.bytes).map((d) => raw(d.bytes!));
         }
       }
     }
@@ -159,7 +104,7 @@ function firstOutput(graph: Field[]): { name: string; dims: Uint8Array[] } {
 
 /** Classes of the last dimension when fixed (Dimension.dim_value, field 1), else undefined. */
 function fixedSize(dim: Uint8Array): number | undefined {
-  const v = fields(dim).find((d) => d.no === 1 && d.value !== undefined)?.value;
+  const v = fieldsOf(dim).find((d) => d.no === 1 && d.value !== undefined)?.value;
   return v === undefined ? undefined : Number(BigInt.asIntN(64, v));
 }
 
@@ -168,9 +113,9 @@ function graphNames(graph: Field[]): Set<string> {
   const names = new Set<string>();
   for (const g of graph) {
     if (!g.bytes) continue;
-    if (g.no === 1) for (const n of fields(g.bytes)) if (n.no === 2 && n.bytes) names.add(text(n.bytes));
-    if (g.no === 5) for (const t of fields(g.bytes)) if (t.no === 8 && t.bytes) names.add(text(t.bytes));
-    if (g.no === 11 || g.no === 12) for (const v of fields(g.bytes)) if (v.no === 1 && v.bytes) names.add(text(v.bytes));
+    if (g.no === 1) for (const n of fieldsOf(g.bytes)) if (n.no === 2 && n.bytes) names.add(text(n.bytes));
+    if (g.no === 5) for (const t of fieldsOf(g.bytes)) if (t.no === 8 && t.bytes) names.add(text(t.bytes));
+    if (g.no === 11 || g.no === 12) for (const v of fieldsOf(g.bytes)) if (v.no === 1 && v.bytes) names.add(text(v.bytes));
   }
   return names;
 }
@@ -181,7 +126,7 @@ function graphNames(graph: Field[]): Set<string> {
  */
 export function appendArgmaxOutputs(model: Uint8Array, watch: number): Uint8Array {
   if (!Number.isInteger(watch) || watch < 0 || watch > 0x7fffffff) throw new OnnxAugmentError(`watched class ${watch} is not a class index`);
-  const top = fields(model);
+  const top = fieldsOf(model);
   const graphs = top.filter((f) => f.no === 7);
   if (graphs.length !== 1 || !graphs[0]!.bytes) throw new OnnxAugmentError('the model must have exactly one graph');
   const g = graphs[0]!;
@@ -189,7 +134,7 @@ export function appendArgmaxOutputs(model: Uint8Array, watch: number): Uint8Arra
   const ir = top.find((f) => f.no === 1 && f.value !== undefined)?.value;
   if (ir === undefined || ir < 4n) throw new OnnxAugmentError(`IR version ${ir ?? 'missing'}: 4 or later is needed for initializers outside the inputs`);
   const opset = defaultOpset(top);
-  const graph = fields(g.bytes!);
+  const graph = fieldsOf(g.bytes!);
   const out = firstOutput(graph);
   const classes = fixedSize(out.dims[2]!);
   if (classes !== undefined && watch >= classes) throw new OnnxAugmentError(`watched class ${watch} is outside the output's ${classes} classes`);
@@ -213,7 +158,7 @@ export function appendArgmaxOutputs(model: Uint8Array, watch: number): Uint8Arra
     output(watchName, 1, nt),
   ]);
   const length = g.bytes!.length + appended.length;
-  return Buffer.concat([model.subarray(0, g.start), varint((7 << 3) | 2), varint(length), g.bytes!, appended, model.subarray(g.end)]);
+  return Buffer.concat([model.subarray(0, g.start), varint((7 << 3) | 2), varint(length), raw(g.bytes!), appended, model.subarray(g.end)]);
 }
 
 /** The watched class of a model's (or its metadata's) outputs, when all three reduced outputs are there. */

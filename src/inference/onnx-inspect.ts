@@ -8,102 +8,16 @@
  * refused (and isolated sessions load from bytes, where references resolve nowhere).
  */
 
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync } from 'node:fs';
+import { fields, fileView, memoryView, ProtobufError, text, type Field, type View } from './protobuf.js';
 
-export class OnnxInspectError extends Error {}
+/** Malformed model bytes (truncated, not protobuf, no graph, nested too deep). */
+export { ProtobufError as OnnxInspectError };
 
-/**
- * A range of the model's bytes: in memory, or in a file read through a small window, so that a spooled
- * upload of any size is inspected without being read into memory (weights are skipped, never read).
- */
-interface View {
-  readonly length: number;
-  at(i: number): number;
-  sub(start: number, end: number): View;
-  /** The range's bytes (at most `max`: names and locations are clipped when shown anyway). */
-  bytes(max?: number): Uint8Array;
-}
-
-function memoryView(buf: Uint8Array): View {
-  return {
-    length: buf.length,
-    at: (i) => buf[i]!,
-    sub: (start, end) => memoryView(buf.subarray(start, end)),
-    bytes: (max = buf.length) => buf.subarray(0, Math.min(max, buf.length)),
-  };
-}
-
+/** Window of a model file read at a time: weights are skipped, never read. */
 const WINDOW_BYTES = 64 * 1024;
-const MAX_TEXT_BYTES = 4096;
-
-function fileView(fd: number, start: number, end: number, window: { pos: number; len: number; buf: Buffer }): View {
-  const at = (i: number): number => {
-    const abs = start + i;
-    if (abs < window.pos || abs >= window.pos + window.len) {
-      window.len = readSync(fd, window.buf, 0, window.buf.length, abs);
-      window.pos = abs;
-      if (window.len === 0) throw new OnnxInspectError('truncated file');
-    }
-    return window.buf[abs - window.pos]!;
-  };
-  return {
-    length: end - start,
-    at,
-    sub: (s, e) => fileView(fd, start + s, start + e, window),
-    bytes(max = MAX_TEXT_BYTES) {
-      const out = Buffer.alloc(Math.min(max, end - start));
-      const n = readSync(fd, out, 0, out.length, start);
-      return out.subarray(0, n);
-    },
-  };
-}
 
 const MAX_DEPTH = 32;
-
-interface Field {
-  no: number;
-  wire: number;
-  /** varint value (wire 0) */
-  value?: bigint;
-  /** bytes (wire 2) */
-  bytes?: View;
-}
-
-function* fields(buf: View): Generator<Field> {
-  let pos = 0;
-  const varint = (): bigint => {
-    let result = 0n;
-    let shift = 0n;
-    for (let i = 0; i < 10; i++) {
-      if (pos >= buf.length) throw new OnnxInspectError('truncated varint');
-      const b = buf.at(pos++);
-      result |= BigInt(b & 0x7f) << shift;
-      if ((b & 0x80) === 0) return result;
-      shift += 7n;
-    }
-    throw new OnnxInspectError('varint too long');
-  };
-  while (pos < buf.length) {
-    const key = varint();
-    const no = Number(key >> 3n);
-    const wire = Number(key & 7n);
-    if (wire === 0) yield { no, wire, value: varint() };
-    else if (wire === 1) pos += 8;
-    else if (wire === 5) pos += 4;
-    else if (wire === 2) {
-      const len = Number(varint());
-      if (len < 0 || pos + len > buf.length) throw new OnnxInspectError('truncated field');
-      yield { no, wire, bytes: buf.sub(pos, pos + len) };
-      pos += len;
-    } else throw new OnnxInspectError(`unsupported wire type ${wire}`);
-    if (pos > buf.length) throw new OnnxInspectError('truncated field');
-  }
-}
-
-const text = (v: View) => {
-  const b = v.bytes(MAX_TEXT_BYTES);
-  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8');
-};
 
 function tensor(buf: View, where: string, found: string[]): void {
   let name = '';
@@ -148,7 +62,7 @@ function attribute(buf: View, depth: number, found: string[]): void {
 }
 
 function graph(buf: View, depth: number, found: string[]): void {
-  if (depth > MAX_DEPTH) throw new OnnxInspectError(`graphs nested more than ${MAX_DEPTH} deep`);
+  if (depth > MAX_DEPTH) throw new ProtobufError(`graphs nested more than ${MAX_DEPTH} deep`);
   nodes(buf, 1, depth, found, (f) => {
     if (f.no === 5 && f.bytes) tensor(f.bytes, 'initializer', found);
     else if (f.no === 15 && f.bytes) sparse(f.bytes, 'sparse initializer', found);
@@ -181,7 +95,7 @@ function externalIn(model: View): string[] {
       nodes(f.bytes, 7, 0, found, () => undefined); // FunctionProto.node
     }
   }
-  if (!sawGraph) throw new OnnxInspectError('no graph');
+  if (!sawGraph) throw new ProtobufError('no graph');
   return found;
 }
 
@@ -237,6 +151,6 @@ export function graphSignature(model: Uint8Array): { inputs: ValueSignature[]; o
       else if (g.no === 5) for (const t of fields(g.bytes)) if (t.no === 8 && t.bytes) initializers.add(text(t.bytes));
     }
   }
-  if (!sawGraph) throw new OnnxInspectError('no graph');
+  if (!sawGraph) throw new ProtobufError('no graph');
   return { inputs: inputs.filter((i) => !initializers.has(i.name)), outputs };
 }

@@ -2,28 +2,13 @@
  * A minimal ONNX (protobuf) encoder for building small test models by hand, hostile ones included.
  * There is no ONNX package in the dependency set, and a few message types are all a test needs:
  * ModelProto, GraphProto, NodeProto, AttributeProto, TensorProto, ValueInfoProto.
- * Field numbers are those of onnx/onnx.proto.
+ * Field numbers are those of onnx/onnx.proto; the wire encoding is the gateway's own (src/inference/protobuf.ts).
  */
+import { bytes, int, varint } from '../../src/inference/protobuf.js';
 
 type Field = Buffer;
 
-function varint(n: number | bigint): Buffer {
-  let v = BigInt.asUintN(64, BigInt(n));
-  const out: number[] = [];
-  do {
-    let byte = Number(v & 0x7fn);
-    v >>= 7n;
-    if (v !== 0n) byte |= 0x80;
-    out.push(byte);
-  } while (v !== 0n);
-  return Buffer.from(out);
-}
 const key = (field: number, wire: number) => varint((field << 3) | wire);
-const int = (field: number, v: number | bigint): Field => Buffer.concat([key(field, 0), varint(v)]);
-const bytes = (field: number, b: Buffer | string): Field => {
-  const buf = typeof b === 'string' ? Buffer.from(b, 'utf8') : b;
-  return Buffer.concat([key(field, 2), varint(buf.length), buf]);
-};
 const f32 = (field: number, v: number): Field => {
   const b = Buffer.alloc(4);
   b.writeFloatLE(v);

@@ -10,6 +10,7 @@ import type { TrustedProxies } from './http/client-view.js';
 import type { GatewayContext, GatewayState, Stage } from './http/context.js';
 import { hostRequired, missingHost } from './http/host.js';
 import { closeIfUnread } from './http/linger.js';
+import { announcedLength } from './http/raw-body.js';
 import { receiveDeadline, type ExpireRequest } from './http/receive-deadline.js';
 import type { RouteSpec } from './http/route.js';
 import { BodyBudget } from './http/body-budget.js';
@@ -108,7 +109,7 @@ export function mountPipeline(app: Koa<GatewayState>, routes: readonly RouteSpec
     // Every answer (problem documents and 404s included) is written in English; said once, here.
     ctx.set('Content-Language', 'en');
     identify(ctx);
-    deadline(ctx.req, ctx.res, () => ctx.state.upload !== undefined);
+    deadline(ctx);
     ctx.state.bodyBudget = budget;
     try {
       await next();
@@ -143,9 +144,8 @@ export function mountPipeline(app: Koa<GatewayState>, routes: readonly RouteSpec
 function spooling(spool: { dir: string; limit: number }, slots: UploadSlots, chain: (ctx: GatewayContext, next: Next) => Promise<void>) {
   return async function upload(ctx: GatewayContext, next: Next): Promise<void> {
     if (!spoolsBody(ctx.get('content-type'))) return chain(ctx, next);
-    const length = ctx.get('content-length');
     // Before a byte is read (the signature that covers the body cannot be checked before): bounded disk use.
-    const release = slots.acquire(ctx.state.client.address, /^\d+$/.test(length) ? Number(length) : undefined);
+    const release = slots.acquire(ctx.state.client.address, announcedLength(ctx.req));
     const files = new RequestFiles(spool.dir);
     ctx.state.upload = { limit: spool.limit, files };
     try {

@@ -5,10 +5,9 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { multipartBody } from './helpers/deepstack.js';
+import { tinyModelForm } from './helpers/deepstack.js';
 import { ADMIN, ALICE, startGateway, type TestGateway } from './helpers/gateway.js';
 import { dribble } from './helpers/slow-client.js';
-import { tinyClassifier } from './helpers/onnx.js';
 
 describe('receive deadlines: uploads get server.upload_timeout_ms, every other body server.request_timeout_ms', () => {
   let gw: TestGateway;
@@ -19,14 +18,8 @@ describe('receive deadlines: uploads get server.upload_timeout_ms, every other b
     await gw?.stop();
   });
 
-  const form = (name: string) =>
-    multipartBody([
-      { name: 'model', file: tinyClassifier(8, 8), filename: 'model.onnx' },
-      { name: 'config', file: Buffer.from(JSON.stringify({ name, task: 'classify', input: { width: 8, height: 8 }, labels: ['a', 'b'] })), filename: 'config.json' },
-    ]);
-
   it('a multipart model upload that takes 2.4 s to arrive (over request_timeout_ms) is installed', async () => {
-    const { body, contentType } = form('slowpoke');
+    const { body, contentType } = tinyModelForm('slowpoke');
     const res = await dribble(gw, ADMIN, '/models', body, contentType, 6, 400);
     assert.equal(res.status, 201, res.text);
     const listed = await gw.signed({ method: 'GET', target: '/models', as: ADMIN });
@@ -45,7 +38,7 @@ describe('receive deadlines: uploads get server.upload_timeout_ms, every other b
   });
 
   it('an upload slower than upload_timeout_ms is answered 408 too, and nothing is installed', async () => {
-    const { body, contentType } = form('tooslow');
+    const { body, contentType } = tinyModelForm('tooslow');
     const res = await dribble(gw, ADMIN, '/models', body, contentType, 10, 600);
     assert.equal(res.status, 408, res.text);
     assert.ok(res.answeredAfterMs >= 3500 && res.answeredAfterMs < 6000, `answered after ${res.answeredAfterMs} ms`);

@@ -9,17 +9,11 @@ import { tmpdir } from 'node:os';
 import { BodyBudget } from '../src/http/body-budget.js';
 import { UploadSlots } from '../src/http/upload-slots.js';
 import { ApiError } from '../src/problems/api-error.js';
-import { multipartBody } from './helpers/deepstack.js';
+import { tinyModelForm } from './helpers/deepstack.js';
 import { ADMIN, ALICE, startGateway, type TestGateway } from './helpers/gateway.js';
 import { tinyClassifier } from './helpers/onnx.js';
 import { assertProblem } from './helpers/problems.js';
 import { dribble } from './helpers/slow-client.js';
-
-const form = (name: string) =>
-  multipartBody([
-    { name: 'model', file: tinyClassifier(8, 8), filename: 'model.onnx' },
-    { name: 'config', file: Buffer.from(JSON.stringify({ name, task: 'classify', input: { width: 8, height: 8 }, labels: ['a', 'b'] })), filename: 'config.json' },
-  ]);
 
 describe('upload slots: server.max_concurrent_uploads = 1', () => {
   let gw: TestGateway;
@@ -31,10 +25,10 @@ describe('upload slots: server.max_concurrent_uploads = 1', () => {
   });
 
   it('a second upload while one is spooling gets 503 + Retry-After before its body is read; then the slot is free again', async () => {
-    const first = form('first');
+    const first = tinyModelForm('first');
     const slow = dribble(gw, ADMIN, '/models', first.body, first.contentType, 5, 300);
     await new Promise((r) => setTimeout(r, 300)); // the first has started spooling
-    const second = form('second');
+    const second = tinyModelForm('second');
     const refused = await gw.signed({ method: 'POST', target: '/models', as: ADMIN, body: second.body, contentType: second.contentType });
     assertProblem(refused, 503, 'service-unavailable');
     assert.ok(Number(refused.headers['retry-after']) >= 1);
@@ -48,7 +42,7 @@ describe('upload slots: server.max_concurrent_uploads = 1', () => {
   });
 
   it('a refused or failed upload gives its slot back (a bad signature, then a good upload)', async () => {
-    const f = form('third');
+    const f = tinyModelForm('third');
     const bad = await gw.signed({ method: 'POST', target: '/models', as: ADMIN, body: f.body, contentType: f.contentType, sign: { secretKey: 'not-the-secret-key-0000000000000000000000' } });
     assert.equal(bad.status, 401, bad.text);
     const good = await gw.signed({ method: 'POST', target: '/models', as: ADMIN, body: f.body, contentType: f.contentType });

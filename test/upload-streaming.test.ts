@@ -5,39 +5,22 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { formatKeypair } from '../src/keypairs/keypair.js';
 import { signRequest } from '../src/signing/sign-request.js';
 import { multipartBody } from './helpers/deepstack.js';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { ADMIN, ALICE, BIN, startGateway, type TestGateway, type TestKeypair } from './helpers/gateway.js';
+import { ADMIN, ALICE, BIN, startGateway, writeKeypairWithApiKey, type TestGateway } from './helpers/gateway.js';
 import { heavyClassifier } from './helpers/onnx.js';
 import { assertProblem } from './helpers/problems.js';
 
 const MiB = 1024 * 1024;
 const config = (name: string) => ({ name, task: 'classify', input: { width: 32, height: 32 }, labels: ['cold', 'warm'], top_k: 2 });
-
-/** A keypair file with one static API key, written before the gateway starts (as test/vision.test.ts does). */
-function withKey(dir: string, k: TestKeypair): string {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
-  const key = `kg_${[...randomBytes(32)].map((b) => alphabet[b % 62]).join('')}`;
-  const file = join(dir, `${k.accessKey}.toml`);
-  writeFileSync(
-    file,
-    formatKeypair({
-      accessKey: k.accessKey, secretKey: k.secretKey, role: k.role ?? 'user', domain: k.domain ?? 'default', user: k.user ?? '', isActive: true,
-      apiKeys: [{ id: randomBytes(3).toString('hex'), sha256: createHash('sha256').update(key).digest('hex'), scope: 'full', createdAt: Date.now() }],
-    }),
-  );
-  chmodSync(file, 0o600);
-  return key;
-}
 
 /** The gateway's spool folder (kernelgate-spool-* under its TMPDIR) and what is in it. */
 function spoolOf(tmp: string): string {
@@ -67,8 +50,8 @@ describe('uploads streamed to disk', () => {
   before(async () => {
     tmp = mkdtempSync(join(tmpdir(), 'kernelgate-upload-tmp-'));
     keypairDir = mkdtempSync(join(tmpdir(), 'kernelgate-upload-keys-'));
-    adminKey = withKey(keypairDir, ADMIN);
-    withKey(keypairDir, ALICE);
+    adminKey = writeKeypairWithApiKey(keypairDir, ADMIN);
+    writeKeypairWithApiKey(keypairDir, ALICE);
     gw = await startGateway({
       keypairs: [],
       keypairDir,

@@ -7,8 +7,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -18,11 +17,10 @@ import { createSigningProxy } from '../src/proxy/proxy.js';
 import { defaultConfig } from '../src/config/config.js';
 import { createGateway } from '../src/gateway.js';
 import { signRequest } from '../src/signing/sign-request.js';
-import { formatKeypair } from '../src/keypairs/keypair.js';
 import { A0, A2, A3, A4, LABELS, ROWS, ROWS_V5 } from './helpers/detect-fixtures.js';
 import { deepstackPython, multipartBody, type Part } from './helpers/deepstack.js';
 import { FACES, iou, photo } from './helpers/photos.js';
-import { ADMIN, ALICE, BOB, OTHER_ADMIN, OTHER_DOMAIN_USER, rawRequest, startGateway, writeKeypair, type Response, type TestGateway, type TestKeypair } from './helpers/gateway.js';
+import { ADMIN, ALICE, BOB, OTHER_ADMIN, OTHER_DOMAIN_USER, rawRequest, startGateway, writeKeypair, writeKeypairWithApiKey, type Response, type TestGateway } from './helpers/gateway.js';
 import { constantDetector, yolov5Values, yolov8Values } from './helpers/onnx.js';
 import { assertProblem, PROBLEM_BASE } from './helpers/problems.js';
 import { renderText } from './helpers/render-text.js';
@@ -32,25 +30,6 @@ const SCENE = { name: 'scenes', task: 'classify', input: { width: 192, height: 4
 const v8 = yolov8Values(ROWS);
 const DETECTOR = constantDetector(64, 64, v8.dims, v8.values);
 const DETECT = { name: 'objects', task: 'detect', format: 'yolov8', input: { width: 64, height: 64 }, labels: LABELS };
-
-/**
- * A keypair file with one static API key (as `kernelgate keypair apikey add` writes it, which
- * test/apikey.test.ts covers): written before the gateway starts, so no wait for the folder watcher.
- */
-function withKey(dir: string, k: TestKeypair, scope: 'read' | 'full' = 'full'): string {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
-  const key = `kg_${[...randomBytes(32)].map((b) => alphabet[b % 62]).join('')}`;
-  const file = join(dir, `${k.accessKey}.toml`);
-  writeFileSync(
-    file,
-    formatKeypair({
-      accessKey: k.accessKey, secretKey: k.secretKey, role: k.role ?? 'user', domain: k.domain ?? 'default', user: k.user ?? '', isActive: true,
-      apiKeys: [{ id: randomBytes(3).toString('hex'), sha256: createHash('sha256').update(key).digest('hex'), scope, createdAt: Date.now() }],
-    }),
-  );
-  chmodSync(file, 0o600);
-  return key;
-}
 
 /** Every answer of the DeepStack surface: Content-Length, never chunked. */
 function assertFramed(res: Response): void {
@@ -93,11 +72,11 @@ describe('DeepStack-compatible API', () => {
   before(async () => {
     keypairDir = mkdtempSync(join(tmpdir(), 'kernelgate-vision-keys-'));
     key = {
-      alice: withKey(keypairDir, ALICE),
-      bob: withKey(keypairDir, BOB, 'read'),
-      admin: withKey(keypairDir, ADMIN),
-      otherAdmin: withKey(keypairDir, OTHER_ADMIN),
-      carol: withKey(keypairDir, OTHER_DOMAIN_USER),
+      alice: writeKeypairWithApiKey(keypairDir, ALICE),
+      bob: writeKeypairWithApiKey(keypairDir, BOB, 'read'),
+      admin: writeKeypairWithApiKey(keypairDir, ADMIN),
+      otherAdmin: writeKeypairWithApiKey(keypairDir, OTHER_ADMIN),
+      carol: writeKeypairWithApiKey(keypairDir, OTHER_DOMAIN_USER),
     };
     gw = await startGateway({
       keypairs: [],

@@ -10,49 +10,35 @@
  * Spooled uploads (http/spool.ts) stream to disk and are bounded by upload slots instead.
  */
 import { unavailable } from '../problems/api-error.js';
+import { AddressQuota } from './address-quota.js';
 import type { GatewayContext } from './context.js';
-import { requestHasBody } from './raw-body.js';
+import { announcedLength, requestHasBody } from './raw-body.js';
 
 export class BodyBudget {
-  readonly #total: number;
-  readonly #perAddress: number;
+  readonly #quota: AddressQuota;
   readonly #bodyLimit: number;
-  readonly #byAddress = new Map<string, number>();
-  #reserved = 0;
 
   constructor(opts: { total: number; bodyLimit: number }) {
-    this.#total = opts.total;
     this.#bodyLimit = opts.bodyLimit;
-    this.#perAddress = Math.max(opts.bodyLimit, Math.floor(opts.total / 4));
+    this.#quota = new AddressQuota(opts.total, Math.max(opts.bodyLimit, Math.floor(opts.total / 4)));
   }
 
   get reserved(): number {
-    return this.#reserved;
+    return this.#quota.held;
   }
 
   /** Reserves `bytes` for `address`; returns the release (idempotent). Throws the 503 when they do not fit. */
   reserve(address: string, bytes: number): () => void {
-    const mine = this.#byAddress.get(address) ?? 0;
-    if (mine + bytes > this.#perAddress) throw unavailable('Too many of your request bodies are being read at once; retry when earlier requests have finished.', 1);
-    if (this.#reserved + bytes > this.#total) throw unavailable('The gateway is reading too many request bodies at once; retry later.', 1);
-    this.#reserved += bytes;
-    this.#byAddress.set(address, mine + bytes);
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      this.#reserved -= bytes;
-      const left = (this.#byAddress.get(address) ?? bytes) - bytes;
-      if (left > 0) this.#byAddress.set(address, left);
-      else this.#byAddress.delete(address);
-    };
+    const held = this.#quota.take(address, bytes);
+    if (held === 'address') throw unavailable('Too many of your request bodies are being read at once; retry when earlier requests have finished.', 1);
+    if (held === 'total') throw unavailable('The gateway is reading too many request bodies at once; retry later.', 1);
+    return held;
   }
 
   /** Reserves the request's body (announced, or the limit) for its client address until its response closes. */
   hold(ctx: GatewayContext): void {
-    const length = ctx.get('content-length');
     // Over the body limit is refused by the reader with its own 413; reserve no more than the limit.
-    const bytes = /^\d+$/.test(length) ? Math.min(Number(length), this.#bodyLimit) : this.#bodyLimit;
+    const bytes = Math.min(announcedLength(ctx.req) ?? this.#bodyLimit, this.#bodyLimit);
     const release = this.reserve(ctx.state.client.address, bytes);
     ctx.res.once('close', release);
   }

@@ -10,6 +10,12 @@ export function requestHasBody(req: IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
+/** The body size the request announces (Content-Length), or undefined (none, chunked, or not a number). */
+export function announcedLength(req: IncomingMessage): number | undefined {
+  const length = req.headers['content-length'];
+  return length !== undefined && /^\d+$/.test(length) ? Number(length) : undefined;
+}
+
 /**
  * Reads the request body once, as bytes, within `limit`. The signature covers
  * these exact bytes whatever the content type; parsers work from this buffer.

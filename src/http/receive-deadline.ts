@@ -7,16 +7,19 @@
  * pipeline marked as a spooled upload (`ctx.state.upload`) is left to Node's longer deadline.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { GatewayContext } from './context.js';
 import { requestHasBody } from './raw-body.js';
 
 export type ExpireRequest = (req: IncomingMessage, res: ServerResponse) => void;
 
 /** Arms the ordinary deadline for one request whose body has not fully arrived yet. */
 export function receiveDeadline(ms: number, expire: ExpireRequest) {
-  return function guard(req: IncomingMessage, res: ServerResponse, isUpload: () => boolean): void {
+  return function guard(ctx: GatewayContext): void {
+    const { req, res } = ctx;
     if (req.complete || !requestHasBody(req)) return;
     const timer = setTimeout(() => {
-      if (!req.complete && !isUpload()) expire(req, res);
+      // Known by then: the pipeline marks a spooled upload before its body is read.
+      if (!req.complete && ctx.state.upload === undefined) expire(req, res);
     }, ms);
     timer.unref();
     const clear = () => clearTimeout(timer);

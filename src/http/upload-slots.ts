@@ -9,6 +9,7 @@
  */
 import { statfsSync } from 'node:fs';
 import { unavailable } from '../problems/api-error.js';
+import { AddressQuota } from './address-quota.js';
 
 export interface UploadSlotOptions {
   max: number;
@@ -27,25 +28,25 @@ const freeOnDisk = (dir: string): number => {
 
 export class UploadSlots {
   readonly #opts: Required<UploadSlotOptions>;
-  readonly #perAddress = new Map<string, number>();
-  #active = 0;
+  readonly #slots: AddressQuota;
   /** Bytes the running uploads may still write (twice each one's size). */
   #reserved = 0;
 
   constructor(opts: UploadSlotOptions) {
     this.#opts = { freeBytes: freeOnDisk, ...opts };
+    this.#slots = new AddressQuota(opts.max, Math.max(1, Math.floor(opts.max / 2)));
   }
 
   get active(): number {
-    return this.#active;
+    return this.#slots.held;
   }
 
   /** Takes a slot for an upload of `declared` bytes (undefined: unknown, chunked) from `address`; returns its release. */
   acquire(address: string, declared: number | undefined): () => void {
     const { max, limit, dir, freeBytes } = this.#opts;
-    const mine = this.#perAddress.get(address) ?? 0;
-    if (this.#active >= max) throw unavailable(`${max} uploads are already in progress; retry later.`, 5);
-    if (mine >= Math.max(1, Math.floor(max / 2))) throw unavailable('Your earlier uploads are still in progress; retry when they have finished.', 5);
+    const slot = this.#slots.take(address, 1);
+    if (slot === 'address') throw unavailable('Your earlier uploads are still in progress; retry when they have finished.', 5);
+    if (slot === 'total') throw unavailable(`${max} uploads are already in progress; retry later.`, 5);
     const need = 2 * Math.min(declared ?? limit, limit);
     let free: number;
     try {
@@ -53,19 +54,17 @@ export class UploadSlots {
     } catch {
       free = 0;
     }
-    if (free < this.#reserved + need) throw unavailable('The gateway has no disk room for this upload now; retry later.', 30);
-    this.#active++;
+    if (free < this.#reserved + need) {
+      slot();
+      throw unavailable('The gateway has no disk room for this upload now; retry later.', 30);
+    }
     this.#reserved += need;
-    this.#perAddress.set(address, mine + 1);
     let released = false;
     return () => {
       if (released) return;
       released = true;
-      this.#active--;
       this.#reserved -= need;
-      const left = (this.#perAddress.get(address) ?? 1) - 1;
-      if (left > 0) this.#perAddress.set(address, left);
-      else this.#perAddress.delete(address);
+      slot();
     };
   }
 }

@@ -5,6 +5,7 @@
  * and no part Content-Type, a 32-hex-digit boundary — and what Blue Iris emulators send.
  */
 import { randomBytes } from 'node:crypto';
+import { tinyClassifier } from './onnx.js';
 
 export type Part = { name: string; value: string } | { name: string; file: Buffer; filename?: string; type?: string };
 
@@ -26,4 +27,12 @@ export function multipartBody(parts: Part[], boundary = randomBytes(16).toString
 export function deepstackPython(image: Buffer, apiKey: string, data: Record<string, string> = {}): { body: Buffer; contentType: string } {
   const fields = { ...data, api_key: apiKey };
   return multipartBody([...Object.entries(fields).map(([name, value]) => ({ name, value })), { name: 'image', file: image }]);
+}
+
+/** A multipart model upload (files `model` and `config`) of a tiny 8x8 classifier named `name`. */
+export function tinyModelForm(name: string): { body: Buffer; contentType: string } {
+  return multipartBody([
+    { name: 'model', file: tinyClassifier(8, 8), filename: 'model.onnx' },
+    { name: 'config', file: Buffer.from(JSON.stringify({ name, task: 'classify', input: { width: 8, height: 8 }, labels: ['a', 'b'] })), filename: 'config.json' },
+  ]);
 }

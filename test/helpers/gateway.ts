@@ -3,6 +3,7 @@
  * free port with its own temp config and keypair folder, as a user would.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -33,7 +34,7 @@ export const ROOT: TestKeypair = { accessKey: 'AKIAKGATEROOT0000004', secretKey:
 export const OTHER_DOMAIN_USER: TestKeypair = { accessKey: 'AKIAKGATECAROL000005', secretKey: 'carolSecretKey00000000000000000000000C5', role: 'user', domain: 'other', user: 'carol@other.example' };
 export const OTHER_ADMIN: TestKeypair = { accessKey: 'AKIAKGATEDAVE0000006', secretKey: 'daveSecretKey00000000000000000000000DA6', role: 'admin', domain: 'other', user: 'dave@other.example' };
 
-export function writeKeypair(dir: string, k: TestKeypair): string {
+export function writeKeypair(dir: string, k: TestKeypair, apiKeys?: Keypair['apiKeys']): string {
   const file = join(dir, `${k.accessKey}.toml`);
   writeFileSync(
     file,
@@ -48,10 +49,23 @@ export function writeKeypair(dir: string, k: TestKeypair): string {
       isActive: k.isActive ?? true,
       expiresAt: k.expiresAt,
       oidcSubjects: k.oidcSubjects,
+      apiKeys,
     }),
   );
   chmodSync(file, 0o600);
   return file;
+}
+
+/**
+ * A keypair file with one static API key (as `kernelgate keypair apikey add` writes it, which
+ * test/apikey.test.ts covers), written before the gateway starts, so no wait for the folder watcher.
+ * Returns the key.
+ */
+export function writeKeypairWithApiKey(dir: string, k: TestKeypair, scope: 'read' | 'full' = 'full'): string {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+  const key = `kg_${[...randomBytes(32)].map((b) => alphabet[b % 62]).join('')}`;
+  writeKeypair(dir, k, [{ id: randomBytes(3).toString('hex'), sha256: createHash('sha256').update(key).digest('hex'), scope, createdAt: Date.now() }]);
+  return key;
 }
 
 export interface Response {

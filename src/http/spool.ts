@@ -50,10 +50,11 @@ export class RequestFiles {
   }
 }
 
-/** A multipart file part written to the spool folder. */
+/** A multipart file part written to the spool folder, with its SHA-256 (hex) taken as it was written. */
 export interface DiskFile {
   path: string;
   size: number;
+  sha256: string;
 }
 
 /**
@@ -67,7 +68,11 @@ export function spoolPart(stream: NodeJS.ReadableStream, files: RequestFiles): P
     const path = files.newPath('.part');
     const out = createWriteStream(path, { flags: 'wx', mode: 0o600 });
     let size = 0;
-    stream.on('data', (c: Buffer) => (size += c.length));
+    const hash = createHash('sha256');
+    stream.on('data', (c: Buffer) => {
+      size += c.length;
+      hash.update(c);
+    });
     stream.on('error', () => {
       out.destroy();
       done(undefined);
@@ -76,7 +81,7 @@ export function spoolPart(stream: NodeJS.ReadableStream, files: RequestFiles): P
       stream.resume();
       done(new ApiError(503, 'service-unavailable', 'The upload could not be written to the spool folder; retry later.'));
     });
-    out.on('finish', () => done({ path, size }));
+    out.on('finish', () => done({ path, size, sha256: hash.digest('hex') }));
     stream.pipe(out);
   });
 }

@@ -187,10 +187,10 @@ export class KernelRegistry {
    * `onnx`: the bytes, or a file holding them (a spooled upload: checked where it lies, then moved into the
    * store, never read into memory).
    */
-  async install(domain: string, config: ModelConfig, onnx: Buffer | { path: string }): Promise<{ model: StoredModel; replaced: boolean }> {
+  async install(domain: string, config: ModelConfig, onnx: Buffer | { path: string; sha256?: string }): Promise<{ model: StoredModel; replaced: boolean }> {
     await this.verify(domain, config, Buffer.isBuffer(onnx) ? onnx : undefined, Buffer.isBuffer(onnx) ? undefined : onnx.path);
     const replaced = this.store.get(domain, config.name) !== undefined;
-    const model = Buffer.isBuffer(onnx) ? this.store.save(domain, config, onnx) : await this.store.saveFile(domain, config, onnx.path);
+    const model = Buffer.isBuffer(onnx) ? this.store.save(domain, config, onnx) : await this.store.saveFile(domain, config, onnx.path, onnx.sha256);
     this.log.info({ model: config.name, domain, sha256: model.sha256, bytes: model.bytes, replaced }, 'model installed');
     return { model, replaced };
   }

@@ -138,17 +138,19 @@ export class ModelStore {
   }
 
   /**
-   * save() for a model already in a file (a spooled upload): hashed as a stream, then moved in by rename, or
-   * copied when the spool folder is on another file system. The source is consumed (moved) or left to its owner.
+   * save() for a model already in a file (a spooled upload): moved in by rename, or copied when the spool folder
+   * is on another file system. The source is consumed (moved) or left to its owner. `sha256`: its hash when
+   * taken as it was written (spool.ts spoolPart); else the file is read once to hash it.
    */
-  async saveFile(domain: string, config: ModelConfig, source: string): Promise<StoredModel> {
-    const hash = createHash('sha256');
-    let bytes = 0;
-    for await (const chunk of createReadStream(source) as AsyncIterable<Buffer>) {
-      hash.update(chunk);
-      bytes += chunk.length;
+  async saveFile(domain: string, config: ModelConfig, source: string, sha256?: string): Promise<StoredModel> {
+    const bytes = statSync(source).size;
+    let digest = sha256;
+    if (digest === undefined) {
+      const hash = createHash('sha256');
+      for await (const chunk of createReadStream(source) as AsyncIterable<Buffer>) hash.update(chunk);
+      digest = hash.digest('hex');
     }
-    return this.place(domain, config, hash.digest('hex'), bytes, (tmp) => {
+    return this.place(domain, config, digest, bytes, (tmp) => {
       try {
         renameSync(source, tmp);
       } catch (error) {

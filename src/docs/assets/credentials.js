@@ -136,4 +136,7 @@ export async function setupCredentialsPanel() {
     for (const id of ['access-key', 'secret-key', 'api-key', 'bearer-token']) field(id).value = '';
     describe();
   });
+  // The button ships disabled: until the submit handler above is wired (after GET / answered), a click or an
+  // Enter would submit the form natively, a GET that puts the secret key in the page's URL.
+  field('credentials-save').disabled = false;
 }

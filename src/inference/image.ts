@@ -156,10 +156,14 @@ export async function inspectImage(input: Buffer, limits: Partial<DecodeLimits> 
 /**
  * Decode, auto-rotate by EXIF orientation, flatten transparency onto white (text drawn on a transparent
  * background would otherwise turn into black on black) and return packed 8-bit sRGB.
+ *
+ * `inspected`: inspectImage's answer for this same input, when the caller already has it. The kernels
+ * inspect before queueing; reading the header again would cost another round trip to libvips' threads,
+ * and the decode enforces the pixel limit itself.
  */
-export async function decodeImage(input: Buffer, limits: Partial<DecodeLimits> = {}): Promise<RgbImage> {
+export async function decodeImage(input: Buffer, limits: Partial<DecodeLimits> = {}, inspected?: ImageInfo): Promise<RgbImage> {
   const lim: DecodeLimits = { ...DEFAULT_DECODE_LIMITS, ...limits };
-  const { format } = await inspectImage(input, lim);
+  const { format } = inspected ?? (await inspectImage(input, lim));
   try {
     const { data, info } = await open(input, lim)
       .rotate() // EXIF orientation

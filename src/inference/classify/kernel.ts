@@ -1,5 +1,5 @@
 import sharp from 'sharp';
-import { decodeImage, type DecodeLimits } from '../image.js';
+import { decodeImage, type DecodeLimits, type ImageInfo } from '../image.js';
 import { CustomModelKernel, type CustomKernelParts } from '../custom/model-kernel.js';
 import type { TensorData } from '../runners/runner.js';
 import type { ModelConfig } from '../store/model-config.js';
@@ -11,8 +11,8 @@ export interface ClassifyResult {
 }
 
 /** Image -> `[1, 3, H, W]` float32, resized to the model's input and normalized as configured. */
-export async function toInputTensor(image: Buffer, config: ModelConfig, limits: Partial<DecodeLimits>): Promise<{ data: Float32Array; dims: number[] }> {
-  const rgb = await decodeImage(image, limits);
+export async function toInputTensor(image: Buffer, config: ModelConfig, limits: Partial<DecodeLimits>, inspected?: ImageInfo): Promise<{ data: Float32Array; dims: number[] }> {
+  const rgb = await decodeImage(image, limits, inspected);
   const { width: w, height: h, color } = config.input;
   const pixels = await sharp(rgb.data, { raw: { width: rgb.width, height: rgb.height, channels: 3 } })
     .resize(w, h, { fit: 'fill' })
@@ -59,8 +59,8 @@ export class ClassifyKernel extends CustomModelKernel<undefined, ClassifyResult>
     return new ClassifyKernel(parts).start();
   }
 
-  protected async prepare(image: Buffer) {
-    return { input: await toInputTensor(image, this.config, this.parts.limits), prepared: undefined };
+  protected async prepare(image: Buffer, inspected: ImageInfo) {
+    return { input: await toInputTensor(image, this.config, this.parts.limits, inspected), prepared: undefined };
   }
 
   protected interpret(output: TensorData): ClassifyResult['predictions'] {

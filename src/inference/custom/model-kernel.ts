@@ -11,7 +11,7 @@
  * run past its deadline or over the memory cap kills the session's process (see ModelFailure); the next
  * job starts a fresh one.
  */
-import { DEFAULT_DECODE_LIMITS, inspectImage, type DecodeLimits } from '../image.js';
+import { DEFAULT_DECODE_LIMITS, inspectImage, type DecodeLimits, type ImageInfo } from '../image.js';
 import type { InferOptions, InferenceResult, Kernel } from '../kernel.js';
 import type { InferenceLogger } from '../providers.js';
 import type { WorkQueue } from '../queue.js';
@@ -49,7 +49,8 @@ export abstract class CustomModelKernel<Prepared, Result extends InferenceResult
   }
 
   /** Decoded image → the model's input tensor, plus what interpret() needs to map the output back. */
-  protected abstract prepare(image: Buffer): Promise<{ input: TensorData; prepared: Prepared }>;
+  /** `inspected`: the image's header, read before queueing (decodeImage need not read it again). */
+  protected abstract prepare(image: Buffer, inspected: ImageInfo): Promise<{ input: TensorData; prepared: Prepared }>;
   /** The model's first output → the task's predictions. */
   protected abstract interpret(output: TensorData, prepared: Prepared, opts: InferOptions): Result['predictions'];
   /** Throws a plain Error saying why, when a blank run's output does not fit the declared labels. */
@@ -98,13 +99,13 @@ export abstract class CustomModelKernel<Prepared, Result extends InferenceResult
     const name = this.config.name;
     return this.#inflight.around(async (track) => {
       // Header checks before queueing: most bad input is refused at once without taking a slot.
-      await inspectImage(image, { ...DEFAULT_DECODE_LIMITS, ...this.parts.limits });
+      const inspected = await inspectImage(image, { ...DEFAULT_DECODE_LIMITS, ...this.parts.limits });
       // The session is in use until the job really ends, even when its caller was answered earlier.
       const { output, prepared } = await this.parts.queue.run(
         (signal) =>
           track(
             (async () => {
-              const { input, prepared } = await this.prepare(image);
+              const { input, prepared } = await this.prepare(image, inspected);
               if (signal.aborted) throw new ApiError(504, 'gateway-timeout', `${name} request timed out`);
               const session = await this.#current().catch((err: unknown) => {
                 throw unavailable(`model ${name} could not be started: ${firstLine(err)}`, 5);

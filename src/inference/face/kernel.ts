@@ -124,13 +124,13 @@ export class FaceKernel implements Kernel<FaceResult> {
   async infer(image: Buffer, opts: InferOptions = {}): Promise<FaceResult> {
     const minConfidence = minConfidenceOf(opts.minConfidence);
     return this.#inflight.around(async (track) => {
-      await inspectImage(image, this.#limits);
+      const inspected = await inspectImage(image, this.#limits);
       return this.#queue.run(
         (signal) =>
           track(
             (async () => {
               const t0 = performance.now();
-              const img = await decodeImage(image, this.#limits);
+              const img = await decodeImage(image, this.#limits, inspected);
               if (signal.aborted) throw new ApiError(504, 'gateway-timeout', 'face request timed out');
               const predictions = await this.detect(img, minConfidence);
               return { predictions, duration_ms: round1(performance.now() - t0), provider: this.#provider };

@@ -235,13 +235,13 @@ export class OcrKernel implements Kernel<OcrResult> {
   async recognizeWithTimings(image: Buffer, opts: RecognizeOptions = {}): Promise<{ result: OcrResult; timings: OcrTimings }> {
     return this.#inflight.around(async (track) => {
       // Header checks before queueing: most bad input is refused at once without taking a model slot.
-      await inspectImage(image, this.#limits);
+      const inspected = await inspectImage(image, this.#limits);
       return this.#queue.run(
         (signal, turn) =>
           track(
             (async () => {
               const t0 = now();
-              const img = await decodeImage(image, this.#limits);
+              const img = await decodeImage(image, this.#limits, inspected);
               const decodeMs = now() - t0;
               // Between stages the page gives other tenants' waiting images a turn (queue.ts); the time it
               // waits for its next turn is not its own.

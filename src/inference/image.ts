@@ -114,8 +114,16 @@ const open = (input: Buffer, lim: DecodeLimits) =>
 
 export interface ImageInfo {
   format: ImageFormat;
+  /** As stored, before EXIF orientation (see orientedSize). */
   width: number;
   height: number;
+  /** EXIF orientation, 1 (none) to 8; 5-8 turn the image by a quarter. */
+  orientation: number;
+}
+
+/** The size the image has once turned upright by its EXIF orientation (what decodeImage answers). */
+export function orientedSize(info: ImageInfo): { width: number; height: number } {
+  return info.orientation >= 5 ? { width: info.height, height: info.width } : { width: info.width, height: info.height };
 }
 
 /**
@@ -136,11 +144,13 @@ export async function inspectImage(input: Buffer, limits: Partial<DecodeLimits> 
 
   let width: number;
   let height: number;
+  let orientation: number;
   try {
     // Only the header is read here, so no pixel limit: the check below names both numbers.
     const meta = await sharp(input, { failOn: 'error', limitInputPixels: false }).metadata();
     width = meta.width ?? 0;
     height = meta.height ?? 0;
+    orientation = meta.orientation !== undefined && meta.orientation >= 1 && meta.orientation <= 8 ? meta.orientation : 1;
   } catch (err) {
     throw fromSharpError(err, format, lim.maxPixels);
   }
@@ -150,7 +160,7 @@ export async function inspectImage(input: Buffer, limits: Partial<DecodeLimits> 
       `image is ${width}x${height} = ${width * height} pixels; the limit is ${lim.maxPixels} pixels (config inference.max_image_pixels); send a smaller image`,
     );
   }
-  return { format, width, height };
+  return { format, width, height, orientation };
 }
 
 /**
@@ -160,15 +170,22 @@ export async function inspectImage(input: Buffer, limits: Partial<DecodeLimits> 
  * `inspected`: inspectImage's answer for this same input, when the caller already has it. The kernels
  * inspect before queueing; reading the header again would cost another round trip to libvips' threads,
  * and the decode enforces the pixel limit itself.
+ *
+ * `size`: the upright image stretched to exactly this size, in the same libvips pipeline. Kernels whose
+ * model takes a small input ask for it: JPEG and WebP are then decoded at a fraction of their size
+ * (shrink-on-load) and the full-size pixels never exist. Measured on 640x480 photos, the face kernel's
+ * two inputs took 14-16 ms by decoding first and resizing the raw pixels, 7 ms this way (README "Face kernel").
  */
-export async function decodeImage(input: Buffer, limits: Partial<DecodeLimits> = {}, inspected?: ImageInfo): Promise<RgbImage> {
+export async function decodeImage(input: Buffer, limits: Partial<DecodeLimits> = {}, inspected?: ImageInfo, size?: { width: number; height: number }): Promise<RgbImage> {
   const lim: DecodeLimits = { ...DEFAULT_DECODE_LIMITS, ...limits };
   const { format } = inspected ?? (await inspectImage(input, lim));
   try {
-    const { data, info } = await open(input, lim)
+    let pipeline = open(input, lim)
       .rotate() // EXIF orientation
       .flatten({ background: '#ffffff' })
-      .toColourspace('srgb')
+      .toColourspace('srgb');
+    if (size !== undefined) pipeline = pipeline.resize(size.width, size.height, { fit: 'fill' });
+    const { data, info } = await pipeline
       .raw({ depth: 'uchar' })
       .timeout({ seconds: lim.timeoutSeconds })
       .toBuffer({ resolveWithObject: true });

@@ -8,10 +8,11 @@
  * coffee cup at 0.67-0.74. So the front model's candidates count at every size and the back model's only
  * below SMALL_FACE; the two lists are merged by one weighted NMS. The two runs go to two workers at once.
  *
- * Images are checked (header) before queueing and decoded inside the queue, as the other kernels do.
+ * Images are checked (header) before queueing and decoded inside the queue, as the other kernels do, straight
+ * to the models' input sizes (letterbox.ts).
  */
 import { ApiError } from '../../problems/api-error.js';
-import { DEFAULT_DECODE_LIMITS, decodeImage, inspectImage, type DecodeLimits, type RgbImage } from '../image.js';
+import { DEFAULT_DECODE_LIMITS, inspectImage, orientedSize, type DecodeLimits } from '../image.js';
 import type { InferOptions, Kernel } from '../kernel.js';
 import type { InferenceLogger } from '../providers.js';
 import { WorkQueue, type QueueStats, type WorkQueueOptions } from '../queue.js';
@@ -19,7 +20,7 @@ import type { RunnerSource } from '../runners/pool.js';
 import type { ModelRunner, TensorData } from '../runners/runner.js';
 import { ssdAnchorCentres } from './anchors.js';
 import { decodeCandidates, KEYPOINTS, REGRESSORS, type FaceCandidate } from './decode.js';
-import { letterbox, toImage, type Letterbox } from './letterbox.js';
+import { letterboxes, toImage, type Letterbox } from './letterbox.js';
 import { faceModels, type FaceModel } from './models.js';
 import { weightedNms } from './nms.js';
 import { InFlight } from '../in-flight.js';
@@ -67,6 +68,8 @@ interface LoadedModel {
 }
 
 const round1 = (v: number) => Math.round(v * 10) / 10;
+
+type Size = { width: number; height: number };
 
 /** The confidence threshold of a request: a number in [0, 1], else a 400. */
 export function minConfidenceOf(value: number | undefined): number {
@@ -130,9 +133,9 @@ export class FaceKernel implements Kernel<FaceResult> {
           track(
             (async () => {
               const t0 = performance.now();
-              const img = await decodeImage(image, this.#limits, inspected);
+              const inputs = await letterboxes(image, inspected, this.#limits, this.#models.map((m) => m.model.anchors.inputSize));
               if (signal.aborted) throw new ApiError(504, 'gateway-timeout', 'face request timed out');
-              const predictions = await this.detect(img, minConfidence);
+              const predictions = await this.#detect(inputs, orientedSize(inspected), minConfidence);
               return { predictions, duration_ms: round1(performance.now() - t0), provider: this.#provider };
             })(),
           ),
@@ -141,15 +144,15 @@ export class FaceKernel implements Kernel<FaceResult> {
     });
   }
 
-  async detect(img: RgbImage, minConfidence: number): Promise<FacePrediction[]> {
-    const perModel = await Promise.all(this.#models.map((m) => this.#candidates(m, img, minConfidence)));
+  /** `inputs`: each model's letterbox, in the order of the models; `img`: the upright image's size. */
+  async #detect(inputs: Letterbox[], img: Size, minConfidence: number): Promise<FacePrediction[]> {
+    const perModel = await Promise.all(this.#models.map((m, i) => this.#candidates(m, inputs[i]!, img, minConfidence)));
     // In the image's pixels both models' candidates share one frame, so one NMS merges them.
     return weightedNms(perModel.flat()).map((face) => toPrediction(face, img));
   }
 
   /** One model's candidates, in the image's pixels. */
-  async #candidates(m: LoadedModel, img: RgbImage, minConfidence: number): Promise<FaceCandidate[]> {
-    const lb = await letterbox(img, m.model.anchors.inputSize);
+  async #candidates(m: LoadedModel, lb: Letterbox, img: Size, minConfidence: number): Promise<FaceCandidate[]> {
     const outputs = await m.runner.run({ [m.runner.inputNames[0]!]: { data: lb.data, dims: [1, lb.size, lb.size, 3] } }, { allOutputs: true });
     const { scores, regressors } = joinLayers(Object.values(outputs));
     return decodeCandidates(scores, regressors, m.anchors, lb.size, minConfidence)
@@ -194,7 +197,7 @@ function checkOutputs(model: FaceModel, runner: ModelRunner, anchors: number): v
   }
 }
 
-function toImageFrame(c: FaceCandidate, lb: Letterbox, img: RgbImage): FaceCandidate {
+function toImageFrame(c: FaceCandidate, lb: Letterbox, img: Size): FaceCandidate {
   const [x0, y0] = toImage(lb, img, c.box[0], c.box[1]);
   const [x1, y1] = toImage(lb, img, c.box[2], c.box[3]);
   const keypoints = new Float32Array(c.keypoints.length);
@@ -207,7 +210,7 @@ function toImageFrame(c: FaceCandidate, lb: Letterbox, img: RgbImage): FaceCandi
 }
 
 /** Integer pixels inside the image (a box or an ear may reach past the edge). */
-function toPrediction(face: FaceCandidate, img: RgbImage): FacePrediction {
+function toPrediction(face: FaceCandidate, img: Size): FacePrediction {
   const x = (v: number) => Math.min(img.width - 1, Math.max(0, Math.round(v)));
   const y = (v: number) => Math.min(img.height - 1, Math.max(0, Math.round(v)));
   const landmarks: Array<[number, number]> = [];

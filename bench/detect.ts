@@ -10,7 +10,7 @@
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
-import { decodeImage } from '../src/inference/image.js';
+import { inspectImage } from '../src/inference/image.js';
 import { decodeDetections } from '../src/inference/detect/decode.js';
 import { letterbox } from '../src/inference/detect/letterbox.js';
 import { createSession } from '../src/inference/providers.js';
@@ -110,8 +110,7 @@ const times = { letterbox: [] as number[], run: [] as number[], decode40: [] as 
 const counts = { kept40: 0, kept25: 0, keptAll: 0, keptDisjoint: 0, in40: 0, in25: 0 };
 for (let i = -2; i < RUNS; i++) {
   let t = performance.now();
-  const rgb = await decodeImage(photo);
-  const { pixels } = await letterbox(rgb, SIZE, SIZE);
+  const { pixels } = await letterbox(photo, await inspectImage(photo), {}, SIZE, SIZE);
   const plane = SIZE * SIZE;
   const data = new Float32Array(3 * plane);
   for (let c = 0; c < 3; c++) for (let p = 0; p < plane; p++) data[c * plane + p] = pixels[p * 3 + c]! / 255;

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import sharp from 'sharp';
 import { decodeDetections } from '../src/inference/detect/decode.js';
 import { letterbox, letterboxGeometry, unletterbox } from '../src/inference/detect/letterbox.js';
+import { inspectImage } from '../src/inference/image.js';
 import { yolov5Values, yolov8Values } from './helpers/onnx.js';
 import { ROWS, ROWS_V5 } from './helpers/detect-fixtures.js';
 
@@ -48,8 +49,8 @@ describe('detect decoding (pure)', () => {
   });
 
   it('letterboxes with grey 114, centred, and maps boxes back through the same geometry', async () => {
-    const red = await sharp({ create: { width: 200, height: 100, channels: 3, background: { r: 255, g: 0, b: 0 } } }).raw().toBuffer();
-    const { pixels, box } = await letterbox({ data: red, width: 200, height: 100, format: 'png' }, 64, 64);
+    const red = await sharp({ create: { width: 200, height: 100, channels: 3, background: { r: 255, g: 0, b: 0 } } }).png().toBuffer();
+    const { pixels, box } = await letterbox(red, await inspectImage(red), {}, 64, 64);
     assert.deepEqual(box, { scale: 0.32, left: 0, top: 16, width: 200, height: 100 });
     const at = (x: number, y: number) => [...pixels.subarray((y * 64 + x) * 3, (y * 64 + x) * 3 + 3)];
     for (const y of [0, 15, 48, 63]) assert.deepEqual(at(31, y), [114, 114, 114], `row ${y} is padding`);

@@ -1,4 +1,3 @@
-import sharp from 'sharp';
 import { decodeImage, type DecodeLimits, type ImageInfo } from '../image.js';
 import { CustomModelKernel, type CustomKernelParts } from '../custom/model-kernel.js';
 import type { TensorData } from '../runners/runner.js';
@@ -12,12 +11,9 @@ export interface ClassifyResult {
 
 /** Image -> `[1, 3, H, W]` float32, resized to the model's input and normalized as configured. */
 export async function toInputTensor(image: Buffer, config: ModelConfig, limits: Partial<DecodeLimits>, inspected?: ImageInfo): Promise<{ data: Float32Array; dims: number[] }> {
-  const rgb = await decodeImage(image, limits, inspected);
   const { width: w, height: h, color } = config.input;
-  const pixels = await sharp(rgb.data, { raw: { width: rgb.width, height: rgb.height, channels: 3 } })
-    .resize(w, h, { fit: 'fill' })
-    .raw()
-    .toBuffer();
+  // Decoded straight to the model's size (shrink-on-load; the full-size pixels are never made).
+  const pixels = (await decodeImage(image, limits, inspected, { width: w, height: h })).data;
   const plane = w * h;
   const data = new Float32Array(3 * plane);
   const { mean, std } = config.normalize;

@@ -1,4 +1,4 @@
-import { decodeImage, type ImageInfo } from '../image.js';
+import type { ImageInfo } from '../image.js';
 import { CustomModelKernel, type CustomKernelParts } from '../custom/model-kernel.js';
 import type { InferOptions } from '../kernel.js';
 import type { TensorData } from '../runners/runner.js';
@@ -38,7 +38,7 @@ export class DetectKernel extends CustomModelKernel<Letterbox, DetectResult> {
 
   protected async prepare(image: Buffer, inspected: ImageInfo): Promise<{ input: TensorData; prepared: Letterbox }> {
     const { width: w, height: h, color } = this.config.input;
-    const { pixels, box } = await letterbox(await decodeImage(image, this.parts.limits, inspected), w, h);
+    const { pixels, box } = await letterbox(image, inspected, this.parts.limits, w, h);
     const plane = w * h;
     const data = new Float32Array(3 * plane);
     const { mean, std } = this.config.normalize;

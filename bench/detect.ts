@@ -11,6 +11,7 @@ import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { inspectImage } from '../src/inference/image.js';
+import { planarInput } from '../src/inference/planar.js';
 import { decodeDetections } from '../src/inference/detect/decode.js';
 import { letterbox } from '../src/inference/detect/letterbox.js';
 import { createSession } from '../src/inference/providers.js';
@@ -111,9 +112,7 @@ const counts = { kept40: 0, kept25: 0, keptAll: 0, keptDisjoint: 0, in40: 0, in2
 for (let i = -2; i < RUNS; i++) {
   let t = performance.now();
   const { pixels } = await letterbox(photo, await inspectImage(photo), {}, SIZE, SIZE);
-  const plane = SIZE * SIZE;
-  const data = new Float32Array(3 * plane);
-  for (let c = 0; c < 3; c++) for (let p = 0; p < plane; p++) data[c * plane + p] = pixels[p * 3 + c]! / 255;
+  const data = planarInput(pixels, SIZE, SIZE, { input: { width: SIZE, height: SIZE, color: 'RGB' }, normalize: { mean: [0, 0, 0], std: [1, 1, 1] } });
   const letterboxMs = performance.now() - t;
 
   t = performance.now();

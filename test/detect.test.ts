@@ -10,6 +10,7 @@ import sharp from 'sharp';
 import { decodeDetections } from '../src/inference/detect/decode.js';
 import { letterbox, letterboxGeometry, unletterbox } from '../src/inference/detect/letterbox.js';
 import { inspectImage } from '../src/inference/image.js';
+import { planarInput } from '../src/inference/planar.js';
 import { yolov5Values, yolov8Values } from './helpers/onnx.js';
 import { ROWS, ROWS_V5 } from './helpers/detect-fixtures.js';
 
@@ -46,6 +47,21 @@ describe('detect decoding (pure)', () => {
       [1, 1, 1, 1, NaN, 0.95],
     ]);
     assert.deepEqual(classes(decodeDetections(Float32Array.from(bad.values), bad.dims, 'yolov8', 2, 0.4, 0.45)), [[1, 0.95, 0.5, 0.5, 1.5, 1.5]]);
+  });
+
+  it('planar input: (byte / 255 - mean) / std per channel, planes in the configured colour order', () => {
+    const pixels = Uint8Array.from({ length: 4 * 3 * 3 }, (_, i) => (i * 37) % 256);
+    const normalize = { mean: [0.485, 0.456, 0.406] as [number, number, number], std: [0.229, 0.224, 0.225] as [number, number, number] };
+    for (const color of ['RGB', 'BGR'] as const) {
+      const got = planarInput(pixels, 4, 3, { input: { width: 4, height: 3, color }, normalize });
+      const want = new Float32Array(36);
+      for (let c = 0; c < 3; c++) {
+        const source = color === 'BGR' ? 2 - c : c;
+        for (let i = 0; i < 12; i++) want[c * 12 + i] = (pixels[i * 3 + source]! / 255 - normalize.mean[c]!) / normalize.std[c]!;
+      }
+      assert.deepEqual(got, want, color);
+    }
+    assert.throws(() => planarInput(pixels, 5, 3, { input: { width: 5, height: 3, color: 'RGB' }, normalize }), /bytes for 5x3x3/);
   });
 
   it('letterboxes with grey 114, centred, and maps boxes back through the same geometry', async () => {

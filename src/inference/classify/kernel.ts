@@ -1,3 +1,4 @@
+import { planarInput } from '../planar.js';
 import { decodeImage, type DecodeLimits, type ImageInfo } from '../image.js';
 import { CustomModelKernel, type CustomKernelParts } from '../custom/model-kernel.js';
 import type { TensorData } from '../runners/runner.js';
@@ -11,18 +12,10 @@ export interface ClassifyResult {
 
 /** Image -> `[1, 3, H, W]` float32, resized to the model's input and normalized as configured. */
 export async function toInputTensor(image: Buffer, config: ModelConfig, limits: Partial<DecodeLimits>, inspected?: ImageInfo): Promise<{ data: Float32Array; dims: number[] }> {
-  const { width: w, height: h, color } = config.input;
+  const { width: w, height: h } = config.input;
   // Decoded straight to the model's size (shrink-on-load; the full-size pixels are never made).
   const pixels = (await decodeImage(image, limits, inspected, { width: w, height: h })).data;
-  const plane = w * h;
-  const data = new Float32Array(3 * plane);
-  const { mean, std } = config.normalize;
-  for (let c = 0; c < 3; c++) {
-    const source = color === 'BGR' ? 2 - c : c;
-    const m = mean[c];
-    const s = std[c];
-    for (let i = 0; i < plane; i++) data[c * plane + i] = (pixels[i * 3 + source] / 255 - m) / s;
-  }
+  const data = planarInput(pixels, w, h, config);
   return { data, dims: [1, 3, h, w] };
 }
 

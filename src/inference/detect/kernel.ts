@@ -1,4 +1,5 @@
 import type { ImageInfo } from '../image.js';
+import { planarInput } from '../planar.js';
 import { CustomModelKernel, type CustomKernelParts } from '../custom/model-kernel.js';
 import type { InferOptions } from '../kernel.js';
 import type { TensorData } from '../runners/runner.js';
@@ -37,17 +38,9 @@ export class DetectKernel extends CustomModelKernel<Letterbox, DetectResult> {
   }
 
   protected async prepare(image: Buffer, inspected: ImageInfo): Promise<{ input: TensorData; prepared: Letterbox }> {
-    const { width: w, height: h, color } = this.config.input;
+    const { width: w, height: h } = this.config.input;
     const { pixels, box } = await letterbox(image, inspected, this.parts.limits, w, h);
-    const plane = w * h;
-    const data = new Float32Array(3 * plane);
-    const { mean, std } = this.config.normalize;
-    for (let c = 0; c < 3; c++) {
-      const source = color === 'BGR' ? 2 - c : c;
-      const m = mean[c];
-      const s = std[c];
-      for (let i = 0; i < plane; i++) data[c * plane + i] = (pixels[i * 3 + source]! / 255 - m) / s;
-    }
+    const data = planarInput(pixels, w, h, this.config);
     return { input: { data, dims: [1, 3, h, w] }, prepared: box };
   }
 

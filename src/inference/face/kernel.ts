@@ -144,15 +144,16 @@ export class FaceKernel implements Kernel<FaceResult> {
     });
   }
 
-  /** `inputs`: each model's letterbox, in the order of the models; `img`: the upright image's size. */
-  async #detect(inputs: Letterbox[], img: Size, minConfidence: number): Promise<FacePrediction[]> {
+  /** `inputs`: each model's letterbox (as it becomes ready), in the order of the models; `img`: the upright image's size. */
+  async #detect(inputs: Array<Promise<Letterbox>>, img: Size, minConfidence: number): Promise<FacePrediction[]> {
     const perModel = await Promise.all(this.#models.map((m, i) => this.#candidates(m, inputs[i]!, img, minConfidence)));
     // In the image's pixels both models' candidates share one frame, so one NMS merges them.
     return weightedNms(perModel.flat()).map((face) => toPrediction(face, img));
   }
 
   /** One model's candidates, in the image's pixels. */
-  async #candidates(m: LoadedModel, lb: Letterbox, img: Size, minConfidence: number): Promise<FaceCandidate[]> {
+  async #candidates(m: LoadedModel, input: Promise<Letterbox>, img: Size, minConfidence: number): Promise<FaceCandidate[]> {
+    const lb = await input;
     const outputs = await m.runner.run({ [m.runner.inputNames[0]!]: { data: lb.data, dims: [1, lb.size, lb.size, 3] } }, { allOutputs: true });
     const { scores, regressors } = joinLayers(Object.values(outputs));
     return decodeCandidates(scores, regressors, m.anchors, lb.size, minConfidence)

@@ -29,24 +29,23 @@ export function squareFit(width: number, height: number, size: number): { left: 
 }
 
 /**
- * The image letterboxed into each of `sizes` (model input sides), in the order given. `inspected` is the
- * image's header (inspectImage), read before queueing.
+ * The image letterboxed into each of `sizes` (model input sides), in the order given, each as soon as it is
+ * ready: the largest first (its model, the slower, can start while the others are resized). `inspected` is
+ * the image's header (inspectImage), read before queueing. One decode failure rejects them all.
  */
-export async function letterboxes(image: Buffer, inspected: ImageInfo, limits: Partial<DecodeLimits>, sizes: readonly number[]): Promise<Letterbox[]> {
+export async function letterboxes(image: Buffer, inspected: ImageInfo, limits: Partial<DecodeLimits>, sizes: readonly number[]): Promise<Array<Promise<Letterbox>>> {
   const upright = orientedSize(inspected);
   const largest = Math.max(...sizes);
   const big = squareFit(upright.width, upright.height, largest);
   const decoded = await decodeImage(image, limits, inspected, { width: big.width, height: big.height });
-  return Promise.all(
-    sizes.map(async (size) => {
-      const fit = size === largest ? big : squareFit(upright.width, upright.height, size);
-      const pixels =
-        size === largest
-          ? decoded.data
-          : await sharp(decoded.data, { raw: { width: big.width, height: big.height, channels: 3 } }).resize(fit.width, fit.height, { fit: 'fill' }).raw().toBuffer();
-      return toInput(pixels, fit, size);
-    }),
-  );
+  return sizes.map(async (size) => {
+    const fit = size === largest ? big : squareFit(upright.width, upright.height, size);
+    const pixels =
+      size === largest
+        ? decoded.data
+        : await sharp(decoded.data, { raw: { width: big.width, height: big.height, channels: 3 } }).resize(fit.width, fit.height, { fit: 'fill' }).raw().toBuffer();
+    return toInput(pixels, fit, size);
+  });
 }
 
 /** Packed RGB of exactly `fit`'s size → the float square, black (-1) around it. */

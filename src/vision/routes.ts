@@ -6,11 +6,11 @@
  * for the model (implicit-session.ts). Errors are the gateway's problem documents with DeepStack's members
  * added (problems/middleware.ts) and real status codes; Koa sends every JSON answer with Content-Length.
  */
-import sharp from 'sharp';
 import type { Config } from '../config/config.js';
 import { imagePart, readForm, textField, type Form } from '../http/form.js';
 import type { GatewayContext } from '../http/context.js';
 import type { RouteSpec } from '../http/route.js';
+import { inspectImage, orientedSize } from '../inference/image.js';
 import type { InferenceResult } from '../inference/kernel.js';
 import type { KernelRegistry } from '../inference/registry.js';
 import type { StoredModel } from '../inference/store/model-store.js';
@@ -93,12 +93,8 @@ export function visionRoutes(deps: VisionDeps): RouteSpec[] {
     return model;
   };
 
-  /** Width and height of the image as the models see it (EXIF orientation applied). */
-  const orientedSize = async (picture: Buffer) => {
-    const meta = await sharp(picture, { limitInputPixels: false }).metadata();
-    const turned = (meta.orientation ?? 1) >= 5;
-    return { width: (turned ? meta.height : meta.width) ?? 0, height: (turned ? meta.width : meta.height) ?? 0 };
-  };
+  /** Width and height of the image as the models see it (EXIF orientation applied); the kernel has accepted it. */
+  const uprightSize = async (picture: Buffer) => orientedSize(await inspectImage(picture, { maxBytes: maxImage, maxPixels: config.inference.max_image_pixels }));
 
   return [
     inferenceRoute('/v1/vision/detection', 'DeepStack object detection, by the [vision] detection_model of your domain.', async (ctx) => {
@@ -130,7 +126,7 @@ export function visionRoutes(deps: VisionDeps): RouteSpec[] {
       const model = kernels.store.get(ctx.state.owner!.domain, name);
       if (model === undefined) throw new ApiError(404, 'model-not-found', `No custom model named ${JSON.stringify(name.slice(0, 64))}.`);
       const result = await run(ctx, model.config.name, picture, min);
-      const predictions = model.config.task === 'detect' ? detections(result.predictions, min) : classes(result.predictions, min, await orientedSize(picture));
+      const predictions = model.config.task === 'detect' ? detections(result.predictions, min) : classes(result.predictions, min, await uprightSize(picture));
       ctx.body = { success: true, predictions, duration: durationSince(started) };
     }),
     inferenceRoute('/v1/vision/face', 'DeepStack face detection, by the built-in face kernel.', async (ctx) => {

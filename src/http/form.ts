@@ -117,7 +117,10 @@ function readStreamedForm(body: RequestBody, contentType: string, limits: FormLi
     let firstFileName: string | undefined;
     // File parts being written to the spool: the form is complete when busboy is done and they are on disk.
     const writing: Array<Promise<void>> = [];
-    parser.on('file', (name, stream) => {
+    // busboy names a part without a name (or with name="") undefined; '' keeps the duplicate check (and its
+    // error message) from throwing a TypeError out of busboy's event, which crashed the process on a spooled body.
+    parser.on('file', (partName, stream) => {
+      const name = partName ?? '';
       stream.on('error', () => fail(malformedMultipart()));
       if (names.has(name)) {
         fail(twice(name));
@@ -151,7 +154,8 @@ function readStreamedForm(body: RequestBody, contentType: string, limits: FormLi
         if (name === firstFileName) form.firstFile = data;
       });
     });
-    parser.on('field', (name, value, info) => {
+    parser.on('field', (partName, value, info) => {
+      const name = partName ?? '';
       if (names.has(name)) return void fail(twice(name));
       names.add(name);
       // Only `image` may be large (a file sent without a filename); every other field is short text.

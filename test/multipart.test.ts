@@ -129,7 +129,7 @@ const partArb = (boundary: string) =>
     .record({
       name: textArb,
       nameToken: fc.boolean(),
-      filename: fc.option(fc.tuple(textArb, fc.constantFrom('', 'dir/', 'C:\\x\\')), { nil: undefined }),
+      filename: fc.option(fc.tuple(textArb, fc.constantFrom('', 'dir/', 'C:\\x\\')), { nil: undefined, freq: 2 }),
       extended: fc.boolean(),
       type: fc.option(fc.constantFrom('image/jpeg', 'application/octet-stream', 'Image/PNG; q=1', 'text/plain', 'garbage', 'application/OCTET-STREAM'), { nil: undefined }),
       dispName: caseOf('Content-Disposition'),

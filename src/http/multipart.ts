@@ -10,6 +10,8 @@
  * `filename`. Where busboy silently drops data instead (bytes after a delimiter other than CRLF or `--`, RFC 2046
  * transport padding included; a delimiter with no headers after it; a part whose headers run into the next
  * delimiter) this parser refuses the body: a part lost without a word would answer a different request.
+ * A part's data is its bytes whatever charset its Content-Type declares (busboy decoded a field with it, which
+ * readForm, keeping fields as latin1 bytes, then misread), and a part without a name is named ''.
  * Each delimiter search is Buffer.indexOf from the end of the previous one and the part count is bounded, so
  * the work is linear in the body.
  */
@@ -48,12 +50,14 @@ const HEADER_END = Buffer.from('\r\n\r\n');
 
 /**
  * The boundary parameter of a multipart/form-data Content-Type, as busboy reads it (first `boundary`
- * parameter, quoted or not); undefined when the header does not parse, is another type, or has none.
+ * parameter, quoted or not); undefined when the header does not parse, is another type, or has none (or an
+ * empty one, or one over RFC 2046's 70 characters, which busboy took).
  */
 export function multipartBoundary(contentType: string): string | undefined {
   const parsed = parseContentType(contentType);
   if (parsed === undefined || parsed.type !== 'multipart' || parsed.subtype !== 'form-data') return undefined;
-  return parsed.params.get('boundary');
+  const boundary = parsed.params.get('boundary');
+  return boundary !== undefined && boundary.length > 0 && boundary.length <= MAX_BOUNDARY ? boundary : undefined;
 }
 
 /**

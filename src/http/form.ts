@@ -47,6 +47,7 @@ export const MAX_TEXT_FIELD_BYTES = 4096;
 const MAX_PARTS = 32;
 
 const twice = (name: string) => new ApiError(400, 'invalid-api-params', `Form field ${JSON.stringify(name.slice(0, 64))} is given more than once.`);
+const malformedType = () => new ApiError(400, 'invalid-api-params', 'Malformed multipart Content-Type (no boundary?).');
 const tooLarge = (name: string, limit: number) => new ApiError(413, 'request-too-large', `Form part ${JSON.stringify(name.slice(0, 64))} is larger than ${limit} bytes.`);
 
 export async function readForm(raw: Buffer | RequestBody, contentType: string | undefined, limits: FormLimits): Promise<Form> {
@@ -70,9 +71,10 @@ export async function readForm(raw: Buffer | RequestBody, contentType: string | 
   return readStreamedForm(body, contentType!, limits, form);
 }
 
-const malformedType = () => new ApiError(400, 'invalid-api-params', 'Malformed multipart Content-Type (no boundary?).');
-
-/** The parts are checked in order, so the first refusal is the one busboy's events gave for the same body. */
+/**
+ * A body in memory, split in place (its file parts are subarrays of it, not copies). The parts are checked in
+ * order, so the first refusal is the one busboy's events gave for the same body.
+ */
 function readMemoryForm(bytes: Buffer, contentType: string, limits: FormLimits, form: Form): Form {
   const boundary = multipartBoundary(contentType);
   if (boundary === undefined) throw malformedType();

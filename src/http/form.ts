@@ -1,14 +1,16 @@
 /**
  * A form body: multipart (what every DeepStack client sends: `image`, `min_confidence`,
  * `api_key`, files `model` / `config`) or urlencoded (Python `requests.post(data=...)` without files).
- * Parsed from the body authentication already read: bytes in memory (within the body limit), or a spooled
- * upload's file (within the upload limit), fed to busboy as a stream; busboy is linear in them. The file
- * parts an upload route names (`toDisk`) are written straight to spool files, never gathered in memory.
+ * Parsed from the body authentication already read: bytes in memory (within the body limit) are split in place
+ * (http/multipart.ts: no stream machinery on the hot path, parts are subarrays of the body); a spooled upload's
+ * file (within the upload limit) is fed to busboy as a stream. Both are linear in the body. The file parts an
+ * upload route names (`toDisk`) are written straight to spool files, never gathered in memory.
  * A field given twice is refused (which one would count?); a part over its limit is a 413.
  */
 import busboy from 'busboy';
 import { ApiError } from '../problems/api-error.js';
 import { canonicalContentType } from '../signing/canonical.js';
+import { isFilePart, malformedMultipart, multipartBoundary, multipartParts } from './multipart.js';
 import { feedBody, memoryBody, type RequestBody } from './request-body.js';
 import { spoolPart, type DiskFile, type RequestFiles } from './spool.js';
 
@@ -44,8 +46,8 @@ export function diskLimits(body: RequestBody, state: { upload?: { files: Request
 export const MAX_TEXT_FIELD_BYTES = 4096;
 const MAX_PARTS = 32;
 
-const malformed = () => new ApiError(400, 'invalid-api-params', 'Malformed multipart body.');
 const twice = (name: string) => new ApiError(400, 'invalid-api-params', `Form field ${JSON.stringify(name.slice(0, 64))} is given more than once.`);
+const malformedType = () => new ApiError(400, 'invalid-api-params', 'Malformed multipart Content-Type (no boundary?).');
 const tooLarge = (name: string, limit: number) => new ApiError(413, 'request-too-large', `Form part ${JSON.stringify(name.slice(0, 64))} is larger than ${limit} bytes.`);
 
 export async function readForm(raw: Buffer | RequestBody, contentType: string | undefined, limits: FormLimits): Promise<Form> {
@@ -65,19 +67,48 @@ export async function readForm(raw: Buffer | RequestBody, contentType: string | 
   if (type !== 'multipart/form-data') {
     throw new ApiError(415, 'unsupported-media-type', 'Send a multipart/form-data body (fields "image", "min_confidence", ...), as DeepStack clients do.');
   }
+  if (body.bytes !== undefined && limits.toDisk === undefined) return readMemoryForm(body.bytes, contentType!, limits, form);
+  return readStreamedForm(body, contentType!, limits, form);
+}
+
+/**
+ * A body in memory, split in place (its file parts are subarrays of it, not copies). The parts are checked in
+ * order, so the first refusal is the one busboy's events gave for the same body.
+ */
+function readMemoryForm(bytes: Buffer, contentType: string, limits: FormLimits, form: Form): Form {
+  const boundary = multipartBoundary(contentType);
+  if (boundary === undefined) throw malformedType();
+  for (const part of multipartParts(bytes, boundary, MAX_PARTS)) {
+    const { name, data } = part;
+    if (form.fields.has(name) || form.files.has(name)) throw twice(name);
+    if (isFilePart(part)) {
+      if (data.length > limits.maxFileBytes) throw tooLarge(name, limits.maxFileBytes);
+      form.files.set(name, data);
+      form.firstFile ??= data;
+    } else {
+      const limit = name === 'image' ? limits.maxFileBytes : MAX_TEXT_FIELD_BYTES;
+      if (data.length > limit) throw tooLarge(name, limit);
+      form.fields.set(name, data.toString('latin1'));
+    }
+  }
+  return form;
+}
+
+/** A spooled body, or one whose file parts go to disk: streamed through busboy. */
+function readStreamedForm(body: RequestBody, contentType: string, limits: FormLimits, form: Form): Promise<Form> {
   const toDisk = limits.toDisk;
   return new Promise((resolve, reject) => {
     let parser: busboy.Busboy;
     try {
       parser = busboy({
-        headers: { 'content-type': contentType! },
+        headers: { 'content-type': contentType },
         defCharset: 'latin1',
         defParamCharset: 'utf8',
         // A spooled form's plain fields are held in memory by busboy: bounded by the memory limit, not the upload's.
         limits: { files: MAX_PARTS, fields: MAX_PARTS, parts: MAX_PARTS, fileSize: limits.maxFileBytes + 1, fieldSize: (toDisk?.maxMemoryBytes ?? limits.maxFileBytes) + 1, fieldNameSize: 200 },
       });
     } catch {
-      reject(new ApiError(400, 'invalid-api-params', 'Malformed multipart Content-Type (no boundary?).'));
+      reject(malformedType());
       return;
     }
     let failure: ApiError | undefined;
@@ -88,8 +119,11 @@ export async function readForm(raw: Buffer | RequestBody, contentType: string | 
     let firstFileName: string | undefined;
     // File parts being written to the spool: the form is complete when busboy is done and they are on disk.
     const writing: Array<Promise<void>> = [];
-    parser.on('file', (name, stream) => {
-      stream.on('error', () => fail(malformed()));
+    // busboy names a part without a name (or with name="") undefined; '' keeps the duplicate check (and its
+    // error message) from throwing a TypeError out of busboy's event, which crashed the process on a spooled body.
+    parser.on('file', (partName, stream) => {
+      const name = partName ?? '';
+      stream.on('error', () => fail(malformedMultipart()));
       if (names.has(name)) {
         fail(twice(name));
         stream.resume();
@@ -122,7 +156,8 @@ export async function readForm(raw: Buffer | RequestBody, contentType: string | 
         if (name === firstFileName) form.firstFile = data;
       });
     });
-    parser.on('field', (name, value, info) => {
+    parser.on('field', (partName, value, info) => {
+      const name = partName ?? '';
       if (names.has(name)) return void fail(twice(name));
       names.add(name);
       // Only `image` may be large (a file sent without a filename); every other field is short text.
@@ -133,11 +168,11 @@ export async function readForm(raw: Buffer | RequestBody, contentType: string | 
     for (const limit of ['partsLimit', 'filesLimit', 'fieldsLimit'] as const) {
       parser.on(limit, () => fail(new ApiError(400, 'invalid-api-params', `More than ${MAX_PARTS} form parts.`)));
     }
-    parser.on('error', () => reject(failure ?? malformed()));
+    parser.on('error', () => reject(failure ?? malformedMultipart()));
     parser.on('close', () => {
       void Promise.all(writing).then(() => (failure ? reject(failure) : resolve(form)));
     });
-    feedBody(body, parser, () => reject(malformed()));
+    feedBody(body, parser, () => reject(malformedMultipart()));
   });
 }
 

@@ -9,6 +9,7 @@
  */
 import sharp from 'sharp';
 import { ApiError } from '../problems/api-error.js';
+import { jpegHeader } from './jpeg-header.js';
 
 export type ImageFormat = 'png' | 'jpeg' | 'webp' | 'gif' | 'tiff' | 'avif';
 
@@ -142,18 +143,8 @@ export async function inspectImage(input: Buffer, limits: Partial<DecodeLimits> 
   if (sniffed.kind === 'unknown') throw invalid('not a recognizable image');
   const format = sniffed.format;
 
-  let width: number;
-  let height: number;
-  let orientation: number;
-  try {
-    // Only the header is read here, so no pixel limit: the check below names both numbers.
-    const meta = await sharp(input, { failOn: 'error', limitInputPixels: false }).metadata();
-    width = meta.width ?? 0;
-    height = meta.height ?? 0;
-    orientation = meta.orientation !== undefined && meta.orientation >= 1 && meta.orientation <= 8 ? meta.orientation : 1;
-  } catch (err) {
-    throw fromSharpError(err, format, lim.maxPixels);
-  }
+  // A plain JPEG's header is read here (jpeg-header.ts); anything else, or a JPEG it is unsure of, by libvips.
+  const { width, height, orientation } = (format === 'jpeg' ? jpegHeader(input) : undefined) ?? (await headerOf(input, format, lim));
   if (width <= 0 || height <= 0) throw invalid('image has no pixels');
   if (width * height > lim.maxPixels) {
     throw tooLarge(
@@ -161,6 +152,17 @@ export async function inspectImage(input: Buffer, limits: Partial<DecodeLimits> 
     );
   }
   return { format, width, height, orientation };
+}
+
+/** Size and orientation from libvips, which reads only the header (so no pixel limit: the caller checks). */
+async function headerOf(input: Buffer, format: ImageFormat, lim: DecodeLimits): Promise<{ width: number; height: number; orientation: number }> {
+  try {
+    const meta = await sharp(input, { failOn: 'error', limitInputPixels: false }).metadata();
+    const orientation = meta.orientation !== undefined && meta.orientation >= 1 && meta.orientation <= 8 ? meta.orientation : 1;
+    return { width: meta.width ?? 0, height: meta.height ?? 0, orientation };
+  } catch (err) {
+    throw fromSharpError(err, format, lim.maxPixels);
+  }
 }
 
 /**

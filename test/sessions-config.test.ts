@@ -97,7 +97,7 @@ describe('sessions: the Redis store never decodes stored records', () => {
     return { sessionId: `${owner}-${name}`, sessionName: name, owner, image, status: 'RUNNING', createdBy: owner, createdAt: now, lastUsedAt: now, config };
   };
 
-  it('creates stay fast while an owner holds several 2 MB configs (no script call over 20 ms)', async () => {
+  it('creates stay fast while an owner holds several 2 MB configs (script calls under 20 ms, but for a scheduling hiccup)', async () => {
     const owner = 'AKIABIGCONFIGS000001';
     const big = { blob: 'x'.repeat(2_000_000), list: Array.from({ length: 20_000 }, (_, i) => ({ i })) };
     for (let i = 0; i < 5; i++) assert.equal((await store.create(record(owner, `big-${i}`, big), 8, IDLE_MS)).state, 'created');
@@ -113,7 +113,9 @@ describe('sessions: the Redis store never decodes stored records', () => {
     }
     const slow = (await raw.slowlog('GET', 128)) as Array<[number, number, number, string[]]>;
     const scripts = slow.filter((entry) => /^EVAL/i.test(String(entry[3]?.[0])));
-    assert.deepEqual(scripts.map((e) => `${e[3][0]} took ${e[2]} µs`), [], 'session scripts slower than 20 ms');
+    // A script that decoded the stored configs would be slow on every one of the 60 calls; on a loaded
+    // 2-core machine one that does not was seen once over 20 ms (31 ms, redis-server descheduled mid-call).
+    assert.ok(scripts.length <= 3, `session scripts slower than 20 ms: ${scripts.map((e) => `${e[3][0]} took ${e[2]} µs`).join(', ')}`);
     times.sort((a, b) => a - b);
     assert.ok(times[Math.floor(times.length / 2)]! < 50, `median create ${times[Math.floor(times.length / 2)]} ms`);
     // The existing session comes back whole.

@@ -21,8 +21,8 @@ import {
   decodeInferRequest, encodeError, encodeInferResponse, fitsShape, parseHeaderLength, ProtocolError, type Encoded, type InferRequest, type Tensor,
 } from '../inference/runners/kserve/protocol.js';
 import type { RawTensor } from '../inference/runners/runner.js';
-import { datatypeOf, describe, WorkerModels, type DescribedRunner } from './models.js';
-import { acceptedInput, protocolOutput, rawFeed } from './tensors.js';
+import { describe, WorkerModels, type DescribedRunner } from './models.js';
+import { acceptedInput, datatypeOf, protocolOutput, rawFeed } from './tensors.js';
 import { bearerMatches } from './token.js';
 
 /** A failure answered to the client as `{"error": message}`. */

@@ -5,7 +5,15 @@
  */
 import type { Datatype, TensorValues } from '../inference/runners/kserve/protocol.js';
 import type { RawTensor } from '../inference/runners/runner.js';
-import { datatypeOf } from './models.js';
+
+/** ONNX Runtime element types as protocol datatypes. */
+const ORT_TO_DATATYPE: Record<string, Datatype> = {
+  float32: 'FP32', float16: 'FP16', float64: 'FP64', int8: 'INT8', int16: 'INT16', int32: 'INT32', int64: 'INT64',
+  uint8: 'UINT8', uint16: 'UINT16', uint32: 'UINT32', uint64: 'UINT64', bool: 'BOOL', string: 'BYTES',
+};
+
+/** The protocol datatype of an ONNX Runtime element type; BYTES for strings and for types the protocol lacks. */
+export const datatypeOf = (ortType: string | undefined): Datatype => ORT_TO_DATATYPE[ortType ?? ''] ?? 'BYTES';
 
 /** ONNX Runtime's element type for each datatype the worker takes as input (BYTES is not one). */
 const DATATYPE_TO_ORT: Partial<Record<Datatype, string>> = {

@@ -75,7 +75,7 @@ const onMessage = async (msg: ToWorker) => {
     }
     const feeds: Record<string, ort.Tensor> = {};
     for (const [name, t] of Object.entries(msg.feeds)) feeds[name] = new ort.Tensor('float32', t.data, t.dims);
-    // Named outputs only (kernelgate worker asked for some): ORT copies out no others.
+    // Named outputs only (the caller asked for some): ORT copies out no others.
     const outputs = msg.outputs ? await session.run(feeds, [...msg.outputs]) : await session.run(feeds);
     if (msg.allOutputs || msg.outputs) {
       // Models whose answer spans several outputs (BlazeFace: scores and boxes of two anchor layers).

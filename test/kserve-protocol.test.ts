@@ -5,6 +5,8 @@
  * extension's request and response (triton-inference-server/server, docs/protocol/extension_binary_data.md):
  * JSON shapes, the byte layout after the JSON, the header length, BOOL and BYTES encodings. Then fuzzing:
  * the decoders never throw anything but ProtocolError, stay linear on adversarial input, and round-trip.
+ * Last, `kernelgate worker`'s mapping between protocol and ONNX Runtime tensors keeps every datatype's
+ * extreme values exact through both encodings.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,6 +15,7 @@ import {
   concatEncoded, decodeInferRequest, decodeInferResponse, decodeModelMetadata, encodeInferRequest, encodeInferResponse, floatToHalf, halfToFloat,
   parseHeaderLength, parseReady, ProtocolError, type Datatype, type Tensor,
 } from '../src/inference/runners/kserve/protocol.js';
+import { acceptedInput, protocolOutput, rawFeed } from '../src/worker/tensors.js';
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
 
@@ -300,5 +303,46 @@ describe('Open Inference Protocol: fuzzing the decoders', () => {
     assert.throws(() => decodeInferRequest(utf8(long), undefined), /more elements than the shape holds/);
     const ranks = `{"inputs":[{"name":"x","shape":[${'1,'.repeat(100_000)}1],"datatype":"FP32","data":[1]}]}`;
     assert.throws(() => decodeInferRequest(utf8(ranks), undefined), /dimensions/);
+  });
+});
+
+describe('kernelgate worker: protocol tensors to and from ONNX Runtime', () => {
+  /** Each datatype's extremes as a worker input would decode them (FP16 as bits; no -0 or NaN: JSON has neither). */
+  const extremes: Array<[Datatype, Exclude<Tensor['data'], Uint8Array[]>]> = [
+    ['INT64', BigInt64Array.from([-(2n ** 63n), 2n ** 63n - 1n, 2n ** 40n + 3n])],
+    ['UINT64', BigUint64Array.from([0n, 2n ** 64n - 1n, 2n ** 53n + 1n])],
+    ['INT32', Int32Array.from([-(2 ** 31), 2 ** 31 - 1, 16777217])],
+    ['UINT32', Uint32Array.from([0, 2 ** 32 - 1, 16777217])],
+    ['INT16', Int16Array.from([-32768, 32767, 1])],
+    ['UINT16', Uint16Array.from([0, 65535, 257])],
+    ['INT8', Int8Array.from([-128, 127, 0])],
+    ['UINT8', Uint8Array.from([0, 255, 17])],
+    ['BOOL', Uint8Array.from([1, 0, 1])],
+    ['FP16', Uint16Array.from([0x7bff, 0x0001, 0xc000])],
+    ['FP32', Float32Array.from([3.4028234663852886e38, 2 ** -149, 0.1])],
+    ['FP64', Float64Array.from([Number.MAX_VALUE, 5e-324, 0.1])],
+  ];
+
+  it('every numeric datatype and BOOL goes to ORT and back as itself, values untouched, exact in binary and JSON', () => {
+    assert.equal(acceptedInput('BYTES'), false);
+    for (const [datatype, data] of extremes) {
+      assert.equal(acceptedInput(datatype), true, datatype);
+      const feed = rawFeed(datatype, data, [3]);
+      assert.equal(feed.data, data, `${datatype}: the decoded array goes to ORT as it is`);
+      // What ORT answers for a tensor of that element type is answered in the same datatype.
+      const out = protocolOutput(feed)!;
+      assert.equal(out.datatype, datatype, feed.type);
+      for (const binary of [true, false]) {
+        const res = encodeInferResponse({ outputs: [{ name: 'y', shape: [3], ...out }] }, () => binary);
+        const back = decodeInferResponse(concatEncoded(res), res.headerLength).outputs[0]!;
+        assert.equal(back.datatype, datatype);
+        assert.deepEqual([...(back.data as Uint8Array)], [...(data as Uint8Array)], `${datatype} ${binary ? 'binary' : 'JSON'}`);
+      }
+    }
+    // Strings are answered as BYTES (UTF-8); element types the protocol lacks are not answered at all.
+    const text = protocolOutput({ type: 'string', data: ['é', ''], dims: [2] })!;
+    assert.equal(text.datatype, 'BYTES');
+    assert.deepEqual((text.data as Uint8Array[]).map((b) => Buffer.from(b).toString()), ['é', '']);
+    assert.equal(protocolOutput({ type: 'int4', data: new Uint8Array(1), dims: [2] }), undefined);
   });
 });

@@ -3,7 +3,8 @@
  * binary and JSON examples answered by a running worker (byte layout, header length, `{"error": ...}`),
  * bearer-token authentication, limits and malformed bodies (400, never 500); the remote runner gives the
  * same numbers as the local ONNX Runtime runner in binary and JSON tensors; a job is retried on another
- * backend only when the first never received it; a Triton model repository export.
+ * backend only when the first never received it; a Triton model repository export; tensors of every
+ * datatype in and out as the model's metadata declares them, exact.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -19,7 +20,8 @@ import { DEFAULT_CTC_OPTIONS } from '../src/inference/ocr/ctc.js';
 import { ocrModelPaths } from '../src/inference/ocr/index.js';
 import { loadDictionary } from '../src/inference/ocr/models.js';
 import { BackendSet } from '../src/inference/runners/kserve/backends.js';
-import { concatEncoded, encodeInferRequest } from '../src/inference/runners/kserve/protocol.js';
+import { concatEncoded, decodeInferResponse, encodeInferRequest, type Tensor } from '../src/inference/runners/kserve/protocol.js';
+import { modelPath } from '../src/inference/runners/kserve/names.js';
 import { KServeRunner, type TensorEncoding } from '../src/inference/runners/kserve/runner.js';
 import { startWorkerRunner } from '../src/inference/runners/ort-worker.js';
 import { parseModelConfig } from '../src/inference/store/model-config.js';
@@ -29,6 +31,7 @@ import { exportRepository, fileMetadata } from '../src/worker/triton-export.js';
 import { bearerMatches } from '../src/worker/token.js';
 import { BIN, rawRequest } from './helpers/gateway.js';
 import { freePort } from './helpers/redis-server.js';
+import { typedTensorsModel } from './helpers/onnx.js';
 import { cropBatch, lineCrop } from './helpers/rec-crops.js';
 import { startWorker, type TestWorker } from './helpers/worker.js';
 
@@ -323,6 +326,101 @@ describe('kernelgate worker and the remote runner', () => {
       // Another watched class than the model's: the full output, reduced here, the same numbers.
       if (reduced) assert.deepEqual((await runner.runArgmax(input(), 5)).index, want.index);
     }
+  });
+
+  it('takes inputs and answers outputs in the datatypes its metadata declares, exact (INT64 past 2^24, BOOL, UINT8, FP16, FP64), binary and JSON', async () => {
+    const store = new WorkerModels(configFromObject({ inference: { models_dir: modelsDir } }).inference, pino({ level: 'silent' }));
+    const saved = store.store.save('acme.com', parseModelConfig({ name: 'typed', task: 'classify', input: { width: 4, height: 4 }, labels: ['x'] }), typedTensorsModel());
+    await store.close();
+    const model = 'acme%2Ecom.typed';
+    const meta = (await rawRequest(w.port, { method: 'GET', target: modelPath(model), headers: auth })).json;
+    assert.deepEqual(meta.inputs, [
+      { name: 'n', datatype: 'INT64', shape: [-1] },
+      { name: 'offset', datatype: 'INT64', shape: [1] },
+      { name: 'b', datatype: 'BOOL', shape: [-1] },
+      { name: 'h', datatype: 'FP16', shape: [-1] },
+    ]);
+    const declared = (meta.outputs as Array<{ name: string; datatype: string }>).map((o) => [o.name, o.datatype]);
+    assert.deepEqual(declared, [['big', 'INT64'], ['flag', 'BOOL'], ['small', 'UINT8'], ['half', 'FP16'], ['hecho', 'FP16'], ['wide', 'FP64']]);
+
+    // 2^40 + 1 is no float32 (it would arrive as 2^40): exact only if the INT64 input stays 64-bit.
+    const OFFSET = 2n ** 40n + 1n;
+    const inputs: Tensor[] = [
+      { name: 'n', datatype: 'INT64', shape: [3], data: BigInt64Array.from([3n, 5n, 200n]) },
+      { name: 'offset', datatype: 'INT64', shape: [1], data: BigInt64Array.from([OFFSET]) },
+      { name: 'b', datatype: 'BOOL', shape: [3], data: Uint8Array.from([1, 0, 1]) },
+      { name: 'h', datatype: 'FP16', shape: [3], data: Uint16Array.from([0x3c00, 0xc000, 0x7bff]) }, // 1, -2, 65504
+    ];
+    const big = [OFFSET + 3n, OFFSET + 5n, OFFSET + 200n];
+    const want: Record<string, unknown[]> = {
+      big,
+      flag: [1, 1, 0], // [true, false, true] xor n > 4
+      small: [3, 5, 200],
+      half: [0x4200, 0x4500, 0x5a40], // 3, 5, 200 as half-precision bits
+      hecho: [0x3c00, 0xc000, 0x7bff],
+      wide: big.map(Number),
+    };
+    const post = (req: ReturnType<typeof encodeInferRequest>) =>
+      rawRequest(w.port, {
+        method: 'POST',
+        target: `${modelPath(model)}/infer`,
+        headers: { ...auth, 'content-type': req.contentType, ...(req.headerLength !== undefined ? { 'inference-header-content-length': String(req.headerLength) } : {}) },
+        body: concatEncoded(req),
+      });
+    for (const binary of [true, false]) {
+      const res = await post(encodeInferRequest({ id: 't', inputs, binaryOutput: binary }, { binary }));
+      assert.equal(res.status, 200, res.text);
+      const hl = res.headers['inference-header-content-length'] as string | undefined;
+      assert.equal(hl !== undefined, binary);
+      const decoded = decodeInferResponse(res.body, hl === undefined ? undefined : Number(hl));
+      assert.deepEqual(decoded.outputs.map((o) => [o.name, o.datatype]), declared, 'every output in the datatype the metadata declares');
+      for (const o of decoded.outputs) assert.deepEqual([...(o.data as Uint8Array)], want[o.name], `${o.name} (${binary ? 'binary' : 'JSON'})`);
+      if (binary) {
+        // The extension's layout: INT64 8 bytes, BOOL 1 byte, UINT8 1 byte, FP16 its 2 raw bytes, FP64 8 bytes.
+        const header = JSON.parse(res.body.subarray(0, Number(hl)).toString()) as { outputs: Array<{ name: string; parameters: { binary_data_size: number } }> };
+        assert.deepEqual(header.outputs.map((o) => o.parameters.binary_data_size), [24, 3, 3, 6, 6, 24]);
+        assert.equal(res.body.readBigInt64LE(Number(hl)), OFFSET + 3n);
+        assert.deepEqual([...res.body.subarray(Number(hl) + 24, Number(hl) + 27)], [1, 1, 0]);
+        assert.equal(res.body.readUInt16LE(Number(hl) + 30), 0x4200);
+      } else {
+        // JSON: INT64 as exact numbers, BOOL as booleans, FP16 as the numbers its bits stand for.
+        const data = Object.fromEntries((res.json.outputs as Array<{ name: string; data: unknown[] }>).map((o) => [o.name, o.data]));
+        assert.deepEqual(data, {
+          big: [1099511627780, 1099511627782, 1099511627977],
+          flag: [true, true, false],
+          small: [3, 5, 200],
+          half: [3, 5, 200],
+          hecho: [1, -2, 65504],
+          wide: [1099511627780, 1099511627782, 1099511627977],
+        });
+      }
+    }
+
+    // The built-in models' path (a worker thread, not the uploads' child process) passes the same values.
+    const local = await startWorkerRunner(saved.path, { providers: ['cpu'] });
+    const feeds = Object.fromEntries(inputs.map((t) => [t.name, { type: { INT64: 'int64', BOOL: 'bool', FP16: 'float16' }[t.datatype as 'INT64']!, data: (t.data as Uint8Array).slice(), dims: t.shape }]));
+    const raw = await local.runRaw(feeds, { outputs: local.outputNames });
+    await local.close();
+    for (const [name, values] of Object.entries(want)) assert.deepEqual([...(raw[name]!.data as Uint8Array)], values, name);
+
+    // A datatype other than the declared one, or bytes that do not fit it: 400 with why.
+    const wrong: Array<[Tensor[], RegExp]> = [
+      [[{ ...inputs[0]!, datatype: 'FP32', data: Float32Array.from([3, 5, 200]) }, ...inputs.slice(1)], /input n must be INT64, not FP32/],
+      [[...inputs.slice(0, 2), { ...inputs[2]!, datatype: 'UINT8' }, inputs[3]!], /input b must be BOOL, not UINT8/],
+      [[...inputs.slice(0, 3), { ...inputs[3]!, datatype: 'FP32', data: Float32Array.from([1, -2, 65504]) }], /input h must be FP16, not FP32/],
+      [[{ ...inputs[0]!, shape: [1, 3] }, ...inputs.slice(1)], /input n has shape \[1, 3\]; the model takes \[-1\]/],
+    ];
+    for (const binary of [true, false]) {
+      for (const [list, why] of wrong) {
+        const res = await post(encodeInferRequest({ inputs: list }, { binary }));
+        assert.equal(res.status, 400, res.text);
+        assert.match(res.json.error, why);
+      }
+    }
+    const short = '{"inputs":[{"name":"n","shape":[3],"datatype":"INT64","parameters":{"binary_data_size":12}}]}';
+    const res = await rawRequest(w.port, { method: 'POST', target: `${modelPath(model)}/infer`, headers: { ...auth, 'inference-header-content-length': String(short.length) }, body: Buffer.concat([Buffer.from(short), Buffer.alloc(12)]) });
+    assert.equal(res.status, 400);
+    assert.match(res.json.error, /INT64 tensor of 3 elements needs 24 bytes, got 12/);
   });
 });
 

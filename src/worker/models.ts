@@ -13,25 +13,20 @@ import { WorkQueue } from '../inference/queue.js';
 import { startIsolatedRunner } from '../inference/runners/ort-process.js';
 import { startWorkerRunner } from '../inference/runners/ort-worker.js';
 import { customRemoteName, parseCustomRemoteName } from '../inference/runners/kserve/names.js';
-import type { Datatype, MetadataTensor, ModelMetadata } from '../inference/runners/kserve/protocol.js';
-import type { ModelDescription, ModelRunner } from '../inference/runners/runner.js';
+import type { MetadataTensor, ModelMetadata } from '../inference/runners/kserve/protocol.js';
+import type { ModelDescription, ModelRunner, RawRunner } from '../inference/runners/runner.js';
 import { ModelStore } from '../inference/store/model-store.js';
 import { BUILTIN_MODELS } from '../inference/tasks.js';
+import { datatypeOf } from './tensors.js';
 
-export type DescribedRunner = ModelRunner & ModelDescription;
-
-/** ONNX Runtime element types as protocol datatypes. */
-const ORT_TO_DATATYPE: Record<string, Datatype> = {
-  float32: 'FP32', float16: 'FP16', float64: 'FP64', int8: 'INT8', int16: 'INT16', int32: 'INT32', int64: 'INT64',
-  uint8: 'UINT8', uint16: 'UINT16', uint32: 'UINT32', uint64: 'UINT64', bool: 'BOOL', string: 'BYTES',
-};
+export type DescribedRunner = ModelRunner & ModelDescription & RawRunner;
 
 const dims = (shape: readonly (number | string)[]) => shape.map((d) => (typeof d === 'number' && d >= 0 ? d : -1));
 
 /** Protocol metadata of a loaded model. */
 export function describe(name: string, r: DescribedRunner): ModelMetadata {
   const tensors = (names: readonly string[], shapes: readonly (readonly (number | string)[])[], types: readonly string[]): MetadataTensor[] =>
-    names.map((n, i) => ({ name: n, datatype: ORT_TO_DATATYPE[types[i] ?? ''] ?? 'BYTES', shape: dims(shapes[i] ?? []) }));
+    names.map((n, i) => ({ name: n, datatype: datatypeOf(types[i]), shape: dims(shapes[i] ?? []) }));
   return {
     name,
     versions: ['1'],

@@ -18,9 +18,11 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { Config } from '../config/config.js';
 import { ApiError } from '../problems/api-error.js';
 import {
-  decodeInferRequest, encodeError, encodeInferResponse, fitsShape, parseHeaderLength, ProtocolError, type Datatype, type Encoded, type InferRequest, type TensorValues,
+  decodeInferRequest, encodeError, encodeInferResponse, fitsShape, parseHeaderLength, ProtocolError, type Encoded, type InferRequest, type Tensor,
 } from '../inference/runners/kserve/protocol.js';
+import type { RawTensor } from '../inference/runners/runner.js';
 import { describe, WorkerModels, type DescribedRunner } from './models.js';
+import { acceptedInput, datatypeOf, protocolOutput, rawFeed } from './tensors.js';
 import { bearerMatches } from './token.js';
 
 /** A failure answered to the client as `{"error": message}`. */
@@ -47,16 +49,6 @@ export interface Worker {
   registry: Registry;
   listen(): Promise<AddressInfo>;
   close(): Promise<void>;
-}
-
-/**
- * Runner outputs (float32) in the type the metadata declares for the integer types a kernel reads (the
- * recognizer's INT64 arg-max indices: exact, they are below 2^24); any other type goes as FP32, as before.
- */
-function asDeclared(ortType: string | undefined, data: Float32Array): { datatype: Datatype; data: TensorValues } {
-  if (ortType === 'int64') return { datatype: 'INT64', data: BigInt64Array.from(data, (v) => BigInt(Math.trunc(v))) };
-  if (ortType === 'int32') return { datatype: 'INT32', data: Int32Array.from(data) };
-  return { datatype: 'FP32', data };
 }
 
 const MODEL_ROUTE = /^\/v2\/models\/([^/]{1,300})(?:\/versions\/([^/]{1,64}))?(\/ready|\/infer)?$/;
@@ -123,17 +115,22 @@ export function createWorker(opts: WorkerOptions): Worker {
       req.on('error', reject);
     });
 
-  /** Inputs of the request checked against the model: names, FP32, shapes; the one output it can give. */
+  /**
+   * Inputs of the request checked against the model: names, the datatype its metadata declares (sizes were
+   * checked against shapes by the decoder), shapes; the outputs asked for.
+   */
   const feedsFor = (model: string, r: DescribedRunner, ir: InferRequest) => {
-    const feeds: Record<string, { data: Float32Array; dims: number[] }> = {};
+    const feeds: Record<string, RawTensor> = {};
     for (const t of ir.inputs) {
       const i = r.inputNames.indexOf(t.name);
       if (i < 0) throw new WorkerError(400, `model ${model} has no input ${JSON.stringify(t.name)} (inputs: ${r.inputNames.join(', ')})`);
-      if (t.datatype !== 'FP32') throw new WorkerError(400, `input ${t.name} must be FP32, not ${t.datatype}`);
+      const type = datatypeOf(r.inputTypes[i]);
+      if (!acceptedInput(type)) throw new WorkerError(400, `input ${t.name} is ${type}; the worker takes numeric and BOOL inputs only`);
+      if (t.datatype !== type) throw new WorkerError(400, `input ${t.name} must be ${type}, not ${t.datatype}`);
       const declared = (r.inputShapes[i] ?? []).map((d) => (typeof d === 'number' && d >= 0 ? d : -1));
       if (!fitsShape(t.shape, declared)) throw new WorkerError(400, `input ${t.name} has shape [${t.shape.join(', ')}]; the model takes [${declared.join(', ')}]`);
       if (feeds[t.name]) throw new WorkerError(400, `input ${t.name} is given twice`);
-      feeds[t.name] = { data: t.data as Float32Array, dims: t.shape };
+      feeds[t.name] = rawFeed(t.datatype, t.data, t.shape);
     }
     const missing = r.inputNames.filter((n) => !feeds[n]);
     if (missing.length > 0) throw new WorkerError(400, `missing input ${missing.join(', ')}`);
@@ -165,24 +162,24 @@ export function createWorker(opts: WorkerOptions): Worker {
     const runner = await loadRunner(name);
     const { feeds, outputs } = feedsFor(name, runner, ir);
     const address = req.socket.remoteAddress ?? '';
-    const onlyFirst = outputs.length === 1 && outputs[0]!.name === runner.outputNames[0];
     // Only the outputs asked for are fetched: the recognizer's reduced ones without its [N, T, 6625] tensor.
     const wanted = outputs.map((o) => o.name);
     const results = await models.queue(name).run(
       async () => {
         const r = await loadRunner(name); // the process may have been replaced while the job waited
-        return r.run(feeds, { timeoutMs: config.inference.timeout_ms, ...(onlyFirst ? {} : { outputs: wanted }) });
+        return r.runRaw(feeds, { timeoutMs: config.inference.timeout_ms, outputs: wanted });
       },
       { owner: address, signal },
     );
+    const tensors = outputs.map((o): Tensor => {
+      const out = protocolOutput(results[o.name]!);
+      // The model's fault, not the client's: an element type the protocol has no datatype for.
+      if (!out) throw new WorkerError(500, `output ${o.name} is of type ${results[o.name]!.type}, which the protocol has no datatype for`);
+      return { name: o.name, shape: results[o.name]!.dims, ...out };
+    });
     const binaryOf = new Map(outputs.map((o) => [o.name, o.binary]));
     const encoded = encodeInferResponse(
-      {
-        model_name: name,
-        model_version: '1',
-        ...(ir.id !== undefined ? { id: ir.id } : {}),
-        outputs: outputs.map((o) => ({ name: o.name, shape: results[o.name]!.dims, ...asDeclared(runner.outputTypes[runner.outputNames.indexOf(o.name)], results[o.name]!.data) })),
-      },
+      { model_name: name, model_version: '1', ...(ir.id !== undefined ? { id: ir.id } : {}), outputs: tensors },
       (name) => binaryOf.get(name) ?? false,
     );
     inferSeconds.labels(name).observe((performance.now() - started) / 1000);

@@ -15,7 +15,7 @@ const f32 = (field: number, v: number): Field => {
   return Buffer.concat([key(field, 5), b]);
 };
 
-export const DT = { FLOAT: 1, INT64: 7, BOOL: 9 } as const;
+export const DT = { FLOAT: 1, UINT8: 2, INT64: 7, BOOL: 9, FLOAT16: 10, DOUBLE: 11 } as const;
 
 export interface TensorSpec {
   name: string;
@@ -260,5 +260,39 @@ export function heavyClassifier(h: number, w: number, padBytes: number): Buffer 
     inputs: [image(h, w)],
     outputs: [{ name: 'scores', type: DT.FLOAT, dims: [2] }],
     initializers: [floats('zero', [], [0]), floats('w', [2], [0.25, 0.75]), { name: 'pad', type: DT.FLOAT, dims: [n], raw: Buffer.alloc(n * 4) }],
+  });
+}
+
+/**
+ * A model whose tensors are not float32, for the worker's datatypes: inputs `n` INT64 [N], `offset` INT64
+ * [1], `b` BOOL [N], `h` FP16 [N]; outputs `big` = n + offset (INT64), `flag` = b xor (n > 4) (BOOL),
+ * `small` = n as UINT8, `half` = n as FP16, `hecho` = h (FP16), `wide` = big as FP64.
+ */
+export function typedTensorsModel(): Buffer {
+  return model({
+    nodes: [
+      { op: 'Add', inputs: ['n', 'offset'], outputs: ['big'] },
+      { op: 'Greater', inputs: ['n', 'four'], outputs: ['gt'] },
+      { op: 'Xor', inputs: ['b', 'gt'], outputs: ['flag'] },
+      { op: 'Cast', inputs: ['n'], outputs: ['small'], attrs: [{ name: 'to', i: DT.UINT8 }] },
+      { op: 'Cast', inputs: ['n'], outputs: ['half'], attrs: [{ name: 'to', i: DT.FLOAT16 }] },
+      { op: 'Identity', inputs: ['h'], outputs: ['hecho'] },
+      { op: 'Cast', inputs: ['big'], outputs: ['wide'], attrs: [{ name: 'to', i: DT.DOUBLE }] },
+    ],
+    inputs: [
+      { name: 'n', type: DT.INT64, dims: ['N'] },
+      { name: 'offset', type: DT.INT64, dims: [1] },
+      { name: 'b', type: DT.BOOL, dims: ['N'] },
+      { name: 'h', type: DT.FLOAT16, dims: ['N'] },
+    ],
+    outputs: [
+      { name: 'big', type: DT.INT64, dims: ['N'] },
+      { name: 'flag', type: DT.BOOL, dims: ['N'] },
+      { name: 'small', type: DT.UINT8, dims: ['N'] },
+      { name: 'half', type: DT.FLOAT16, dims: ['N'] },
+      { name: 'hecho', type: DT.FLOAT16, dims: ['N'] },
+      { name: 'wide', type: DT.DOUBLE, dims: ['N'] },
+    ],
+    initializers: [int64s('four', [], [4])],
   });
 }

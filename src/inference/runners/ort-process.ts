@@ -7,8 +7,8 @@ import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { defaultIntraOpThreads, ProviderLoadError, reportProvider, type ProviderFailure, type SessionOptions } from '../providers.js';
-import { ModelFailure, type Feeds, type ModelDescription, type ModelRunner, type Outputs, type RunOptions } from './runner.js';
-import { loadedDescription, type FromWorker, type Pending, type ToWorker } from './session-protocol.js';
+import { ModelFailure, type Feeds, type ModelDescription, type ModelRunner, type Outputs, type RawRunner, type RunOptions } from './runner.js';
+import { loadedDescription, type FromWorker, type Pending, type RawTensor, type ToWorker } from './session-protocol.js';
 
 export interface IsolatedRunnerOptions extends SessionOptions {
   /** Deadline for loading the model, ms. */
@@ -57,7 +57,7 @@ function residentBytes(pid: number): number {
  * call was queued behind the stuck one. The model is loaded from bytes, so ONNX external-data references
  * resolve nowhere.
  */
-class ProcessRunner implements ModelRunner, ModelDescription {
+class ProcessRunner implements ModelRunner, ModelDescription, RawRunner {
   readonly modelPath: string;
   provider = '';
   skipped: ProviderFailure[] = [];
@@ -168,6 +168,15 @@ class ProcessRunner implements ModelRunner, ModelDescription {
     return { [this.outputNames[0]!]: reply.output };
   }
 
+  /** Inputs and outputs in their own element types (kernelgate worker), under the same deadline and memory cap. */
+  async runRaw(feeds: Record<string, RawTensor>, opts: { outputs: readonly string[]; timeoutMs?: number }): Promise<Record<string, RawTensor>> {
+    const id = this.#nextId++;
+    const reply = await this.#call({ type: 'run-raw', id, feeds, outputs: opts.outputs }, id, opts.timeoutMs ?? this.#opts.runTimeoutMs, 'the model run');
+    if (reply.type === 'error') throw new Error(`inference failed: ${reply.message}`);
+    if (reply.type !== 'raw-outputs') throw new Error(`unexpected reply ${reply.type}`);
+    return reply.outputs;
+  }
+
   async close(): Promise<void> {
     this.#kill(new ModelFailure('crashed', 'session closed'));
   }
@@ -177,7 +186,7 @@ class ProcessRunner implements ModelRunner, ModelDescription {
  * Start a child process and load the model in it (see ProcessRunner). Not cached: the caller owns
  * it and closes it. A load that overstays `loadTimeoutMs` or the memory cap rejects with a ModelFailure.
  */
-export async function startIsolatedRunner(modelPath: string, opts: IsolatedRunnerOptions): Promise<ModelRunner & ModelDescription> {
+export async function startIsolatedRunner(modelPath: string, opts: IsolatedRunnerOptions): Promise<ModelRunner & ModelDescription & RawRunner> {
   const s = new ProcessRunner(modelPath, opts);
   try {
     await s.load();

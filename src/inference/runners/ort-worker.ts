@@ -8,8 +8,8 @@
  */
 import { Worker } from 'node:worker_threads';
 import { defaultIntraOpThreads, ProviderLoadError, reportProvider, type ProviderFailure, type SessionOptions } from '../providers.js';
-import type { ArgmaxRunner, Feeds, ModelDescription, Outputs, RunOptions } from './runner.js';
-import { loadedDescription, type ArgmaxSteps, type FromWorker, type Pending, type ToWorker } from './session-protocol.js';
+import type { ArgmaxRunner, Feeds, ModelDescription, Outputs, RawRunner, RunOptions } from './runner.js';
+import { loadedDescription, type ArgmaxSteps, type FromWorker, type Pending, type RawTensor, type ToWorker } from './session-protocol.js';
 
 /** Under tsx (tests, `node --import tsx`) this file is .ts and so is the worker; compiled, both are .js. */
 function spawnWorker(): Worker {
@@ -25,7 +25,7 @@ function spawnWorker(): Worker {
   return new Worker(new URL('./session-worker.js', here));
 }
 
-class WorkerRunner implements ArgmaxRunner, ModelDescription {
+class WorkerRunner implements ArgmaxRunner, ModelDescription, RawRunner {
   readonly modelPath: string;
   provider = '';
   skipped: ProviderFailure[] = [];
@@ -94,7 +94,7 @@ class WorkerRunner implements ArgmaxRunner, ModelDescription {
     Object.assign(this, loadedDescription(reply));
   }
 
-  async #runRaw(feeds: Feeds, reduce: { kind: 'argmax'; watch: number } | undefined, opts: RunOptions = {}): Promise<FromWorker> {
+  async #runFloat(feeds: Feeds, reduce: { kind: 'argmax'; watch: number } | undefined, opts: RunOptions = {}): Promise<FromWorker> {
     const id = this.#nextId++;
     const reply = await this.#call({ type: 'run', id, feeds, reduce, allOutputs: opts.allOutputs === true, outputs: opts.outputs }, id, Object.values(feeds).map((t) => t.data.buffer as ArrayBuffer));
     if (reply.type === 'error') throw new Error(`inference failed (${this.modelPath}): ${reply.message}`);
@@ -103,14 +103,24 @@ class WorkerRunner implements ArgmaxRunner, ModelDescription {
 
   /** `timeoutMs` is not honoured: a worker thread cannot be stopped inside ORT (see ort-process.ts). */
   async run(feeds: Feeds, opts: RunOptions = {}): Promise<Outputs> {
-    const reply = await this.#runRaw(feeds, undefined, opts);
+    const reply = await this.#runFloat(feeds, undefined, opts);
     if (reply.type === 'outputs') return reply.outputs;
     if (reply.type !== 'output') throw new Error(`unexpected reply ${reply.type}`);
     return { [this.outputNames[0]!]: reply.output };
   }
 
+  /** Inputs and outputs in their own element types (kernelgate worker); input buffers are transferred. */
+  async runRaw(feeds: Record<string, RawTensor>, opts: { outputs: readonly string[] }): Promise<Record<string, RawTensor>> {
+    const id = this.#nextId++;
+    const transfer = [...new Set(Object.values(feeds).flatMap((t) => (Array.isArray(t.data) ? [] : [t.data.buffer as ArrayBuffer])))];
+    const reply = await this.#call({ type: 'run-raw', id, feeds, outputs: opts.outputs }, id, transfer);
+    if (reply.type === 'error') throw new Error(`inference failed (${this.modelPath}): ${reply.message}`);
+    if (reply.type !== 'raw-outputs') throw new Error(`unexpected reply ${reply.type}`);
+    return reply.outputs;
+  }
+
   async runArgmax(feeds: Feeds, watchClass: number): Promise<ArgmaxSteps> {
-    const reply = await this.#runRaw(feeds, { kind: 'argmax', watch: watchClass });
+    const reply = await this.#runFloat(feeds, { kind: 'argmax', watch: watchClass });
     if (reply.type !== 'argmax') throw new Error(`unexpected reply ${reply.type}`);
     return reply.output;
   }
@@ -127,7 +137,7 @@ class WorkerRunner implements ArgmaxRunner, ModelDescription {
  * RunnerPool shares them. `onDead` runs once when the worker is gone (crashed, exited, closed). With
  * `bytes`, the session is made from them (an edited model) and `modelPath` only names it.
  */
-export async function startWorkerRunner(modelPath: string, opts: SessionOptions & { bytes?: Uint8Array }, onDead: () => void = () => undefined): Promise<ArgmaxRunner & ModelDescription> {
+export async function startWorkerRunner(modelPath: string, opts: SessionOptions & { bytes?: Uint8Array }, onDead: () => void = () => undefined): Promise<ArgmaxRunner & ModelDescription & RawRunner> {
   const s = new WorkerRunner(modelPath, onDead);
   await s.load({ providers: opts.providers, intraOpNumThreads: opts.intraOpNumThreads ?? defaultIntraOpThreads(), bytes: opts.bytes });
   reportProvider(opts.logger, opts.providers, s.provider, s.skipped);

@@ -4,9 +4,9 @@
  * session in a worker thread (built-in models, ort-worker.ts), one in a killable child process (uploaded
  * models, ort-process.ts), and later a remote Open Inference Protocol server.
  */
-import type { ArgmaxSteps, TensorData } from './session-protocol.js';
+import type { ArgmaxSteps, RawTensor, TensorData } from './session-protocol.js';
 
-export type { ArgmaxSteps, TensorData } from './session-protocol.js';
+export type { ArgmaxSteps, RawTensor, RawValues, TensorData } from './session-protocol.js';
 
 /** Input tensors by the model's input name. */
 export type Feeds = Record<string, TensorData>;
@@ -49,6 +49,15 @@ export interface ModelDescription {
   /** ONNX Runtime's element type names, e.g. "float32". */
   readonly inputTypes: readonly string[];
   readonly outputTypes: readonly string[];
+}
+
+/**
+ * A local runner that also runs tensors in the model's own element types, every output exactly as ONNX
+ * Runtime produced it: what `kernelgate worker` serves. Kernels use run() (float32) and never this.
+ */
+export interface RawRunner {
+  /** Inputs by name in their declared types; answers `outputs` only (ONNX Runtime fetches no others). */
+  runRaw(feeds: Record<string, RawTensor>, opts: { outputs: readonly string[]; timeoutMs?: number }): Promise<Record<string, RawTensor>>;
 }
 
 /**

@@ -9,6 +9,22 @@ export interface TensorData {
   dims: number[];
 }
 
+/** Tensor contents in the model's own element type: BOOL as 0/1 bytes, float16 as its raw 16-bit patterns. */
+export type RawValues =
+  | Float32Array | Float64Array | Int8Array | Int16Array | Int32Array | BigInt64Array
+  | Uint8Array | Uint16Array | Uint32Array | BigUint64Array | string[];
+
+/**
+ * A tensor as ONNX Runtime holds it, for `kernelgate worker`, which must answer every output in its
+ * declared type with the exact values (an INT64 above 2^24 does not survive float32). Kernels never see one.
+ */
+export interface RawTensor {
+  /** ONNX Runtime's element type name, e.g. "int64", "bool", "float16". */
+  type: string;
+  data: RawValues;
+  dims: number[];
+}
+
 /**
  * Per-step arg-max of a `[N, T, C]` probability output, computed in the worker so that the (large)
  * recognition output never crosses threads and the O(N·T·C) scan stays off the event loop.
@@ -36,7 +52,9 @@ export type ToWorker =
       /** The model itself (an edited file, e.g. the recognizer with its reduced outputs); modelPath is then a label. */
       bytes?: Uint8Array;
     }
-  | { type: 'run'; id: number; feeds: Record<string, TensorData>; reduce?: Reduce; allOutputs?: boolean; outputs?: readonly string[] };
+  | { type: 'run'; id: number; feeds: Record<string, TensorData>; reduce?: Reduce; allOutputs?: boolean; outputs?: readonly string[] }
+  /** Inputs and outputs in their own element types (the worker server; the kernels' float32 path is 'run'). */
+  | { type: 'run-raw'; id: number; feeds: Record<string, RawTensor>; outputs: readonly string[] };
 
 export type FromWorker =
   | {
@@ -54,6 +72,7 @@ export type FromWorker =
   | { type: 'load-error'; message: string; failures: ProviderFailure[] }
   | { type: 'output'; id: number; output: TensorData }
   | { type: 'outputs'; id: number; outputs: Record<string, TensorData> }
+  | { type: 'raw-outputs'; id: number; outputs: Record<string, RawTensor> }
   | { type: 'argmax'; id: number; output: ArgmaxSteps }
   | { type: 'error'; id: number; message: string };
 

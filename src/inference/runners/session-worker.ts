@@ -11,7 +11,7 @@ import { parentPort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { createSession, ProviderLoadError } from '../providers.js';
 import { ctcArgmax } from '../ocr/ctc.js';
-import type { FromWorker, ToWorker } from './session-protocol.js';
+import type { FromWorker, RawTensor, RawValues, ToWorker } from './session-protocol.js';
 
 // In a child process (custom models, see ort-process.ts) messages come over the IPC channel with
 // structured-clone serialization; typed arrays are copied instead of transferred.
@@ -24,6 +24,18 @@ let session: ort.InferenceSession | undefined;
 /** A copy we own (transferable) as float32; int64 outputs (arg-max indices) are numbers, exact below 2^24. */
 const asFloat32 = (data: ort.Tensor['data']): Float32Array =>
   data instanceof BigInt64Array || data instanceof BigUint64Array ? Float32Array.from(data, Number) : Float32Array.from(data as Float32Array);
+/**
+ * A copy we own (transferable) in the output's own type. float16 goes as its 16-bit patterns whichever
+ * array ORT gives (Uint16Array, or Float16Array where the runtime has one).
+ */
+function rawCopy(t: ort.Tensor): RawTensor {
+  const dims = [...t.dims];
+  if (t.type === 'string') return { type: t.type, data: [...(t.data as string[])], dims };
+  const d = t.data as Exclude<RawValues, string[]>;
+  if (t.type === 'float16' && !(d instanceof Uint16Array)) return { type: t.type, data: new Uint16Array(d.buffer, d.byteOffset, d.length).slice(), dims };
+  return { type: t.type, data: d.slice(), dims };
+}
+const buffersOf = (tensors: RawTensor[]) => [...new Set(tensors.flatMap((t) => (Array.isArray(t.data) ? [] : [t.data.buffer as ArrayBuffer])))];
 const send = (msg: FromWorker, transfer: ArrayBuffer[] = []) => (port ? port.postMessage(msg, transfer) : process.send!(msg));
 
 const onMessage = async (msg: ToWorker) => {
@@ -52,9 +64,18 @@ const onMessage = async (msg: ToWorker) => {
   const { id } = msg;
   try {
     if (!session) throw new Error('session not loaded');
+    if (msg.type === 'run-raw') {
+      const feeds: Record<string, ort.Tensor> = {};
+      for (const [name, t] of Object.entries(msg.feeds)) feeds[name] = new ort.Tensor(t.type as 'float32', t.data as Float32Array, t.dims);
+      const outputs = await session.run(feeds, [...msg.outputs]);
+      const raw: Record<string, RawTensor> = {};
+      for (const name of msg.outputs) raw[name] = rawCopy(outputs[name]!);
+      send({ type: 'raw-outputs', id, outputs: raw }, buffersOf(Object.values(raw)));
+      return;
+    }
     const feeds: Record<string, ort.Tensor> = {};
     for (const [name, t] of Object.entries(msg.feeds)) feeds[name] = new ort.Tensor('float32', t.data, t.dims);
-    // Named outputs only (kernelgate worker asked for some): ORT copies out no others.
+    // Named outputs only (the caller asked for some): ORT copies out no others.
     const outputs = msg.outputs ? await session.run(feeds, [...msg.outputs]) : await session.run(feeds);
     if (msg.allOutputs || msg.outputs) {
       // Models whose answer spans several outputs (BlazeFace: scores and boxes of two anchor layers).

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import fc from 'fast-check';
 import { join } from 'node:path';
 import { currentOwner, ownerGone, parseOwner, type SpoolOwner } from '../src/http/spool-owner.js';
 import { createSpoolDir } from '../src/http/spool.js';
@@ -168,6 +169,14 @@ describe('spool sweep: what it judges and what it leaves alone', () => {
       assert.equal(parseOwner(bad), undefined, bad.slice(0, 40));
     }
     assert.equal(ownerGone(here, here), false);
+    const isOwner = (o: SpoolOwner | undefined) => o === undefined || (Number.isSafeInteger(o.pid) && o.pid > 0 && typeof o.host === 'string');
+    fc.assert(fc.property(fc.oneof(fc.string(), fc.json(), fc.jsonValue().map((v) => JSON.stringify({ ...here, pid: v }))), (text) => isOwner(parseOwner(text))), { numRuns: 2000 });
+    // Long adversarial markers (the sweep reads at most 1 KiB of one, but the parser does not rely on it).
+    for (const text of ['['.repeat(500_000), `{"pid":1,"host":"${'\\'.repeat(500_000)}`, '"'.repeat(1_000_000)]) {
+      const started = performance.now();
+      assert.equal(parseOwner(text), undefined);
+      assert.ok(performance.now() - started < 500, 'parsed in linear time');
+    }
   });
 
   it('refuses a parent that is a symlink, not 0700, or another user\'s, and spools in a private folder instead', () => {

@@ -28,7 +28,12 @@ export function openSpoolParent(base: string): { path: string } | { path: string
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') return { path, refused: `it cannot be made (${(error as NodeJS.ErrnoException).code})` };
   }
   // lstat: a symlink planted at this name by anyone with write access to the temp folder is never followed.
-  const st = lstatSync(path);
+  let st;
+  try {
+    st = lstatSync(path);
+  } catch (error) {
+    return { path, refused: `it cannot be examined (${(error as NodeJS.ErrnoException).code})` };
+  }
   if (st.isSymbolicLink()) return { path, refused: 'it is a symlink' };
   if (!st.isDirectory()) return { path, refused: 'it is not a folder' };
   if (st.uid !== uid) return { path, refused: `it belongs to uid ${st.uid}` };

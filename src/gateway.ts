@@ -35,6 +35,8 @@ import { SigningKeyCache } from './signing/signing-key.js';
 import { createStores } from './stores.js';
 import { docsRoutes } from './docs/routes.js';
 import { createSpoolDir } from './http/spool.js';
+import { currentOwner } from './http/spool-owner.js';
+import { sweepAtStart } from './http/spool-sweep.js';
 
 export interface Gateway {
   app: Koa<GatewayState>;
@@ -58,7 +60,10 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
   const metrics = createMetrics();
   const keypairs = new KeypairStore(config.keypairs.dir, log);
   // Upload bodies (models, backups) stream into this private folder, never into memory (http/spool.ts).
-  const spoolDir = createSpoolDir();
+  // Its owner marker lets a later gateway remove it if this one is killed; this one removes dead ones' now.
+  const spoolOwner = currentOwner();
+  const spoolDir = createSpoolDir(undefined, spoolOwner);
+  await sweepAtStart(spoolDir, spoolOwner, log);
   keypairs.start();
   const stores = await createStores(config, log);
   const rateLimits = stores.rateLimits;

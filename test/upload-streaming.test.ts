@@ -22,11 +22,12 @@ import { assertProblem } from './helpers/problems.js';
 const MiB = 1024 * 1024;
 const config = (name: string) => ({ name, task: 'classify', input: { width: 32, height: 32 }, labels: ['cold', 'warm'], top_k: 2 });
 
-/** The gateway's spool folder (kernelgate-spool-* under its TMPDIR) and what is in it. */
+/** The gateway's spool folder (kernelgate-spools-<uid>/<pid>-<random> under its TMPDIR) and what is in it. */
 function spoolOf(tmp: string): string {
-  const dirs = readdirSync(tmp).filter((d) => d.startsWith('kernelgate-spool-'));
-  assert.equal(dirs.length, 1, `one spool folder in ${tmp}: ${dirs.join(', ')}`);
-  return join(tmp, dirs[0]!);
+  const parent = join(tmp, `kernelgate-spools-${process.getuid!()}`);
+  const dirs = readdirSync(parent).filter((d) => !d.endsWith('.owner'));
+  assert.equal(dirs.length, 1, `one spool folder in ${parent}: ${dirs.join(', ')}`);
+  return join(parent, dirs[0]!);
 }
 
 async function waitFor(what: string, check: () => boolean, ms = 5000): Promise<void> {

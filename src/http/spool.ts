@@ -6,7 +6,7 @@
  * written out by the form parser) is removed when the request's chain ends, whatever the outcome.
  */
 import { createHash, randomBytes, type Hash } from 'node:crypto';
-import { chmodSync, createWriteStream, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -15,21 +15,49 @@ import { ApiError } from '../problems/api-error.js';
 import type { HashAlgorithm } from '../signing/algorithms.js';
 import { canonicalContentType } from '../signing/canonical.js';
 import { requestHasBody } from './raw-body.js';
+import { currentOwner, type SpoolOwner } from './spool-owner.js';
+import { MARKER_SUFFIX, openSpoolParent } from './spool-sweep.js';
 import { memoryBody, spooledBody, type RequestBody } from './request-body.js';
 
 /** Body types an upload route spools; anything else (JSON with base64, urlencoded) is read into memory as usual. */
 export const SPOOLED_TYPES = new Set(['multipart/form-data', 'application/zip', 'application/x-zip-compressed']);
 
-/** The gateway's spool folder: created private (0700) at start, under the OS temp folder; removed at close. */
+/**
+ * The gateway's spool folder: created private (0700) at start, removed at close. It lives under the user's
+ * spool parent in the OS temp folder, beside an owner marker, so that a later gateway can remove it if this
+ * one is killed (http/spool-sweep.ts). Where that parent is refused, a private folder of the temp folder.
+ */
 export interface SpoolDir {
   readonly path: string;
+  /** The user's spool parent, where the start-up sweep looks. */
+  readonly parent: string;
+  /** Why the parent was refused (then `path` is a private folder directly under the temp folder). */
+  readonly refused?: string;
   close(): void;
 }
 
-export function createSpoolDir(base = tmpdir()): SpoolDir {
-  const path = mkdtempSync(join(base, 'kernelgate-spool-'));
+export function createSpoolDir(base = tmpdir(), owner: SpoolOwner = currentOwner()): SpoolDir {
+  const parent = openSpoolParent(base);
+  if ('refused' in parent) {
+    const path = mkdtempSync(join(base, 'kernelgate-spool-'));
+    chmodSync(path, 0o700);
+    return { path, parent: parent.path, refused: parent.refused, close: () => rmSync(path, { recursive: true, force: true }) };
+  }
+  const name = `${owner.pid}-${randomBytes(8).toString('hex')}`;
+  const path = join(parent.path, name);
+  const marker = `${path}${MARKER_SUFFIX}`;
+  // The marker first: a folder never exists without the marker that lets a sweep judge it.
+  writeFileSync(marker, JSON.stringify(owner), { flag: 'wx', mode: 0o600 });
+  mkdirSync(path, { mode: 0o700 });
   chmodSync(path, 0o700);
-  return { path, close: () => rmSync(path, { recursive: true, force: true }) };
+  return {
+    path,
+    parent: parent.path,
+    close: () => {
+      rmSync(path, { recursive: true, force: true });
+      rmSync(marker, { force: true });
+    },
+  };
 }
 
 /** The files one request created in the spool folder, removed together when the request ends. */

@@ -9,6 +9,10 @@
  * process of its own (no models, no tsx), which times each exchange itself, as a camera integration is its own
  * process; `inline`: this process, which also holds the in-process kernels and their garbage (its HTTP is slower).
  *
+ * --auth hmac (default) | apikey: how the client authenticates. `hmac`: a Backend.AI signature (the client hashes and
+ * signs each body); `apikey`: what DeepStack clients send, an `api_key` form field (nothing to sign; the gateway checks
+ * the key instead of verifying a signature). /auth/test then gets the key as `x-api-key`.
+ *
  * --route: the path requests go to. `/session/{session}/infer` (default) creates a session with
  * `image: "face"` and sends the photo as a raw image/jpeg body; any other path (e.g. /v1/vision/face)
  * gets DeepStack's multipart form (`image` file field), signed the same way.
@@ -29,7 +33,10 @@ import sharp from 'sharp';
 import { FaceKernel } from '../src/inference/face/index.js';
 import { RunnerPool } from '../src/inference/runners/pool.js';
 import { signRequest } from '../src/signing/index.js';
-import { ALICE, startGateway, type TestGateway } from '../test/helpers/gateway.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ALICE, startGateway, writeKeypairWithApiKey, type TestGateway } from '../test/helpers/gateway.js';
 import { photo, type Photo } from '../test/helpers/photos.js';
 import { machine, median } from './lib.js';
 import { writeSection } from './lib.js';
@@ -40,6 +47,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '6' },
     route: { type: 'string', default: '/session/{session}/infer' },
     client: { type: 'string', default: 'process' },
+    auth: { type: 'string', default: 'hmac' },
   },
 });
 const ROUNDS = Number(values.rounds);
@@ -47,6 +55,7 @@ const SECONDS = Number(values.seconds);
 const ROUTE = values.route!;
 /** `process`: HTTP from a small client process of its own, as a camera integration calls; `inline`: from this one. */
 const CLIENT = values.client === 'inline' ? 'inline' : 'process';
+const AUTH = values.auth === 'apikey' ? 'apikey' : 'hmac';
 
 const now = () => performance.now();
 const percentile = (xs: number[], p: number) => {
@@ -60,9 +69,10 @@ async function photos(): Promise<Array<{ name: Photo; jpeg: Buffer }>> {
   return Promise.all(names.map(async (name) => ({ name, jpeg: await sharp(photo(name)).resize(640, 480, { fit: 'cover', position: 'top' }).jpeg({ quality: 90 }).toBuffer() })));
 }
 
-function multipart(jpeg: Buffer): { body: Buffer; contentType: string } {
+function multipart(jpeg: Buffer, apiKey?: string): { body: Buffer; contentType: string } {
   const boundary = `----kg-bench-${randomBytes(6).toString('hex')}`;
   const body = Buffer.concat([
+    Buffer.from(apiKey === undefined ? '' : `--${boundary}\r\nContent-Disposition: form-data; name="api_key"\r\n\r\n${apiKey}\r\n`),
     Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="image"; filename="photo.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`),
     jpeg,
     Buffer.from(`\r\n--${boundary}--\r\n`),
@@ -156,7 +166,13 @@ async function main(): Promise<void> {
   const bare = await startBare();
   const client = CLIENT === 'process' ? startClientProcess() : undefined;
   const post = client ? client.post : postInline;
-  const gw: TestGateway = await startGateway({ config: '[ratelimit]\ndefault_limit = 1000000\n[inference]\nmax_queue = 64\n' });
+  // apikey: ALICE's file carries a key (written before start, so the gateway loads it with the keypair).
+  const keyDir = mkdtempSync(join(tmpdir(), 'kg-bench-face-keys-'));
+  const apiKey = AUTH === 'apikey' ? writeKeypairWithApiKey(keyDir, ALICE) : undefined;
+  const gw: TestGateway = await startGateway({
+    config: `[ratelimit]\ndefault_limit = 1000000\n[inference]\nmax_queue = 64\n${AUTH === 'apikey' ? '[auth]\nschemes = ["backendai", "apikey"]\n' : ''}`,
+    ...(AUTH === 'apikey' ? { keypairDir: keyDir, keypairs: [] } : {}),
+  });
   try {
     let target = ROUTE;
     if (ROUTE.includes('{session}')) {
@@ -169,11 +185,13 @@ async function main(): Promise<void> {
     /** Each photo's body, built once (the client process is sent each body once). */
     const payload = (jpeg: Buffer) => {
       let p = payloads.get(jpeg);
-      if (p === undefined) payloads.set(jpeg, (p = ROUTE.includes('{session}') ? { body: jpeg, contentType: 'image/jpeg' } : multipart(jpeg)));
+      if (p === undefined) payloads.set(jpeg, (p = ROUTE.includes('{session}') ? { body: jpeg, contentType: 'image/jpeg' } : multipart(jpeg, apiKey)));
       return p;
     };
     /** Signs as an SDK client does (the time is kept apart: it is the client's, not the gateway's). */
     const signFor = (path: string, body: Buffer, contentType: string) => {
+      // A DeepStack client's key is in the form (or, for /auth/test, its header): nothing to compute.
+      if (apiKey !== undefined) return { headers: { 'Content-Type': contentType, ...(contentType.startsWith('multipart/') ? {} : { 'x-api-key': apiKey }) } as Record<string, string>, ms: 0 };
       const t0 = now();
       const headers = signRequest({ method: 'POST', target: path, host, accessKey: ALICE.accessKey, secretKey: ALICE.secretKey, body, contentType }).headers as Record<string, string>;
       return { headers, ms: now() - t0 };
@@ -279,7 +297,7 @@ async function main(): Promise<void> {
     const mh = median(t.http);
     const mf = median(t.front);
     const section = [
-      `Command: \`bash .ci/photos && npx tsc -p tsconfig.json && node --import tsx bench/face.ts --rounds ${ROUNDS} --seconds ${SECONDS} --route ${ROUTE} --client ${CLIENT}\``,
+      `Command: \`bash .ci/photos && npx tsc -p tsconfig.json && node --import tsx bench/face.ts --rounds ${ROUNDS} --seconds ${SECONDS} --route ${ROUTE} --client ${CLIENT}${AUTH === 'apikey' ? ' --auth apikey' : ''}\``,
       `Date: ${new Date().toISOString()}`,
       `Machine: ${machine()}. Shared with other engineers' builds and tests while it ran: noisy, compare the ratios of one run, not absolute figures across runs.`,
       `Photos: scikit-image's astronaut, camera (faces), chelsea, coffee (none), each cut to 640x480 and sent as JPEG (${images.map((i) => `${i.name} ${(i.jpeg.length / 1024).toFixed(0)} KiB`).join(', ')}). ${ROUNDS} rounds after a warm-up; each round runs every photo through the kernel in-process (both models, then front only; FaceKernel.infer: decode + letterbox + ONNX + decoding) and through the gateway (${ROUTE}, signed), then the same bytes in a signed POST to /auth/test, one after the other. HTTP client: ${CLIENT === 'process' ? 'a plain node:http client in a process of its own, which times each exchange (request written to response read); the signing time, taken here, is added to it' : 'this bench process (it also holds the in-process kernels)'}.`,
@@ -287,7 +305,7 @@ async function main(): Promise<void> {
       '| path | median ms per photo | p99 ms | vs in-process |',
       '|---|---|---|---|',
       `| in-process, both models (the kernel's default) | ${mi.toFixed(1)} | ${percentile(t.inproc, 99).toFixed(1)} | 1.00 |`,
-      `| signed HTTP through the gateway | ${mh.toFixed(1)} | ${percentile(t.http, 99).toFixed(1)} | ${(mh / mi).toFixed(2)} |`,
+      `| ${AUTH === 'apikey' ? 'HTTP with an api_key form field' : 'signed HTTP'} through the gateway | ${mh.toFixed(1)} | ${percentile(t.http, 99).toFixed(1)} | ${(mh / mi).toFixed(2)} |`,
       `| in-process, front model only | ${mf.toFixed(1)} | ${percentile(t.front, 99).toFixed(1)} | ${(mf / mi).toFixed(2)} |`,
       '',
       `Gateway overhead over the same kernel in-process: **${((median(t.ratio) - 1) * 100).toFixed(1)} %** as the median of the ${t.ratio.length} back-to-back pairs' ratios (HTTP / in-process; goal ≤ 10 %; the middle half of the pairs: ${((percentile(t.ratio, 25) - 1) * 100).toFixed(1)} to ${((percentile(t.ratio, 75) - 1) * 100).toFixed(1)} %), ${(((mh - mi) / mi) * 100).toFixed(1)} % from the two medians above. HTTP time outside the kernel (wall time minus the gateway's own \`duration_ms\`: signing, transport, verification, rate limit, session lookup, JSON): median ${median(t.inside).toFixed(1)} ms, next to ${median(t.floor).toFixed(1)} ms for a signed POST of the same bytes to /auth/test (the gateway's floor for such a request, no kernel) in the same rounds. The 640x480 astronaut photo alone: median ${median(t.inproc640).toFixed(1)} ms in-process, ${median(t.http640).toFixed(1)} ms over HTTP. Running the back model beside the front one costs ${(mi - mf).toFixed(1)} ms per photo.`,
@@ -319,12 +337,13 @@ async function main(): Promise<void> {
       '',
       `Gateway peak RSS (VmHWM) after the run: ${hwm.toFixed(0)} MiB.`,
       '',
-      `<!-- data ${JSON.stringify({ script: 'face', date: new Date().toISOString(), inprocMs: Number(mi.toFixed(1)), httpMs: Number(mh.toFixed(1)), frontOnlyMs: Number(mf.toFixed(1)), overheadPct: Number(((median(t.ratio) - 1) * 100).toFixed(1)), outsideKernelMs: Number(median(t.inside).toFixed(1)), signedPostFloorMs: Number(median(t.floor).toFixed(1)), keepAliveOverheadPct: Number(((median(t.ratioKeep) - 1) * 100).toFixed(1)), signMs: Number(median(t.sign).toFixed(2)), bareMs: Number(median(t.bare).toFixed(2)), bareKeepMs: Number(median(t.bareKeep).toFixed(2)) })} -->`,
+      `<!-- data ${JSON.stringify({ script: AUTH === 'apikey' ? 'face apikey' : 'face', date: new Date().toISOString(), inprocMs: Number(mi.toFixed(1)), httpMs: Number(mh.toFixed(1)), frontOnlyMs: Number(mf.toFixed(1)), overheadPct: Number(((median(t.ratio) - 1) * 100).toFixed(1)), outsideKernelMs: Number(median(t.inside).toFixed(1)), signedPostFloorMs: Number(median(t.floor).toFixed(1)), keepAliveOverheadPct: Number(((median(t.ratioKeep) - 1) * 100).toFixed(1)), signMs: Number(median(t.sign).toFixed(2)), bareMs: Number(median(t.bare).toFixed(2)), bareKeepMs: Number(median(t.bareKeep).toFixed(2)) })} -->`,
     ].join('\n');
     console.log(section);
-    writeSection('face', `## Face detection (issue 11): gateway vs the same kernel in-process\n\n${section}`);
+    writeSection(AUTH === 'apikey' ? 'face apikey' : 'face', `## Face detection (issue 11): gateway vs the same kernel in-process${AUTH === 'apikey' ? ', DeepStack clients (api_key form field)' : ''}\n\n${section}`);
   } finally {
     await gw.stop();
+    rmSync(keyDir, { recursive: true, force: true });
     bare.stop();
     client?.stop();
     keepAlive.destroy();

@@ -9,10 +9,13 @@ export interface TensorData {
   dims: number[];
 }
 
-/** Tensor contents in the model's own element type: BOOL as 0/1 bytes, float16 as its raw 16-bit patterns. */
-export type RawValues =
+/** The typed arrays a numeric tensor is held in, whatever speaks of it (ONNX Runtime, the inference protocol). */
+export type NumericValues =
   | Float32Array | Float64Array | Int8Array | Int16Array | Int32Array | BigInt64Array
-  | Uint8Array | Uint16Array | Uint32Array | BigUint64Array | string[];
+  | Uint8Array | Uint16Array | Uint32Array | BigUint64Array;
+
+/** Tensor contents in the model's own element type: BOOL as 0/1 bytes, float16 as its raw 16-bit patterns. */
+export type RawValues = NumericValues | string[];
 
 /**
  * A tensor as ONNX Runtime holds it, for `kernelgate worker`, which must answer every output in its

@@ -10,6 +10,8 @@
  * was given before allocating, and throws ProtocolError (the peer's fault) for anything malformed.
  */
 
+import type { NumericValues } from '../session-protocol.js';
+
 export class ProtocolError extends Error {
   constructor(message: string) {
     super(message);
@@ -29,9 +31,7 @@ export const ELEMENT_SIZE: Record<Exclude<Datatype, 'BYTES'>, number> = {
  * Tensor contents by datatype: BOOL as 0/1 bytes, FP16 as its raw 16-bit patterns, 64-bit integers as
  * BigInt arrays, BYTES as one byte array per element.
  */
-export type TensorValues =
-  | Float32Array | Float64Array | Int8Array | Int16Array | Int32Array | BigInt64Array
-  | Uint8Array | Uint16Array | Uint32Array | BigUint64Array | Uint8Array[];
+export type TensorValues = NumericValues | Uint8Array[];
 
 export interface Tensor {
   name: string;

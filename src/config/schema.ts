@@ -137,6 +137,10 @@ export const ConfigSchema = Type.Object(
       model_memory_mb: Int(0, 2048, { description: "Memory cap of one custom model's process, MB; 0: none." }),
       timeout_ms: Int(1, 30_000),
       threads: Int(0, 0),
+      face_tiles: Type.Boolean({
+        default: true,
+        description: 'The face kernel also runs its back model on overlapping tiles of frames whose long side is over 1024 px (small faces in camera frames; costs time).',
+      }),
       models_dir: NonEmpty('models', 'Uploaded custom models (a relative path resolves against the config file).'),
       backend: OneOf(['local', 'kserve'], { default: 'local', description: 'Where models run: local ONNX Runtime, or Open Inference Protocol servers (kserve_urls).' }),
       kserve_urls: Type.Array(Type.String({ pattern: '^https?://[^\\s]+$' }), { default: [], description: 'Open Inference Protocol (KServe v2 REST) servers, e.g. "http://gpu-1:8000".' }),

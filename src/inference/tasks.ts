@@ -83,6 +83,7 @@ export const BUILTIN_MODELS: readonly BuiltinModel[] = [
           intraOpNumThreads: cfg.threads > 0 ? cfg.threads : undefined,
           limits: { maxBytes: cfg.max_image_bytes, maxPixels: cfg.max_image_pixels },
           queue: { concurrency: cfg.concurrency, maxQueued: cfg.max_queue, maxQueuedPerOwner: cfg.max_queue_per_owner, timeoutMs: cfg.timeout_ms },
+          tiles: cfg.face_tiles,
           logger: log,
         },
         runners,

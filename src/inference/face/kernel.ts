@@ -8,6 +8,11 @@
  * coffee cup at 0.67-0.74. So the front model's candidates count at every size and the back model's only
  * below SMALL_FACE; the two lists are merged by one weighted NMS. The two runs go to two workers at once.
  *
+ * Large frames (long side over TILE_MIN_LONG_SIDE: camera frames of 1280x720 and up) are also cut into overlapping
+ * tiles (tiles.ts) that the back model sees at a larger scale, where a 40 px face is 20 px rather than 5; a tile's
+ * candidate counts only when the front model agrees on a crop around it (TILE_CHECK). Off: config
+ * inference.face_tiles = false.
+ *
  * Images are checked (header) before queueing and decoded inside the queue, as the other kernels do, straight
  * to the models' input sizes (letterbox.ts).
  */
@@ -20,15 +25,32 @@ import type { RunnerSource } from '../runners/pool.js';
 import type { ModelRunner, TensorData } from '../runners/runner.js';
 import { ssdAnchorCentres } from './anchors.js';
 import { decodeCandidates, KEYPOINTS, REGRESSORS, type FaceCandidate } from './decode.js';
-import { letterboxes, toImage, type Letterbox } from './letterbox.js';
+import { letterboxes, tileInputs, toImage, type Letterbox, type TileInputs } from './letterbox.js';
 import { faceModels, type FaceModel } from './models.js';
 import { weightedNms } from './nms.js';
+import { inCore, tileGrid, type TileGrid } from './tiles.js';
 import { InFlight } from '../in-flight.js';
 
 /** DeepStack's default for /v1/vision/face, and the kernel's when a caller gives none. */
 export const DEFAULT_MIN_CONFIDENCE = 0.55;
 /** Back-model faces count only when narrower than this share of the model's square (see the file comment). */
 export const SMALL_FACE = 0.15;
+/**
+ * A tile's side in image pixels: 2x the back model's input, so a 30-100 px face is 15-50 px in the model's square.
+ * Measured (bench/face-tiles.ts): recall 63 % at 512, 54 % at 640, 41 % at 768, 14 % without tiles, false
+ * positives unchanged at each; 1920x1080 costs 15 tiles at 512 (about 9x the untiled time), 6 at 768.
+ */
+export const TILE_SIDE = 512;
+/** Frames whose long side is at most this are not tiled (4x the back model's input: a 640x480 frame costs nothing). */
+export const TILE_MIN_LONG_SIDE = 1024;
+/**
+ * A tile's candidate counts only when the front model, on a square crop 2.5x its width around it, scores a face at
+ * least this high near the crop's centre: the back model, seeing textures up close, scores some of them (a
+ * nebula, a motorbike's parts) at 0.6-0.76; the front model scores non-faces low (see the file comment).
+ */
+export const TILE_CHECK = 0.6;
+/** The check's crop: the candidate's width times this (the front model sees faces that fill a good part of its square). */
+const CHECK_CROP = 2.5;
 
 export interface FacePrediction {
   confidence: number;
@@ -57,7 +79,23 @@ export interface FaceLoadOptions {
   queue?: Partial<WorkQueueOptions>;
   /** Which models run: both (default, see above), or one of them (benchmarks, tests). */
   models?: 'both' | 'front' | 'back';
+  /** Also run the back model on overlapping tiles of large frames (config inference.face_tiles; default true). */
+  tiles?: boolean;
+  /** A tile's side in image pixels (benchmarks); default TILE_SIDE. */
+  tileSide?: number;
+  /** The front model's least score on a crop around a tile's candidate for it to count (benchmarks); default TILE_CHECK. */
+  tileCheck?: number;
   logger?: InferenceLogger;
+}
+
+interface Tiling {
+  /** The back model, run on each tile; its candidates count below SMALL_FACE of the tile, as on the whole image. */
+  model: LoadedModel;
+  /** The front model, which checks each tile candidate on a crop around it. */
+  front: LoadedModel;
+  side: number;
+  minLongSide: number;
+  check: number;
 }
 
 interface LoadedModel {
@@ -88,9 +126,12 @@ export class FaceKernel implements Kernel<FaceResult> {
   readonly #limits: DecodeLimits;
   readonly #provider: string;
   readonly #inflight = new InFlight();
+  /** The back model and the tiles' geometry, when large frames are tiled. */
+  readonly #tiling: Tiling | undefined;
 
-  private constructor(models: LoadedModel[], queue: WorkQueue, limits: DecodeLimits) {
+  private constructor(models: LoadedModel[], queue: WorkQueue, limits: DecodeLimits, tiling: Tiling | undefined) {
     this.#models = models;
+    this.#tiling = tiling;
     this.#queue = queue;
     this.#limits = limits;
     this.#provider = [...new Set(models.map((m) => m.runner.provider))].join('+');
@@ -116,7 +157,14 @@ export class FaceKernel implements Kernel<FaceResult> {
       }),
     );
     const queue = new WorkQueue({ concurrency: 1, maxQueued: 16, timeoutMs: 30_000, name: 'face', ...opts.queue });
-    return new FaceKernel(models, queue, { ...DEFAULT_DECODE_LIMITS, ...opts.limits });
+    // Tiles need both models: the back one to find the faces, the front one to check them.
+    const backModel = models.find((m) => m.model === back);
+    const frontModel = models.find((m) => m.model === front);
+    const tiling =
+      opts.tiles !== false && backModel && frontModel
+        ? { model: backModel, front: frontModel, side: opts.tileSide ?? TILE_SIDE, minLongSide: TILE_MIN_LONG_SIDE, check: opts.tileCheck ?? TILE_CHECK }
+        : undefined;
+    return new FaceKernel(models, queue, { ...DEFAULT_DECODE_LIMITS, ...opts.limits }, tiling);
   }
 
   get provider(): string {
@@ -137,9 +185,17 @@ export class FaceKernel implements Kernel<FaceResult> {
           track(
             (async () => {
               const t0 = performance.now();
-              const inputs = await letterboxes(image, inspected, this.#limits, this.#models.map((m) => m.model.anchors.inputSize));
+              const img = orientedSize(inspected);
+              const sizes = this.#models.map((m) => m.model.anchors.inputSize);
+              const t = this.#tiling;
+              const grid = t && tileGrid(img, t.side, t.model.model.anchors.inputSize, SMALL_FACE, t.minLongSide);
+              const [inputs, tiles] = await Promise.all([
+                letterboxes(image, inspected, this.#limits, sizes),
+                t && grid ? tileInputs(image, inspected, this.#limits, grid, t.model.model.anchors.inputSize) : undefined,
+              ]);
               if (signal.aborted) throw new ApiError(504, 'gateway-timeout', 'face request timed out');
-              const predictions = await this.#detect(inputs, orientedSize(inspected), minConfidence);
+              const fromTiles = t && grid && tiles ? this.#tileCandidates(t, grid, tiles, img, minConfidence) : undefined;
+              const predictions = await this.#detect(inputs, img, minConfidence, fromTiles);
               return { predictions, duration_ms: round1(performance.now() - t0), provider: this.#provider };
             })(),
           ),
@@ -149,10 +205,40 @@ export class FaceKernel implements Kernel<FaceResult> {
   }
 
   /** `inputs`: each model's letterbox (as it becomes ready), in the order of the models; `img`: the upright image's size. */
-  async #detect(inputs: Array<Promise<Letterbox>>, img: Size, minConfidence: number): Promise<FacePrediction[]> {
-    const perModel = await Promise.all(this.#models.map((m, i) => this.#candidates(m, inputs[i]!, img, minConfidence)));
-    // In the image's pixels both models' candidates share one frame, so one NMS merges them.
+  async #detect(inputs: Array<Promise<Letterbox>>, img: Size, minConfidence: number, tiles: Promise<FaceCandidate[]> = Promise.resolve([])): Promise<FacePrediction[]> {
+    const perModel = await Promise.all([...this.#models.map((m, i) => this.#candidates(m, inputs[i]!, img, minConfidence)), tiles]);
+    // In the image's pixels both models' candidates (and the tiles') share one frame, so one NMS merges them.
     return weightedNms(perModel.flat()).map((face) => toPrediction(face, img));
+  }
+
+  /** The back model on each tile in turn (one worker: the whole-image runs go on beside it), in the image's pixels. */
+  async #tileCandidates(t: Tiling, grid: TileGrid, inputs: TileInputs, img: Size, minConfidence: number): Promise<FaceCandidate[]> {
+    const m = t.model;
+    const tiles = inputs.tiles;
+    const out: FaceCandidate[] = [];
+    for (let i = 0; i < tiles.length; i++) {
+      const lb = await tiles[i]!;
+      const { rect, core } = grid.tiles[i]!;
+      const outputs = await m.runner.run({ [m.runner.inputNames[0]!]: { data: lb.data, dims: [1, lb.size, lb.size, 3] } }, { allOutputs: true });
+      const { scores, regressors } = joinLayers(Object.values(outputs));
+      // Tile square (0..1) → decoded pixels (the tile is cut 1:1 from the decode) → image pixels.
+      const px = (x: number) => (rect.x + x * lb.size - lb.left) / grid.scaleX;
+      const py = (y: number) => (rect.y + y * lb.size - lb.top) / grid.scaleY;
+      for (const c of decodeCandidates(scores, regressors, m.anchors, lb.size, minConfidence)) {
+        if (c.box[2] - c.box[0] >= SMALL_FACE) continue;
+        const cx = rect.x + ((c.box[0] + c.box[2]) / 2) * lb.size - lb.left;
+        const cy = rect.y + ((c.box[1] + c.box[3]) / 2) * lb.size - lb.top;
+        if (!inCore(core, cx, cy)) continue;
+        if (!(await this.#frontAgrees(t, inputs, cx, cy, (c.box[2] - c.box[0]) * lb.size))) continue;
+        const keypoints = new Float32Array(c.keypoints.length);
+        for (let k = 0; k < KEYPOINTS; k++) {
+          keypoints[2 * k] = px(c.keypoints[2 * k]!);
+          keypoints[2 * k + 1] = py(c.keypoints[2 * k + 1]!);
+        }
+        out.push({ score: c.score, box: [px(c.box[0]), py(c.box[1]), px(c.box[2]), py(c.box[3])], keypoints });
+      }
+    }
+    return out;
   }
 
   /** One model's candidates, in the image's pixels. */
@@ -163,6 +249,18 @@ export class FaceKernel implements Kernel<FaceResult> {
     return decodeCandidates(scores, regressors, m.anchors, lb.size, minConfidence)
       .filter((c) => c.box[2] - c.box[0] < m.maxWidth)
       .map((c) => toImageFrame(c, lb, img));
+  }
+
+  /** Whether the front model sees a face centred near (cx, cy) (decoded pixels) of about `width` on a crop around it. */
+  async #frontAgrees(t: Tiling, inputs: TileInputs, cx: number, cy: number, width: number): Promise<boolean> {
+    const side = width * CHECK_CROP;
+    const sq = await inputs.crop({ x: cx - side / 2, y: cy - side / 2, width: side, height: side }, t.front.model.anchors.inputSize);
+    const outputs = await t.front.runner.run({ [t.front.runner.inputNames[0]!]: { data: sq.data, dims: [1, sq.size, sq.size, 3] } }, { allOutputs: true });
+    const { scores, regressors } = joinLayers(Object.values(outputs));
+    // Near the centre: within a fifth of the crop (half the candidate's width) of where the back model saw it.
+    return decodeCandidates(scores, regressors, t.front.anchors, sq.size, t.check).some(
+      (f) => Math.abs((f.box[0] + f.box[2]) / 2 - 0.5) < 0.2 && Math.abs((f.box[1] + f.box[3]) / 2 - 0.5) < 0.2,
+    );
   }
 
   /** The runners belong to the pool; retiring only waits for the requests in flight. */

@@ -33,6 +33,11 @@ export interface SessionOptions {
   logger?: InferenceLogger;
   /** How the model is named in errors when it is loaded from bytes. */
   label?: string;
+  /**
+   * Which copy of a shared model (RunnerPool): a kernel that runs one model on several inputs at once (the face
+   * kernel's tiles) asks for copies 0 and 1, each its own session and worker. Remote backends ignore it.
+   */
+  replica?: number;
 }
 
 export interface ProviderFailure {

@@ -51,6 +51,13 @@ export const TILE_MIN_LONG_SIDE = 1024;
 export const TILE_CHECK = 0.6;
 /** The check's crop: the candidate's width times this (the front model sees faces that fill a good part of its square). */
 const CHECK_CROP = 2.5;
+/** Tile candidates below this are not proposed, whatever a request's min_confidence (each costs a check). */
+export const TILE_PROPOSAL = 0.5;
+/**
+ * Front-model checks per frame at most (each is a model run): a cluttered 4K frame asked at min_confidence 0 must
+ * not hold the face queue for seconds. The test frames' busiest held 5 faces.
+ */
+export const MAX_TILE_CHECKS = 32;
 
 export interface FacePrediction {
   confidence: number;
@@ -91,6 +98,8 @@ export interface FaceLoadOptions {
 interface Tiling {
   /** The back model, run on each tile; its candidates count below SMALL_FACE of the tile, as on the whole image. */
   model: LoadedModel;
+  /** Runners of the back model that take tiles at once: the whole-image one and a second copy of it. */
+  tileRunners: ModelRunner[];
   /** The front model, which checks each tile candidate on a crop around it. */
   front: LoadedModel;
   side: number;
@@ -160,9 +169,12 @@ export class FaceKernel implements Kernel<FaceResult> {
     // Tiles need both models: the back one to find the faces, the front one to check them.
     const backModel = models.find((m) => m.model === back);
     const frontModel = models.find((m) => m.model === front);
+    // A second copy of the back model takes every other tile: the tiles ran one at a time on one thread, the
+    // other core mostly idle (1920x1080: 15 tiles, 149 ms; with the copy, see README "Tiles for large frames").
+    const tileRunners = opts.tiles !== false && backModel && frontModel ? [backModel.runner, await runners.shared(back.file, { ...sOpts, replica: 1 })] : [];
     const tiling =
       opts.tiles !== false && backModel && frontModel
-        ? { model: backModel, front: frontModel, side: opts.tileSide ?? TILE_SIDE, minLongSide: TILE_MIN_LONG_SIDE, check: opts.tileCheck ?? TILE_CHECK }
+        ? { model: backModel, tileRunners, front: frontModel, side: opts.tileSide ?? TILE_SIDE, minLongSide: TILE_MIN_LONG_SIDE, check: opts.tileCheck ?? TILE_CHECK }
         : undefined;
     return new FaceKernel(models, queue, { ...DEFAULT_DECODE_LIMITS, ...opts.limits }, tiling);
   }
@@ -211,32 +223,45 @@ export class FaceKernel implements Kernel<FaceResult> {
     return weightedNms(perModel.flat()).map((face) => toPrediction(face, img));
   }
 
-  /** The back model on each tile in turn (one worker: the whole-image runs go on beside it), in the image's pixels. */
+  /**
+   * The back model on each tile in turn (one worker: the whole-image runs go on beside it); its faces, merged across
+   * tiles, in the image's pixels, each confirmed by the front model. Bounded whatever the frame holds or the request
+   * asks: proposals start at TILE_PROPOSAL, and at most MAX_TILE_CHECKS clusters, best first, are checked.
+   */
   async #tileCandidates(t: Tiling, grid: TileGrid, inputs: TileInputs, img: Size, minConfidence: number): Promise<FaceCandidate[]> {
     const m = t.model;
     const tiles = inputs.tiles;
-    const out: FaceCandidate[] = [];
-    for (let i = 0; i < tiles.length; i++) {
-      const lb = await tiles[i]!;
-      const { rect, core } = grid.tiles[i]!;
-      const outputs = await m.runner.run({ [m.runner.inputNames[0]!]: { data: lb.data, dims: [1, lb.size, lb.size, 3] } }, { allOutputs: true });
-      const { scores, regressors } = joinLayers(Object.values(outputs));
-      // Tile square (0..1) → decoded pixels (the tile is cut 1:1 from the decode) → image pixels.
-      const px = (x: number) => (rect.x + x * lb.size - lb.left) / grid.scaleX;
-      const py = (y: number) => (rect.y + y * lb.size - lb.top) / grid.scaleY;
-      for (const c of decodeCandidates(scores, regressors, m.anchors, lb.size, minConfidence)) {
-        if (c.box[2] - c.box[0] >= SMALL_FACE) continue;
-        const cx = rect.x + ((c.box[0] + c.box[2]) / 2) * lb.size - lb.left;
-        const cy = rect.y + ((c.box[1] + c.box[3]) / 2) * lb.size - lb.top;
-        if (!inCore(core, cx, cy)) continue;
-        if (!(await this.#frontAgrees(t, inputs, cx, cy, (c.box[2] - c.box[0]) * lb.size))) continue;
-        const keypoints = new Float32Array(c.keypoints.length);
-        for (let k = 0; k < KEYPOINTS; k++) {
-          keypoints[2 * k] = px(c.keypoints[2 * k]!);
-          keypoints[2 * k + 1] = py(c.keypoints[2 * k + 1]!);
+    const proposals: FaceCandidate[] = [];
+    let next = 0;
+    const takeTiles = async (runner: ModelRunner) => {
+      for (let i = next++; i < tiles.length; i = next++) {
+        const lb = await tiles[i]!;
+        const { rect, core } = grid.tiles[i]!;
+        const outputs = await runner.run({ [m.runner.inputNames[0]!]: { data: lb.data, dims: [1, lb.size, lb.size, 3] } }, { allOutputs: true });
+        const { scores, regressors } = joinLayers(Object.values(outputs));
+        // Tile square (0..1) → decoded pixels (the tile is cut 1:1 from the decode) → image pixels.
+        const px = (x: number) => (rect.x + x * lb.size - lb.left) / grid.scaleX;
+        const py = (y: number) => (rect.y + y * lb.size - lb.top) / grid.scaleY;
+        for (const c of decodeCandidates(scores, regressors, m.anchors, lb.size, Math.max(minConfidence, TILE_PROPOSAL))) {
+          if (c.box[2] - c.box[0] >= SMALL_FACE) continue;
+          const cx = rect.x + ((c.box[0] + c.box[2]) / 2) * lb.size - lb.left;
+          const cy = rect.y + ((c.box[1] + c.box[3]) / 2) * lb.size - lb.top;
+          if (!inCore(core, cx, cy)) continue;
+          const keypoints = new Float32Array(c.keypoints.length);
+          for (let k = 0; k < KEYPOINTS; k++) {
+            keypoints[2 * k] = px(c.keypoints[2 * k]!);
+            keypoints[2 * k + 1] = py(c.keypoints[2 * k + 1]!);
+          }
+          proposals.push({ score: c.score, box: [px(c.box[0]), py(c.box[1]), px(c.box[2]), py(c.box[3])], keypoints });
         }
-        out.push({ score: c.score, box: [px(c.box[0]), py(c.box[1]), px(c.box[2]), py(c.box[3])], keypoints });
       }
+    };
+    await Promise.all(t.tileRunners.map(takeTiles));
+    // One check per face, not per anchor that saw it: the clusters, best first (weightedNms's order).
+    const out: FaceCandidate[] = [];
+    for (const face of weightedNms(proposals).slice(0, MAX_TILE_CHECKS)) {
+      const [x0, y0, x1, y1] = face.box;
+      if (await this.#frontAgrees(t, inputs, ((x0 + x1) / 2) * grid.scaleX, ((y0 + y1) / 2) * grid.scaleY, (x1 - x0) * grid.scaleX)) out.push(face);
     }
     return out;
   }

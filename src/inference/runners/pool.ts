@@ -41,7 +41,7 @@ export class RunnerPool implements RunnerSource {
   shared(modelPath: string, opts: SessionOptions): Promise<ArgmaxRunner> {
     if (this.#closed) return Promise.reject(new Error('the model runners were closed'));
     const intraOpNumThreads = opts.intraOpNumThreads ?? defaultIntraOpThreads();
-    const key = `${modelPath}\u0000${opts.providers.join(',')}\u0000${intraOpNumThreads}`;
+    const key = `${modelPath}\u0000${opts.providers.join(',')}\u0000${intraOpNumThreads}\u0000${opts.replica ?? 0}`;
     let entry = this.#runners.get(key);
     if (!entry) {
       const forget = () => {

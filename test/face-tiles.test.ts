@@ -8,9 +8,9 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import sharp from 'sharp';
-import { FaceKernel, SMALL_FACE, TILE_MIN_LONG_SIDE, TILE_SIDE } from '../src/inference/face/kernel.js';
+import { FaceKernel, MAX_TILE_CHECKS, SMALL_FACE, TILE_MIN_LONG_SIDE, TILE_SIDE } from '../src/inference/face/kernel.js';
 import { inCore, tileGrid } from '../src/inference/face/tiles.js';
-import { RunnerPool } from '../src/inference/runners/pool.js';
+import { RunnerPool, type RunnerSource } from '../src/inference/runners/pool.js';
 import { composeFrame, evaluationFrames, faceInSurroundings, parseNpyCrops, photoFile } from './helpers/face-frames.js';
 import { iou, photo, type Photo } from './helpers/photos.js';
 
@@ -91,6 +91,39 @@ describe('face tiles on real photos', () => {
       const b = (await off.infer(f.jpeg)).predictions;
       // Whatever the whole-image passes report (a nebula in Hubble's deep field at 0.6), the tiles add nothing.
       assert.equal(a.length, b.length, `${f.name}: ${JSON.stringify(a)} vs ${JSON.stringify(b)}`);
+    }
+  });
+
+  it('bounds a frame’s model runs whatever it holds and whatever min_confidence asks (at most 32 checks)', async () => {
+    // A source that counts the runs of each model: the kernel sees the pool's runners, wrapped.
+    const runs = new Map<string, number>();
+    const counting: RunnerSource = {
+      shared: async (path, opts) => {
+        const runner = await pool.shared(path, opts);
+        const key = path.includes('front') ? 'front' : 'back';
+        return Object.assign(Object.create(runner) as typeof runner, {
+          run: (feeds: Parameters<typeof runner.run>[0], o?: Parameters<typeof runner.run>[1]) => {
+            runs.set(key, (runs.get(key) ?? 0) + 1);
+            return runner.run(feeds, o);
+          },
+        });
+      },
+      custom: (model, opts) => pool.custom(model, opts),
+      close: async () => undefined,
+    };
+    const counted = await FaceKernel.load({ providers: ['cpu'], intraOpNumThreads: 1 }, counting);
+    try {
+      // Gravel and Hubble's deep field up close: the back model's busiest no-face textures.
+      for (const background of ['gravel.png', 'hubble_deep_field.jpg']) {
+        const frame = await composeFrame(background, background, { width: 1920, height: 1080 }, [], { seed: 5, degrade: 'noise', quality: 80 });
+        runs.clear();
+        await counted.infer(frame.jpeg, { minConfidence: 0 });
+        // One whole-image run each, 15 tiles, and the front model's checks: at most MAX_TILE_CHECKS.
+        assert.equal(runs.get('back'), 1 + 15, `${background}: back-model runs`);
+        assert.ok((runs.get('front') ?? 0) <= 1 + MAX_TILE_CHECKS, `${background}: ${runs.get('front')} front-model runs`);
+      }
+    } finally {
+      await counted.close();
     }
   });
 

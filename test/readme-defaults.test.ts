@@ -65,6 +65,7 @@ describe('README "Configuration": the table\'s defaults are the embedded default
     ['`inference.max_queue_per_owner`', '0', c.inference.max_queue_per_owner, 0],
     ['`inference.model_memory_mb`', '2048', c.inference.model_memory_mb, 2048],
     ['`inference.threads`', '0', c.inference.threads, 0],
+    ['`inference.face_tiles`', '`true`', c.inference.face_tiles, true],
     ['`inference.models_dir`', '`models`', c.inference.models_dir, 'models'],
     ['`docs.enabled`', '`true`', c.docs.enabled, true],
     ['`vision.enabled`', '`true`', c.vision.enabled, true],

@@ -127,6 +127,23 @@ describe('face tiles on real photos', () => {
     }
   });
 
+  it("a tiled frame takes turns: another tenant's small photo is answered between its tiles, not after them", async () => {
+    const face = await faceInSurroundings('astronaut', 40);
+    const frame = await composeFrame('astronaut 40 px', 'gravel.png', { width: 3840, height: 2160 }, [face], { seed: 7, degrade: 'none', quality: 80 });
+    const small = await sharp(photo('camera')).resize(640, 480, { fit: 'cover', position: 'top' }).jpeg({ quality: 85 }).toBuffer();
+    await on.infer(small);
+    const done: string[] = [];
+    const big = on.infer(frame.jpeg, { owner: 'tenant-a' }).then((r) => (done.push('frame'), r));
+    // Sent once the frame holds the slot, as a second tenant's request would arrive.
+    await new Promise((r) => setTimeout(r, 40));
+    assert.equal(on.queueStats.running, 1);
+    const quick = on.infer(small, { owner: 'tenant-b' }).then((r) => (done.push('small'), r));
+    const [frameResult, smallResult] = await Promise.all([big, quick]);
+    assert.deepEqual(done, ['small', 'frame'], 'the small photo did not wait for all 45 tiles');
+    assert.equal(smallResult.predictions.length, 1, 'the cameraman');
+    assert.ok(frameResult.predictions.some((p) => iou(p, frame.faces[0]!) > 0.5), `the 40 px face in 4K: ${JSON.stringify(frameResult.predictions)}`);
+  });
+
   it('leaves 640x480 and 1024x768 frames as they were (no tile)', async () => {
     for (const name of ['astronaut', 'camera', 'chelsea', 'coffee'] as Photo[]) {
       for (const [w, h] of [[640, 480], [1024, 768]] as const) {

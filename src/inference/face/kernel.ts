@@ -193,7 +193,7 @@ export class FaceKernel implements Kernel<FaceResult> {
     return this.#inflight.around(async (track) => {
       const inspected = await inspectImage(image, this.#limits);
       return this.#queue.run(
-        (signal) =>
+        (signal, turn) =>
           track(
             (async () => {
               const t0 = performance.now();
@@ -206,7 +206,7 @@ export class FaceKernel implements Kernel<FaceResult> {
                 t && grid ? tileInputs(image, inspected, this.#limits, grid, t.model.model.anchors.inputSize) : undefined,
               ]);
               if (signal.aborted) throw new ApiError(504, 'gateway-timeout', 'face request timed out');
-              const fromTiles = t && grid && tiles ? this.#tileCandidates(t, grid, tiles, img, minConfidence) : undefined;
+              const fromTiles = t && grid && tiles ? this.#tileCandidates(t, grid, tiles, minConfidence, { signal, turn }) : undefined;
               const predictions = await this.#detect(inputs, img, minConfidence, fromTiles);
               return { predictions, duration_ms: round1(performance.now() - t0), provider: this.#provider };
             })(),
@@ -228,38 +228,41 @@ export class FaceKernel implements Kernel<FaceResult> {
    * tiles, in the image's pixels, each confirmed by the front model. Bounded whatever the frame holds or the request
    * asks: proposals start at TILE_PROPOSAL, and at most MAX_TILE_CHECKS clusters, best first, are checked.
    */
-  async #tileCandidates(t: Tiling, grid: TileGrid, inputs: TileInputs, img: Size, minConfidence: number): Promise<FaceCandidate[]> {
+  async #tileCandidates(t: Tiling, grid: TileGrid, inputs: TileInputs, minConfidence: number, job: { signal: AbortSignal; turn: () => Promise<void> }): Promise<FaceCandidate[]> {
     const m = t.model;
     const tiles = inputs.tiles;
     const proposals: FaceCandidate[] = [];
-    let next = 0;
-    const takeTiles = async (runner: ModelRunner) => {
-      for (let i = next++; i < tiles.length; i = next++) {
-        const lb = await tiles[i]!;
-        const { rect, core } = grid.tiles[i]!;
-        const outputs = await runner.run({ [m.runner.inputNames[0]!]: { data: lb.data, dims: [1, lb.size, lb.size, 3] } }, { allOutputs: true });
-        const { scores, regressors } = joinLayers(Object.values(outputs));
-        // Tile square (0..1) → decoded pixels (the tile is cut 1:1 from the decode) → image pixels.
-        const px = (x: number) => (rect.x + x * lb.size - lb.left) / grid.scaleX;
-        const py = (y: number) => (rect.y + y * lb.size - lb.top) / grid.scaleY;
-        for (const c of decodeCandidates(scores, regressors, m.anchors, lb.size, Math.max(minConfidence, TILE_PROPOSAL))) {
-          if (c.box[2] - c.box[0] >= SMALL_FACE) continue;
-          const cx = rect.x + ((c.box[0] + c.box[2]) / 2) * lb.size - lb.left;
-          const cy = rect.y + ((c.box[1] + c.box[3]) / 2) * lb.size - lb.top;
-          if (!inCore(core, cx, cy)) continue;
-          const keypoints = new Float32Array(c.keypoints.length);
-          for (let k = 0; k < KEYPOINTS; k++) {
-            keypoints[2 * k] = px(c.keypoints[2 * k]!);
-            keypoints[2 * k + 1] = py(c.keypoints[2 * k + 1]!);
-          }
-          proposals.push({ score: c.score, box: [px(c.box[0]), py(c.box[1]), px(c.box[2]), py(c.box[3])], keypoints });
+    // Tiles go in rounds, one per runner; between rounds another tenant's waiting image may take the queue's
+    // slot (queue.ts turns): a 4K frame is 45 tiles, a third of a second, and must not hold everyone else up.
+    const runTile = async (runner: ModelRunner, i: number) => {
+      const lb = await tiles[i]!;
+      const { rect, core } = grid.tiles[i]!;
+      const outputs = await runner.run({ [m.runner.inputNames[0]!]: { data: lb.data, dims: [1, lb.size, lb.size, 3] } }, { allOutputs: true });
+      const { scores, regressors } = joinLayers(Object.values(outputs));
+      // Tile square (0..1) → decoded pixels (the tile is cut 1:1 from the decode) → image pixels.
+      const px = (x: number) => (rect.x + x * lb.size - lb.left) / grid.scaleX;
+      const py = (y: number) => (rect.y + y * lb.size - lb.top) / grid.scaleY;
+      for (const c of decodeCandidates(scores, regressors, m.anchors, lb.size, Math.max(minConfidence, TILE_PROPOSAL))) {
+        if (c.box[2] - c.box[0] >= SMALL_FACE) continue;
+        const cx = rect.x + ((c.box[0] + c.box[2]) / 2) * lb.size - lb.left;
+        const cy = rect.y + ((c.box[1] + c.box[3]) / 2) * lb.size - lb.top;
+        if (!inCore(core, cx, cy)) continue;
+        const keypoints = new Float32Array(c.keypoints.length);
+        for (let k = 0; k < KEYPOINTS; k++) {
+          keypoints[2 * k] = px(c.keypoints[2 * k]!);
+          keypoints[2 * k + 1] = py(c.keypoints[2 * k + 1]!);
         }
+        proposals.push({ score: c.score, box: [px(c.box[0]), py(c.box[1]), px(c.box[2]), py(c.box[3])], keypoints });
       }
     };
-    await Promise.all(t.tileRunners.map(takeTiles));
+    for (let first = 0; first < tiles.length; first += t.tileRunners.length) {
+      await Promise.all(t.tileRunners.map((runner, r) => (first + r < tiles.length ? runTile(runner, first + r) : undefined)));
+      await pause(job);
+    }
     // One check per face, not per anchor that saw it: the clusters, best first (weightedNms's order).
     const out: FaceCandidate[] = [];
     for (const face of weightedNms(proposals).slice(0, MAX_TILE_CHECKS)) {
+      await pause(job);
       const [x0, y0, x1, y1] = face.box;
       if (await this.#frontAgrees(t, inputs, ((x0 + x1) / 2) * grid.scaleX, ((y0 + y1) / 2) * grid.scaleY, (x1 - x0) * grid.scaleX)) out.push(face);
     }
@@ -323,6 +326,13 @@ function checkOutputs(model: FaceModel, runner: ModelRunner, anchors: number): v
   if (runner.outputShapes.length !== 4 || count(1) !== anchors || count(REGRESSORS) !== anchors) {
     throw new Error(`BlazeFace ${model.name} model has outputs ${JSON.stringify(runner.outputShapes)}, not ${anchors} anchors x (1 + ${REGRESSORS})`);
   }
+}
+
+/** Between a job's stages: another tenant's turn if one waits, and the deadline (queue.ts). */
+async function pause(job: { signal: AbortSignal; turn: () => Promise<void> }): Promise<void> {
+  if (job.signal.aborted) throw new ApiError(504, 'gateway-timeout', 'face request timed out');
+  await job.turn();
+  if (job.signal.aborted) throw new ApiError(504, 'gateway-timeout', 'face request timed out');
 }
 
 function toImageFrame(c: FaceCandidate, lb: Letterbox, img: Size): FaceCandidate {

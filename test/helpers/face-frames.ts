@@ -9,6 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { FACES, type Box } from './photos.js';
+import { rng } from './render-text.js';
 
 const PLACES = [process.env.KG_TEST_PHOTOS, resolve(import.meta.dirname, '../../.cache/photos'), '/usr/lib/python3/dist-packages/skimage/data'].filter(
   (p): p is string => typeof p === 'string' && p !== '',
@@ -50,18 +51,6 @@ export async function lfwCrop(i: number, px: number): Promise<Buffer> {
   const { side, crops } = lfwCache;
   const grey = Buffer.from(Array.from(crops[i]!, (v) => Math.max(0, Math.min(255, Math.round(v * 255)))));
   return sharp(grey, { raw: { width: side, height: side, channels: 1 } }).resize(px, px, { kernel: 'cubic' }).toColourspace('srgb').png().toBuffer();
-}
-
-/** A small seeded PRNG (mulberry32): the same frames on every run. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** A face photo cut with its surroundings (1x the face's size on each side), scaled so the face is `faceWidth` px wide. */

@@ -58,7 +58,6 @@ export interface RenderedText {
 
 const escapeXml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
-/** Small deterministic PRNG (mulberry32): same seed, same image. */
 /** mulberry32: a small seeded generator, so fixtures are the same on every run. */
 export function rng(seed: number): () => number {
   let a = seed >>> 0;

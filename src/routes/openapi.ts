@@ -28,8 +28,10 @@ const problemSchema = {
   example: problem(400, 'invalid-api-params', 'Missing or invalid API parameters.', 'Invalid request body "name": must match pattern.'),
 };
 
-const problemContent = (example: unknown) => ({
-  'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' }, example },
+/** One documented error answer: what causes it, and an example problem document. */
+const errorAnswer = (description: string, example: unknown) => ({
+  description,
+  content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' }, example } },
 });
 
 /** Errors every route of a kind can answer, each with an example document. */
@@ -37,43 +39,35 @@ function errorResponses(route: RouteSpec): Record<string, unknown> {
   const errors: Record<string, unknown> = {};
   const signed = route.access === 'signed' || route.access === 'admin';
   if (signed) {
-    errors[400] = {
-      description: 'Malformed credentials or parameters (`invalid-auth-params`, `invalid-api-params`, `generic-bad-request`).',
-      content: problemContent(problem(400, 'invalid-auth-params', 'Missing or invalid authorization parameters.', 'The request date is outside the allowed clock skew (±900 s).')),
-    };
-    errors[401] = {
-      description: 'No credentials, an unknown or inactive key, or a signature mismatch (`auth-failed`).',
-      content: problemContent(problem(401, 'auth-failed', 'Credential/signature mismatch.', 'Authentication failed.')),
-    };
-    errors[403] = {
-      description: route.access === 'admin' ? 'Not an admin keypair, or an owner it may not act for (`generic-forbidden`).' : 'An owner_access_key this keypair may not act for (`generic-forbidden`).',
-      content: problemContent(problem(403, 'generic-forbidden', 'Forbidden operation.', 'A user may act only for itself.')),
-    };
+    errors[400] = errorAnswer(
+      'Malformed credentials or parameters (`invalid-auth-params`, `invalid-api-params`, `generic-bad-request`).',
+      problem(400, 'invalid-auth-params', 'Missing or invalid authorization parameters.', 'The request date is outside the allowed clock skew (±900 s).'),
+    );
+    errors[401] = errorAnswer('No credentials, an unknown or inactive key, or a signature mismatch (`auth-failed`).', problem(401, 'auth-failed', 'Credential/signature mismatch.', 'Authentication failed.'));
+    errors[403] = errorAnswer(
+      route.access === 'admin' ? 'Not an admin keypair, or an owner it may not act for (`generic-forbidden`).' : 'An owner_access_key this keypair may not act for (`generic-forbidden`).',
+      problem(403, 'generic-forbidden', 'Forbidden operation.', 'A user may act only for itself.'),
+    );
   }
   if (route.path.includes(':')) {
-    errors[404] = {
-      description: 'No such session or model (`session-not-found`, `model-not-found`).',
-      content: problemContent(
-        route.path.startsWith('/models')
-          ? problem(404, 'model-not-found', 'No such model.', 'No model named "plates".')
-          : problem(404, 'session-not-found', 'No such session.', 'No session named "ocr1".'),
-      ),
-    };
+    errors[404] = errorAnswer(
+      'No such session or model (`session-not-found`, `model-not-found`).',
+      route.path.startsWith('/models')
+        ? problem(404, 'model-not-found', 'No such model.', 'No model named "plates".')
+        : problem(404, 'session-not-found', 'No such session.', 'No session named "ocr1".'),
+    );
   }
   if (route.upload) {
-    errors[408] = {
-      description: 'The upload did not arrive within `server.upload_timeout_ms` (any other body: `server.request_timeout_ms`).',
-      content: problemContent(problem(408, 'generic-bad-request', 'Bad request.', 'The request was not completed in time.')),
-    };
-    errors[413] = {
-      description: 'A multipart or zip body over `server.upload_limit_bytes` (any other body: `server.body_limit_bytes`).',
-      content: problemContent(problem(413, 'request-too-large', 'Request too large.', "Upload is larger than 268435456 bytes, the gateway's limit for uploads (config key server.upload_limit_bytes).")),
-    };
+    errors[408] = errorAnswer(
+      'The upload did not arrive within `server.upload_timeout_ms` (any other body: `server.request_timeout_ms`).',
+      problem(408, 'generic-bad-request', 'Bad request.', 'The request was not completed in time.'),
+    );
+    errors[413] = errorAnswer(
+      'A multipart or zip body over `server.upload_limit_bytes` (any other body: `server.body_limit_bytes`).',
+      problem(413, 'request-too-large', 'Request too large.', "Upload is larger than 268435456 bytes, the gateway's limit for uploads (config key server.upload_limit_bytes)."),
+    );
   }
-  errors[429] = {
-    description: 'Rate limit exceeded (`rate-limit-exceeded`); `Retry-After` says when to retry.',
-    content: problemContent(problem(429, 'rate-limit-exceeded', 'Rate limit exceeded.', 'Rate limit exceeded: 10000 requests per 900 s.')),
-  };
+  errors[429] = errorAnswer('Rate limit exceeded (`rate-limit-exceeded`); `Retry-After` says when to retry.', problem(429, 'rate-limit-exceeded', 'Rate limit exceeded.', 'Rate limit exceeded: 10000 requests per 900 s.'));
   return errors;
 }
 

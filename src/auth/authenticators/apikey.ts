@@ -5,7 +5,8 @@ import type { GatewayContext } from '../../http/context.js';
 import { canonicalContentType } from '../../signing/canonical.js';
 import { requestHasBody } from '../../http/raw-body.js';
 import { readSignedBody } from '../../http/read-body.js';
-import { memoryBody, type RequestBody } from '../../http/request-body.js';
+import { multipartBoundary, multipartParts, isFilePart } from '../../http/multipart.js';
+import { feedBody, memoryBody, type RequestBody } from '../../http/request-body.js';
 import { isUsable, type ApiKeyEntry, type Keypair } from '../../keypairs/keypair.js';
 import { keypairPayer, type PayerLimits } from '../../ratelimit/payer.js';
 import type { Authenticator } from '../authenticate.js';
@@ -129,44 +130,67 @@ export function checkApiKey(
 }
 
 /**
- * `api_key` / `admin_key` from a urlencoded or multipart body (other fields and files ignored). A spooled
- * multipart upload is read back from its file through busboy, its file parts skipped as they stream.
+ * `api_key` / `admin_key` from a urlencoded or multipart body (other fields and files ignored), as busboy read
+ * them: the first 64 fields, each value cut at 1024 bytes, UTF-8, a later field of the same name winning. A body
+ * in memory (every DeepStack request: this runs before each one's signature-free authentication) is split by
+ * http/multipart.ts; a spooled upload is read back from its file through busboy, its file parts skipped.
  */
-export async function formKeys(raw: Buffer | RequestBody, contentType: string): Promise<{ api_key?: string; admin_key?: string }> {
+export async function formKeys(raw: Buffer | RequestBody, contentType: string): Promise<FormKeys> {
   const type = canonicalContentType(contentType);
-  const out: { api_key?: string; admin_key?: string } = {};
   const body = Buffer.isBuffer(raw) ? memoryBody(raw) : raw;
   if (type === 'application/x-www-form-urlencoded') {
     // Never spooled (not an upload type): its bytes are in memory, within the body limit.
     const params = new URLSearchParams((body.bytes ?? Buffer.alloc(0)).toString('utf8'));
+    const out: FormKeys = {};
     const api = params.get('api_key');
     const adm = params.get('admin_key');
     if (api !== null) out.api_key = api;
     if (adm !== null) out.admin_key = adm;
     return out;
   }
-  if (type !== 'multipart/form-data') return out;
+  if (type !== 'multipart/form-data') return {};
+  return body.bytes !== undefined ? memoryFormKeys(body.bytes, contentType) : streamedFormKeys(body, contentType);
+}
+
+type FormKeys = { api_key?: string; admin_key?: string };
+
+const KEY_FIELDS = 64;
+const KEY_FIELD_BYTES = 1024;
+const unparsable = () => new ApiError(400, 'generic-bad-request', 'The multipart body could not be parsed.');
+const isKeyField = (name: string): name is keyof FormKeys => name === 'api_key' || name === 'admin_key';
+
+function memoryFormKeys(bytes: Buffer, contentType: string): FormKeys {
+  const boundary = multipartBoundary(contentType);
+  if (boundary === undefined) throw unparsable();
+  const out: FormKeys = {};
+  let fields = 0;
+  try {
+    for (const part of multipartParts(bytes, boundary, Number.MAX_SAFE_INTEGER)) {
+      if (isFilePart(part) || ++fields > KEY_FIELDS || !isKeyField(part.name)) continue;
+      out[part.name] = part.data.subarray(0, KEY_FIELD_BYTES).toString('utf8');
+    }
+  } catch {
+    throw unparsable();
+  }
+  return out;
+}
+
+function streamedFormKeys(body: RequestBody, contentType: string): Promise<FormKeys> {
   return new Promise((resolve, reject) => {
     let bb: busboy.Busboy;
     try {
-      bb = busboy({ headers: { 'content-type': contentType }, limits: { fieldSize: 1024, fields: 64 } });
+      bb = busboy({ headers: { 'content-type': contentType }, limits: { fieldSize: KEY_FIELD_BYTES, fields: KEY_FIELDS } });
     } catch {
-      reject(new ApiError(400, 'generic-bad-request', 'The multipart body could not be parsed.'));
+      reject(unparsable());
       return;
     }
+    const out: FormKeys = {};
     bb.on('field', (name, value) => {
-      if (name === 'api_key' || name === 'admin_key') out[name] = value;
+      if (isKeyField(name)) out[name] = value;
     });
     bb.on('file', (_name, stream) => stream.resume());
     bb.on('close', () => resolve(out));
-    const malformed = () => reject(new ApiError(400, 'generic-bad-request', 'The multipart body could not be parsed.'));
-    bb.on('error', malformed);
-    if (body.bytes !== undefined) {
-      bb.end(body.bytes);
-      return;
-    }
-    const source = body.stream();
-    source.on('error', malformed);
-    source.pipe(bb);
+    bb.on('error', () => reject(unparsable()));
+    feedBody(body, bb, () => reject(unparsable()));
   });
 }

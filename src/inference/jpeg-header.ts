@@ -25,7 +25,7 @@ const isFrameHeader = (m: number) => m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !
 /** Markers that stand alone, without a length: TEM, RSTn, SOI. */
 const standsAlone = (m: number) => m === 0x01 || (m >= 0xd0 && m <= 0xd8);
 
-export function jpegHeader(buf: Uint8Array): JpegHeader | undefined {
+export function jpegHeader(buf: Buffer): JpegHeader | undefined {
   if (buf.length < 4 || buf[0] !== 0xff || buf[1] !== 0xd8) return undefined;
   let frame: { width: number; height: number } | undefined;
   let exif: { start: number; end: number } | undefined;
@@ -44,7 +44,7 @@ export function jpegHeader(buf: Uint8Array): JpegHeader | undefined {
     if (isFrameHeader(marker)) {
       if (frame !== undefined || length < 7) return undefined; // two frames: libjpeg refuses, libvips must say so
       frame = { height: (buf[at + 3]! << 8) | buf[at + 4]!, width: (buf[at + 5]! << 8) | buf[at + 6]! };
-    } else if (marker === APP1 && length >= 8 && ascii(buf, at + 2, 6) === 'Exif\u0000\u0000') {
+    } else if (marker === APP1 && length >= 8 && buf.toString('latin1', at + 2, at + 8) === 'Exif\u0000\u0000') {
       exif = { start: at + 8, end };
     }
     at = end;
@@ -56,7 +56,7 @@ export function jpegHeader(buf: Uint8Array): JpegHeader | undefined {
 }
 
 /** IFD0's Orientation (tag 0x0112) of the TIFF structure in buf[start, end), when it is a SHORT of 1-8. */
-function exifOrientation(buf: Uint8Array, start: number, end: number): number | undefined {
+function exifOrientation(buf: Buffer, start: number, end: number): number | undefined {
   if (end - start < 8) return undefined;
   const little = buf[start] === 0x49 && buf[start + 1] === 0x49;
   if (!little && !(buf[start] === 0x4d && buf[start + 1] === 0x4d)) return undefined;
@@ -75,10 +75,4 @@ function exifOrientation(buf: Uint8Array, start: number, end: number): number | 
     return type === 3 && u32(entry + 4) === 1 && value >= 1 && value <= 8 ? value : undefined;
   }
   return undefined; // no orientation in IFD0: where libexif would look next is its business
-}
-
-function ascii(buf: Uint8Array, from: number, length: number): string {
-  let s = '';
-  for (let i = from; i < from + length && i < buf.length; i++) s += String.fromCharCode(buf[i]!);
-  return s;
 }

@@ -56,6 +56,17 @@ export interface RunOptions {
  */
 export type Job<T> = (signal: AbortSignal, turn: () => Promise<void>) => Promise<T>;
 
+/**
+ * What a multi-stage job does between stages: stop with 504 once its deadline has passed (its caller has been
+ * answered), else take its `turn`, and check the deadline again after waiting for it. `what` names the job in
+ * the error, e.g. "ocr".
+ */
+export async function nextStage(signal: AbortSignal, turn: () => Promise<void>, what: string): Promise<void> {
+  if (signal.aborted) throw new ApiError(504, 'gateway-timeout', `${what} request timed out`);
+  await turn();
+  if (signal.aborted) throw new ApiError(504, 'gateway-timeout', `${what} request timed out`);
+}
+
 export interface QueueStats {
   running: number;
   queued: number;

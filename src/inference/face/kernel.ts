@@ -20,7 +20,7 @@ import { ApiError } from '../../problems/api-error.js';
 import { DEFAULT_DECODE_LIMITS, inspectImage, orientedSize, type DecodeLimits } from '../image.js';
 import type { InferOptions, Kernel } from '../kernel.js';
 import { defaultIntraOpThreads, type InferenceLogger } from '../providers.js';
-import { WorkQueue, type QueueStats, type WorkQueueOptions } from '../queue.js';
+import { nextStage, WorkQueue, type QueueStats, type WorkQueueOptions } from '../queue.js';
 import type { RunnerSource } from '../runners/pool.js';
 import type { ModelRunner, TensorData } from '../runners/runner.js';
 import { ssdAnchorCentres } from './anchors.js';
@@ -171,10 +171,16 @@ export class FaceKernel implements Kernel<FaceResult> {
     const frontModel = models.find((m) => m.model === front);
     // A second copy of the back model takes every other tile: the tiles ran one at a time on one thread, the
     // other core mostly idle (1920x1080: 15 tiles, 149 ms; with the copy, see README "Tiles for large frames").
-    const tileRunners = opts.tiles !== false && backModel && frontModel ? [backModel.runner, await runners.shared(back.file, { ...sOpts, replica: 1 })] : [];
-    const tiling =
+    const tiling: Tiling | undefined =
       opts.tiles !== false && backModel && frontModel
-        ? { model: backModel, tileRunners, front: frontModel, side: opts.tileSide ?? TILE_SIDE, minLongSide: TILE_MIN_LONG_SIDE, check: opts.tileCheck ?? TILE_CHECK }
+        ? {
+            model: backModel,
+            tileRunners: [backModel.runner, await runners.shared(back.file, { ...sOpts, replica: 1 })],
+            front: frontModel,
+            side: opts.tileSide ?? TILE_SIDE,
+            minLongSide: TILE_MIN_LONG_SIDE,
+            check: opts.tileCheck ?? TILE_CHECK,
+          }
         : undefined;
     return new FaceKernel(models, queue, { ...DEFAULT_DECODE_LIMITS, ...opts.limits }, tiling);
   }
@@ -237,8 +243,7 @@ export class FaceKernel implements Kernel<FaceResult> {
     const runTile = async (runner: ModelRunner, i: number) => {
       const lb = await tiles[i]!;
       const { rect, core } = grid.tiles[i]!;
-      const outputs = await runner.run({ [m.runner.inputNames[0]!]: { data: lb.data, dims: [1, lb.size, lb.size, 3] } }, { allOutputs: true });
-      const { scores, regressors } = joinLayers(Object.values(outputs));
+      const { scores, regressors } = await runSquare(runner, lb);
       // Tile square (0..1) → decoded pixels (the tile is cut 1:1 from the decode) → image pixels.
       const px = (x: number) => (rect.x + x * lb.size - lb.left) / grid.scaleX;
       const py = (y: number) => (rect.y + y * lb.size - lb.top) / grid.scaleY;
@@ -257,12 +262,12 @@ export class FaceKernel implements Kernel<FaceResult> {
     };
     for (let first = 0; first < tiles.length; first += t.tileRunners.length) {
       await Promise.all(t.tileRunners.map((runner, r) => (first + r < tiles.length ? runTile(runner, first + r) : undefined)));
-      await pause(job);
+      await nextStage(job.signal, job.turn, 'face');
     }
     // One check per face, not per anchor that saw it: the clusters, best first (weightedNms's order).
     const out: FaceCandidate[] = [];
     for (const face of weightedNms(proposals).slice(0, MAX_TILE_CHECKS)) {
-      await pause(job);
+      await nextStage(job.signal, job.turn, 'face');
       const [x0, y0, x1, y1] = face.box;
       if (await this.#frontAgrees(t, inputs, ((x0 + x1) / 2) * grid.scaleX, ((y0 + y1) / 2) * grid.scaleY, (x1 - x0) * grid.scaleX)) out.push(face);
     }
@@ -272,8 +277,7 @@ export class FaceKernel implements Kernel<FaceResult> {
   /** One model's candidates, in the image's pixels. */
   async #candidates(m: LoadedModel, input: Promise<Letterbox>, img: Size, minConfidence: number): Promise<FaceCandidate[]> {
     const lb = await input;
-    const outputs = await m.runner.run({ [m.runner.inputNames[0]!]: { data: lb.data, dims: [1, lb.size, lb.size, 3] } }, { allOutputs: true });
-    const { scores, regressors } = joinLayers(Object.values(outputs));
+    const { scores, regressors } = await runSquare(m.runner, lb);
     return decodeCandidates(scores, regressors, m.anchors, lb.size, minConfidence)
       .filter((c) => c.box[2] - c.box[0] < m.maxWidth)
       .map((c) => toImageFrame(c, lb, img));
@@ -283,8 +287,7 @@ export class FaceKernel implements Kernel<FaceResult> {
   async #frontAgrees(t: Tiling, inputs: TileInputs, cx: number, cy: number, width: number): Promise<boolean> {
     const side = width * CHECK_CROP;
     const sq = await inputs.crop({ x: cx - side / 2, y: cy - side / 2, width: side, height: side }, t.front.model.anchors.inputSize);
-    const outputs = await t.front.runner.run({ [t.front.runner.inputNames[0]!]: { data: sq.data, dims: [1, sq.size, sq.size, 3] } }, { allOutputs: true });
-    const { scores, regressors } = joinLayers(Object.values(outputs));
+    const { scores, regressors } = await runSquare(t.front.runner, sq);
     // Near the centre: within a fifth of the crop (half the candidate's width) of where the back model saw it.
     return decodeCandidates(scores, regressors, t.front.anchors, sq.size, t.check).some(
       (f) => Math.abs((f.box[0] + f.box[2]) / 2 - 0.5) < 0.2 && Math.abs((f.box[1] + f.box[3]) / 2 - 0.5) < 0.2,
@@ -299,6 +302,12 @@ export class FaceKernel implements Kernel<FaceResult> {
   async close(): Promise<void> {
     this.#queue.drain('the face model is shutting down; retry');
   }
+}
+
+/** One model run on a letterboxed square: its scores and regressors in anchor order. */
+async function runSquare(runner: ModelRunner, lb: Letterbox): Promise<{ scores: Float32Array; regressors: Float32Array }> {
+  const outputs = await runner.run({ [runner.inputNames[0]!]: { data: lb.data, dims: [1, lb.size, lb.size, 3] } }, { allOutputs: true });
+  return joinLayers(Object.values(outputs));
 }
 
 /**
@@ -326,13 +335,6 @@ function checkOutputs(model: FaceModel, runner: ModelRunner, anchors: number): v
   if (runner.outputShapes.length !== 4 || count(1) !== anchors || count(REGRESSORS) !== anchors) {
     throw new Error(`BlazeFace ${model.name} model has outputs ${JSON.stringify(runner.outputShapes)}, not ${anchors} anchors x (1 + ${REGRESSORS})`);
   }
-}
-
-/** Between a job's stages: another tenant's turn if one waits, and the deadline (queue.ts). */
-async function pause(job: { signal: AbortSignal; turn: () => Promise<void> }): Promise<void> {
-  if (job.signal.aborted) throw new ApiError(504, 'gateway-timeout', 'face request timed out');
-  await job.turn();
-  if (job.signal.aborted) throw new ApiError(504, 'gateway-timeout', 'face request timed out');
 }
 
 function toImageFrame(c: FaceCandidate, lb: Letterbox, img: Size): FaceCandidate {

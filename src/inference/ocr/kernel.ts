@@ -8,11 +8,10 @@
  * Decoding and resizing run in sharp's threads; the JS stages left on the event loop (normalization, DB
  * post-processing, cropping, CTC decoding of arg-max steps) are linear passes over typed arrays.
  */
-import { ApiError } from '../../problems/api-error.js';
 import { DEFAULT_DECODE_LIMITS, decodeImage, inspectImage, type DecodeLimits, type RgbImage } from '../image.js';
 import type { InferenceLogger } from '../providers.js';
 import type { InferOptions, Kernel } from '../kernel.js';
-import { WorkQueue, type QueueStats, type WorkQueueOptions } from '../queue.js';
+import { nextStage, WorkQueue, type QueueStats, type WorkQueueOptions } from '../queue.js';
 import type { RunnerSource } from '../runners/pool.js';
 import { firstOutput, onlyInput, type ArgmaxRunner, type ModelRunner } from '../runners/runner.js';
 import { cropSize, flipQuad, padQuad, sampleQuad, uprightQuad } from './crop.js';
@@ -247,11 +246,9 @@ export class OcrKernel implements Kernel<OcrResult> {
               // waits for its next turn is not its own.
               let waitedMs = 0;
               const pause = async () => {
-                if (signal.aborted) throw new ApiError(504, 'gateway-timeout', 'ocr request timed out');
                 const w = now();
-                await turn();
+                await nextStage(signal, turn, 'ocr');
                 waitedMs += now() - w;
-                if (signal.aborted) throw new ApiError(504, 'gateway-timeout', 'ocr request timed out');
               };
               const { predictions, timings } = await this.#pipeline(img, pause);
               const totalMs = now() - t0 - waitedMs;

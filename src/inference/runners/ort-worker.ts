@@ -9,7 +9,7 @@
 import { Worker } from 'node:worker_threads';
 import { defaultIntraOpThreads, ProviderLoadError, reportProvider, type ProviderFailure, type SessionOptions } from '../providers.js';
 import type { ArgmaxRunner, Feeds, ModelDescription, Outputs, RawRunner, RunOptions } from './runner.js';
-import { loadedDescription, type ArgmaxSteps, type FromWorker, type Pending, type RawTensor, type ToWorker } from './session-protocol.js';
+import { buffersOf, loadedDescription, type ArgmaxSteps, type FromWorker, type Pending, type RawTensor, type ToWorker } from './session-protocol.js';
 
 /** Under tsx (tests, `node --import tsx`) this file is .ts and so is the worker; compiled, both are .js. */
 function spawnWorker(): Worker {
@@ -112,8 +112,7 @@ class WorkerRunner implements ArgmaxRunner, ModelDescription, RawRunner {
   /** Inputs and outputs in their own element types (kernelgate worker); input buffers are transferred. */
   async runRaw(feeds: Record<string, RawTensor>, opts: { outputs: readonly string[] }): Promise<Record<string, RawTensor>> {
     const id = this.#nextId++;
-    const transfer = [...new Set(Object.values(feeds).flatMap((t) => (Array.isArray(t.data) ? [] : [t.data.buffer as ArrayBuffer])))];
-    const reply = await this.#call({ type: 'run-raw', id, feeds, outputs: opts.outputs }, id, transfer);
+    const reply = await this.#call({ type: 'run-raw', id, feeds, outputs: opts.outputs }, id, buffersOf(Object.values(feeds)));
     if (reply.type === 'error') throw new Error(`inference failed (${this.modelPath}): ${reply.message}`);
     if (reply.type !== 'raw-outputs') throw new Error(`unexpected reply ${reply.type}`);
     return reply.outputs;

@@ -21,6 +21,9 @@ export type RawValues = NumericValues | string[];
  * A tensor as ONNX Runtime holds it, for `kernelgate worker`, which must answer every output in its
  * declared type with the exact values (an INT64 above 2^24 does not survive float32). Kernels never see one.
  */
+/** The buffers behind raw tensors, each once, to transfer with a message (strings have none). */
+export const buffersOf = (tensors: RawTensor[]): ArrayBuffer[] => [...new Set(tensors.flatMap((t) => (Array.isArray(t.data) ? [] : [t.data.buffer as ArrayBuffer])))];
+
 export interface RawTensor {
   /** ONNX Runtime's element type name, e.g. "int64", "bool", "float16". */
   type: string;

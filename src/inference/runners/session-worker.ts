@@ -11,7 +11,7 @@ import { parentPort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { createSession, ProviderLoadError } from '../providers.js';
 import { ctcArgmax } from '../ocr/ctc.js';
-import type { FromWorker, RawTensor, RawValues, ToWorker } from './session-protocol.js';
+import { buffersOf, type FromWorker, type RawTensor, type RawValues, type ToWorker } from './session-protocol.js';
 
 // In a child process (custom models, see ort-process.ts) messages come over the IPC channel with
 // structured-clone serialization; typed arrays are copied instead of transferred.
@@ -35,7 +35,6 @@ function rawCopy(t: ort.Tensor): RawTensor {
   if (t.type === 'float16' && !(d instanceof Uint16Array)) return { type: t.type, data: new Uint16Array(d.buffer, d.byteOffset, d.length).slice(), dims };
   return { type: t.type, data: d.slice(), dims };
 }
-const buffersOf = (tensors: RawTensor[]) => [...new Set(tensors.flatMap((t) => (Array.isArray(t.data) ? [] : [t.data.buffer as ArrayBuffer])))];
 const send = (msg: FromWorker, transfer: ArrayBuffer[] = []) => (port ? port.postMessage(msg, transfer) : process.send!(msg));
 
 const onMessage = async (msg: ToWorker) => {
